@@ -1,0 +1,141 @@
+//! Time: the system's monotonic clock, or a manual one that moves only when told.
+//!
+//! The engine keeps time as whole milliseconds since it was built. Every deadline
+//! (expiry, cooldown, window, lockout) is compared against one reading taken per
+//! call, so a call sees a single instant.
+
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Milliseconds on the engine's clock.
+pub(crate) type Millis = u64;
+
+/// Where an engine reads the time. Chosen in [`Config::clock`](crate::Config::clock).
+#[derive(Clone, Debug, Default)]
+pub struct Clock(ClockKind);
+
+#[derive(Clone, Debug, Default)]
+enum ClockKind {
+    #[default]
+    System,
+    Manual(ManualClock),
+}
+
+impl Clock {
+    /// The system's monotonic clock (the default).
+    pub fn system() -> Self {
+        Clock(ClockKind::System)
+    }
+
+    /// A clock that moves only when `clock` is advanced; for deterministic tests.
+    pub fn manual(clock: &ManualClock) -> Self {
+        Clock(ClockKind::Manual(clock.clone()))
+    }
+
+    /// The manual clock behind this clock, if it is one.
+    pub fn as_manual(&self) -> Option<&ManualClock> {
+        match &self.0 {
+            ClockKind::System => None,
+            ClockKind::Manual(m) => Some(m),
+        }
+    }
+
+    /// Starts counting: the engine's time zero is now.
+    pub(crate) fn start(&self) -> TimeSource {
+        match &self.0 {
+            ClockKind::System => TimeSource::System(Instant::now()),
+            ClockKind::Manual(m) => TimeSource::Manual(m.clone()),
+        }
+    }
+}
+
+/// A clock for tests: starts at zero and moves only by [`ManualClock::advance`].
+/// Clones share one time, so a test can keep a handle to the engine's clock.
+#[derive(Clone, Default)]
+pub struct ManualClock(Arc<AtomicU64>);
+
+impl ManualClock {
+    /// A clock at zero.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Moves time forward by `by`, rounded up to whole milliseconds.
+    pub fn advance(&self, by: Duration) {
+        self.0.fetch_add(ceil_millis(by), Ordering::SeqCst);
+    }
+
+    /// Time since the clock was made.
+    pub fn now(&self) -> Duration {
+        Duration::from_millis(self.millis())
+    }
+
+    fn millis(&self) -> Millis {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+impl fmt::Debug for ManualClock {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ManualClock({:?})", self.now())
+    }
+}
+
+/// A running clock: reads the engine's time in milliseconds.
+pub(crate) enum TimeSource {
+    System(Instant),
+    Manual(ManualClock),
+}
+
+impl TimeSource {
+    pub(crate) fn now(&self) -> Millis {
+        match self {
+            TimeSource::System(start) => start.elapsed().as_millis() as Millis,
+            TimeSource::Manual(m) => m.millis(),
+        }
+    }
+
+    pub(crate) fn manual(&self) -> Option<&ManualClock> {
+        match self {
+            TimeSource::System(_) => None,
+            TimeSource::Manual(m) => Some(m),
+        }
+    }
+}
+
+/// Whole milliseconds in `d`, rounded up so that no non-zero duration becomes zero.
+pub(crate) fn ceil_millis(d: Duration) -> Millis {
+    let ms = d.as_millis();
+    let ms = if d.subsec_nanos() % 1_000_000 != 0 {
+        ms + 1
+    } else {
+        ms
+    };
+    ms.min(u128::from(u64::MAX)) as Millis
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn manual_clock_moves_only_when_advanced_and_clones_share_it() {
+        let clock = ManualClock::new();
+        let source = Clock::manual(&clock).start();
+        assert_eq!(source.now(), 0);
+        clock.advance(Duration::from_millis(1500));
+        assert_eq!(source.now(), 1500);
+        clock.clone().advance(Duration::from_micros(1));
+        assert_eq!(source.now(), 1501, "sub-millisecond steps round up");
+    }
+
+    #[test]
+    fn system_clock_starts_near_zero_and_does_not_go_back() {
+        let source = Clock::system().start();
+        let a = source.now();
+        let b = source.now();
+        assert!(a < 1000 && b >= a);
+    }
+}

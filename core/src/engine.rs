@@ -1,0 +1,469 @@
+//! The engine: validates a call, turns key and context into digests, picks the
+//! shard and runs the call under that shard's lock.
+
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Weak};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use crossbeam_utils::CachePadded;
+use parking_lot::{Condvar, Mutex};
+
+use crate::clock::{Millis, TimeSource};
+use crate::code::{self, Code};
+use crate::digest::{Digester, Secret};
+use crate::error::Error;
+use crate::fork;
+use crate::policy::{check_context, check_key, check_ttl, Config, Policy};
+use crate::shard::{IssueRequest, Outcome, Refusal, Shard, Shared};
+use crate::stats::Stats;
+
+/// Timers one reaper pass runs in a shard before letting go of its lock.
+const REAPER_BATCH: usize = 1024;
+
+/// A code just issued, to be sent to the person.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Issued {
+    /// The code. Send it, then drop it: it is wiped from memory on drop.
+    pub code: Code,
+    /// How long it stays valid from now.
+    pub expires_in: Duration,
+}
+
+/// The answer to a verify.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// The right code, in time, with the right context. It is now consumed.
+    Verified,
+    /// A wrong code, another context, or something that is not a code at all.
+    /// The failure was counted.
+    Mismatch {
+        /// Wrong guesses left before the code is burned (or the key locked out,
+        /// whichever comes first); at least 1.
+        attempts_left: u32,
+    },
+    /// The code is burned (its attempts are used up) or the key is locked out.
+    Locked {
+        /// Time until the key's lockout ends; zero when only the code is burned
+        /// (a new issue gives a new code).
+        retry_after: Duration,
+    },
+    /// The code's time is over (valid while now < expiry). Not counted as a failure.
+    Expired,
+    /// No code is pending for this key: never issued, consumed, revoked or
+    /// forgotten. Not counted as a failure.
+    NotFound,
+}
+
+impl Verdict {
+    /// True only for [`Verdict::Verified`].
+    pub fn is_verified(&self) -> bool {
+        matches!(self, Verdict::Verified)
+    }
+}
+
+/// Bytes the store holds, by structure (allocated capacity, not just what is used).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MemoryUsage {
+    /// Hash tables from key hash to slot.
+    pub tables: usize,
+    /// Slots: one per key held, 80 bytes each.
+    pub slots: usize,
+    /// Older codes of keys, when `codes_per_key > 1`.
+    pub older_codes: usize,
+    /// Timer wheels (fixed size per shard).
+    pub wheels: usize,
+}
+
+impl MemoryUsage {
+    /// All of it.
+    pub fn total(&self) -> usize {
+        self.tables + self.slots + self.older_codes + self.wheels
+    }
+}
+
+/// A one-time-password engine. Safe to share between threads (`&Engine` is all a
+/// call needs; wrap it in an `Arc` to share ownership).
+///
+/// ```
+/// use otpengine_core::{Config, Engine, ManualClock, Clock, Verdict};
+/// use std::time::Duration;
+///
+/// let clock = ManualClock::new();
+/// let engine = Engine::new(Config { clock: Clock::manual(&clock), ..Config::default() })?;
+///
+/// let issued = engine.issue("+15551234567/login", "")?;
+/// // ... send issued.code by SMS; later the person types it:
+/// assert_eq!(engine.verify("+15551234567/login", issued.code.as_str(), "")?, Verdict::Verified);
+/// // A code works once.
+/// assert_eq!(engine.verify("+15551234567/login", issued.code.as_str(), "")?, Verdict::NotFound);
+///
+/// // A code bound to a transfer verifies only for that transfer.
+/// let transfer = "EUR 250.00 to DE89 3704 0044 0532 0130 00";
+/// let issued = engine.issue_with_ttl("alice/transfer", transfer, Duration::from_secs(120))?;
+/// let other = "EUR 9999.00 to GB33 BUKB 2020 1555 5555 55";
+/// assert_eq!(
+///     engine.verify("alice/transfer", issued.code.as_str(), other)?,
+///     Verdict::Mismatch { attempts_left: 4 }
+/// );
+/// clock.advance(Duration::from_secs(120));
+/// assert_eq!(engine.verify("alice/transfer", issued.code.as_str(), transfer)?, Verdict::Expired);
+/// # Ok::<(), otpengine_core::Error>(())
+/// ```
+pub struct Engine {
+    inner: Arc<Inner>,
+    reaper: Option<Reaper>,
+}
+
+struct Inner {
+    shared: Shared,
+    shards: Box<[CachePadded<Mutex<Shard>>]>,
+    shard_mask: u64,
+    digester: Digester,
+    time: TimeSource,
+}
+
+impl Engine {
+    /// Builds an engine; fails with [`Error::InvalidInput`] naming the first bad field.
+    pub fn new(config: Config) -> Result<Engine, Error> {
+        let policy = Policy::from_config(&config)?;
+        fork::register();
+        let time = config.clock.start();
+        let now = time.now();
+        let secret = config.secret.clone().unwrap_or_else(Secret::random);
+        let shards = (0..policy.shards)
+            .map(|_| CachePadded::new(Mutex::new(Shard::new(now))))
+            .collect();
+        let inner = Arc::new(Inner {
+            shard_mask: u64::from(policy.shards - 1),
+            shared: Shared {
+                policy,
+                held: CachePadded::new(AtomicU64::new(0)),
+                hasher: ahash::RandomState::new(),
+            },
+            shards,
+            digester: Digester::new(&secret, config.digest),
+            time,
+        });
+        let reaper = config
+            .reaper_interval
+            .map(|interval| Reaper::start(Arc::downgrade(&inner), interval));
+        Ok(Engine { inner, reaper })
+    }
+
+    /// Issues a code for `key`, bound to `context` (empty: no context), valid for the
+    /// configured ttl. With one code per key it replaces any pending code at once.
+    ///
+    /// Refused with [`Error::RateLimited`], [`Error::Locked`] or
+    /// [`Error::CapacityExceeded`] (nothing changes), or [`Error::InvalidInput`] for
+    /// an empty key or a key or context over 1024 bytes.
+    pub fn issue(&self, key: impl AsRef<[u8]>, context: impl AsRef<[u8]>) -> Result<Issued, Error> {
+        self.issue_inner(key.as_ref(), context.as_ref(), None)
+    }
+
+    /// [`Engine::issue`] with a ttl for this code only (1 s..=24 h).
+    pub fn issue_with_ttl(
+        &self,
+        key: impl AsRef<[u8]>,
+        context: impl AsRef<[u8]>,
+        ttl: Duration,
+    ) -> Result<Issued, Error> {
+        self.issue_inner(key.as_ref(), context.as_ref(), Some(ttl))
+    }
+
+    fn issue_inner(
+        &self,
+        key: &[u8],
+        context: &[u8],
+        ttl: Option<Duration>,
+    ) -> Result<Issued, Error> {
+        check_key(key)?;
+        check_context(context)?;
+        let ttl = match ttl {
+            Some(ttl) => check_ttl(ttl)?,
+            None => self.inner.shared.policy.ttl,
+        };
+        let inner = &*self.inner;
+        let key_id = inner.digester.key_id(key);
+        let req = IssueRequest {
+            key_id,
+            hash: inner.shared.hash(key_id),
+            prefix: inner.digester.code_prefix(key_id, context),
+            ttl,
+        };
+        let now = inner.time.now();
+        let shard = inner.shard(req.hash);
+        let mut result = shard.lock().issue(&inner.shared, &req, now, false);
+        if result == Err(Refusal::Full) {
+            // Full: reclaim everything that has expired everywhere, then try once more.
+            inner.reclaim_all(now);
+            result = shard.lock().issue(&inner.shared, &req, now, true);
+        }
+        match result {
+            Ok(code) => Ok(Issued {
+                code,
+                expires_in: Duration::from_millis(ttl),
+            }),
+            Err(Refusal::RateLimited(wait)) => Err(Error::RateLimited {
+                retry_after: Duration::from_millis(wait),
+            }),
+            Err(Refusal::Locked(wait)) => Err(Error::Locked {
+                retry_after: Duration::from_millis(wait),
+            }),
+            Err(Refusal::Full) => Err(Error::CapacityExceeded {
+                capacity: inner.shared.policy.capacity,
+            }),
+        }
+    }
+
+    /// Checks what a person typed for `key` with `context` (empty: no context).
+    ///
+    /// Spaces and hyphens are ignored, and case for the alphanumeric alphabet;
+    /// anything else that is not a code is an ordinary, counted mismatch. Only a bad
+    /// key or context is an error ([`Error::InvalidInput`]); every other outcome is a
+    /// [`Verdict`].
+    pub fn verify(
+        &self,
+        key: impl AsRef<[u8]>,
+        code: impl AsRef<[u8]>,
+        context: impl AsRef<[u8]>,
+    ) -> Result<Verdict, Error> {
+        self.verify_inner(key.as_ref(), code.as_ref(), context.as_ref())
+    }
+
+    fn verify_inner(&self, key: &[u8], typed: &[u8], context: &[u8]) -> Result<Verdict, Error> {
+        check_key(key)?;
+        check_context(context)?;
+        let inner = &*self.inner;
+        let policy = &inner.shared.policy;
+        let key_id = inner.digester.key_id(key);
+        let hash = inner.shared.hash(key_id);
+        let guess = code::normalize(typed, policy.alphabet, policy.code_length).map(|code| {
+            inner
+                .digester
+                .code_prefix(key_id, context)
+                .finish(code.as_bytes())
+        });
+        let now = inner.time.now();
+        let outcome = inner
+            .shard(hash)
+            .lock()
+            .verify(&inner.shared, key_id, hash, guess, now);
+        Ok(match outcome {
+            Outcome::Verified => Verdict::Verified,
+            Outcome::Mismatch(attempts_left) => Verdict::Mismatch { attempts_left },
+            Outcome::Locked(wait) => Verdict::Locked {
+                retry_after: Duration::from_millis(wait),
+            },
+            Outcome::Expired => Verdict::Expired,
+            Outcome::NotFound => Verdict::NotFound,
+        })
+    }
+
+    /// Drops the key's codes. True if one of them was still pending. Rate limits
+    /// and the failure count stay as they were.
+    pub fn revoke(&self, key: impl AsRef<[u8]>) -> Result<bool, Error> {
+        self.with_key(key.as_ref(), |shard, shared, key_id, hash, now| {
+            shard.revoke(shared, key_id, hash, now)
+        })
+    }
+
+    /// Lifts the key's lockout and clears its failure count. True if there was a
+    /// failure count (or lockout) to clear.
+    pub fn unlock(&self, key: impl AsRef<[u8]>) -> Result<bool, Error> {
+        self.with_key(key.as_ref(), |shard, shared, key_id, hash, now| {
+            shard.unlock(shared, key_id, hash, now)
+        })
+    }
+
+    fn with_key<R>(
+        &self,
+        key: &[u8],
+        op: impl FnOnce(&mut Shard, &Shared, crate::digest::KeyId, u64, Millis) -> R,
+    ) -> Result<R, Error> {
+        check_key(key)?;
+        let inner = &*self.inner;
+        let key_id = inner.digester.key_id(key);
+        let hash = inner.shared.hash(key_id);
+        let now = inner.time.now();
+        Ok(op(
+            &mut inner.shard(hash).lock(),
+            &inner.shared,
+            key_id,
+            hash,
+            now,
+        ))
+    }
+
+    /// Keys with a pending code (issued, not yet used, revoked, burned or expired).
+    /// Runs every shard's due timers first, so it is exact; O(shards).
+    pub fn len(&self) -> usize {
+        self.stats().live as usize
+    }
+
+    /// True when no key has a pending code.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Counters since the engine was built, and the live and held entries now.
+    /// Runs every shard's due timers first.
+    pub fn stats(&self) -> Stats {
+        let inner = &*self.inner;
+        let now = inner.time.now();
+        let mut stats = Stats::default();
+        for shard in inner.shards.iter() {
+            let mut shard = shard.lock();
+            shard.reclaim(&inner.shared, now, usize::MAX);
+            stats.add(&shard.counters);
+            stats.live += shard.live();
+            stats.held += shard.held() as u64;
+        }
+        stats
+    }
+
+    /// Bytes held by the tables, slots and wheels of all shards.
+    pub fn memory_usage(&self) -> MemoryUsage {
+        let mut usage = MemoryUsage::default();
+        for shard in self.inner.shards.iter() {
+            let m = shard.lock().memory();
+            usage.tables += m.table;
+            usage.slots += m.slots;
+            usage.older_codes += m.older;
+            usage.wheels += m.wheel;
+        }
+        usage
+    }
+
+    /// Moves the engine's manual clock forward; [`Error::NotManualClock`] otherwise.
+    pub fn advance_clock(&self, by: Duration) -> Result<(), Error> {
+        let clock = self.inner.time.manual().ok_or(Error::NotManualClock)?;
+        clock.advance(by);
+        Ok(())
+    }
+
+    /// Number of shards.
+    pub fn shard_count(&self) -> usize {
+        self.inner.shards.len()
+    }
+
+    /// Checks the store's invariants in every shard; for tests.
+    #[cfg(test)]
+    pub(crate) fn validate(&self) {
+        let mut held = 0;
+        for shard in self.inner.shards.iter() {
+            let mut shard = shard.lock();
+            shard.validate(&self.inner.shared);
+            held += shard.held() as u64;
+        }
+        assert_eq!(
+            held,
+            self.inner
+                .shared
+                .held
+                .load(std::sync::atomic::Ordering::Relaxed)
+        );
+    }
+}
+
+impl Inner {
+    fn shard(&self, hash: u64) -> &Mutex<Shard> {
+        // The table uses the low bits (bucket) and the top seven (tag); the shard
+        // comes from bits 32 and up, which neither uses for tables under 2^32.
+        &self.shards[((hash >> 32) & self.shard_mask) as usize]
+    }
+
+    fn reclaim_all(&self, now: Millis) {
+        for shard in self.shards.iter() {
+            shard.lock().reclaim(&self.shared, now, usize::MAX);
+        }
+    }
+
+    /// One reaper pass over all shards, skipping any that are busy: those are
+    /// reclaimed by their own traffic.
+    fn sweep(&self) {
+        let now = self.time.now();
+        for shard in self.shards.iter() {
+            loop {
+                let Some(_pass) = fork::ReaperPass::enter() else {
+                    return;
+                };
+                let Some(mut shard) = shard.try_lock() else {
+                    break;
+                };
+                if shard.reclaim(&self.shared, now, REAPER_BATCH) < REAPER_BATCH {
+                    break;
+                }
+            }
+        }
+    }
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("policy", &self.inner.shared.policy)
+            .field("digest", &self.inner.digester.algorithm())
+            .field("reaper", &self.reaper.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        if let Some(reaper) = self.reaper.take() {
+            reaper.stop();
+        }
+    }
+}
+
+/// The background thread that sweeps idle shards.
+struct Reaper {
+    stop: Arc<(Mutex<bool>, Condvar)>,
+    thread: JoinHandle<()>,
+    fork_generation: u64,
+}
+
+impl Reaper {
+    fn start(inner: Weak<Inner>, interval: Duration) -> Reaper {
+        let stop = Arc::new((Mutex::new(false), Condvar::new()));
+        let signal = Arc::clone(&stop);
+        let thread = std::thread::Builder::new()
+            .name("otpengine-reaper".into())
+            .spawn(move || loop {
+                {
+                    let (stopped, wake) = &*signal;
+                    let mut stopped = stopped.lock();
+                    if !*stopped {
+                        wake.wait_for(&mut stopped, interval);
+                    }
+                    if *stopped {
+                        return;
+                    }
+                }
+                match inner.upgrade() {
+                    Some(inner) => inner.sweep(),
+                    None => return,
+                }
+            })
+            .expect("spawning the reaper thread");
+        Reaper {
+            stop,
+            thread,
+            fork_generation: fork::generation(),
+        }
+    }
+
+    fn stop(self) {
+        if self.fork_generation != fork::generation() {
+            // In a forked child the thread does not exist, and its lock may be held
+            // by nobody who will ever release it: neither signal nor join.
+            std::mem::forget(self.thread);
+            std::mem::forget(self.stop);
+            return;
+        }
+        *self.stop.0.lock() = true;
+        self.stop.1.notify_all();
+        let _ = self.thread.join();
+    }
+}

@@ -1,0 +1,738 @@
+//! One shard of the store: the keys whose hash picks it, their slots, its timer
+//! wheel and its code generator, all behind one lock held by [`crate::Engine`].
+//!
+//! # Layout
+//! Slots live densely in a `Vec` (removal swaps the last slot into the hole), and a
+//! `hashbrown::HashTable<u32>` maps a key's hash to its slot index. Keeping the big
+//! slots out of the table means the table's empty buckets cost 5 bytes, not a
+//! slot's 80, and the slot array never has holes that are resident but unused.
+//!
+//! # Ground rules
+//! - Every slot is in the table once and, between operations, scheduled in the
+//!   wheel once, at [`Shard::next_event`]: the earliest pending code's expiry, else
+//!   the moment the slot may be forgotten.
+//! - A slot exists while anything about its key must be remembered: a code
+//!   (pending, expired or burned) until its expiry plus its ttl; the cooldown and
+//!   window of its last issues; its failure count until one lockout after the last
+//!   failure. After that it is removed and its capacity returned.
+//! - `live` counts slots with at least one code in state `Pending`. A pending code
+//!   past its deadline is turned into `Expired` when the wheel fires or when an
+//!   operation finds it, whichever comes first; deadlines themselves are always
+//!   checked exactly, so the wheel's timing never changes a verdict.
+//! - The newest code's `expires_at - ttl` is the key's last issue time, kept even
+//!   after the code is consumed or revoked, because the cooldown outlives the code.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use hashbrown::HashTable;
+use rand_chacha::ChaCha20Rng;
+use rand_core::SeedableRng;
+use subtle::Choice;
+
+use crate::clock::Millis;
+use crate::code::{self, Code};
+use crate::digest::{CodeDigest, CodeDigestPrefix, KeyId};
+use crate::fork;
+use crate::policy::Policy;
+use crate::stats::Counters;
+use crate::wheel::{Link, Nodes, Pos, Wheel, NIL};
+
+/// Most timers an ordinary operation processes before doing its own work, so a
+/// mass expiry is spread over many calls instead of stalling one.
+pub(crate) const OP_BUDGET: usize = 32;
+
+/// What is shared by all shards of one engine.
+pub(crate) struct Shared {
+    pub(crate) policy: Policy,
+    /// Slots held across all shards, against `policy.capacity`.
+    pub(crate) held: crossbeam_utils::CachePadded<AtomicU64>,
+    /// Per-engine random hash of key ids: the table layout stays unpredictable
+    /// even to someone who knows the digest secret.
+    pub(crate) hasher: ahash::RandomState,
+}
+
+impl Shared {
+    pub(crate) fn hash(&self, key_id: KeyId) -> u64 {
+        self.hasher.hash_one(key_id.0)
+    }
+
+    fn reserve(&self) -> bool {
+        let capacity = self.policy.capacity;
+        self.held
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |held| {
+                (held < capacity).then_some(held + 1)
+            })
+            .is_ok()
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+enum CodeState {
+    /// No code remembered (consumed, revoked, or never kept).
+    Empty,
+    /// Issued and not yet used; valid while `now < expires_at`.
+    Pending,
+    /// Its time is over; remembered so a late typist hears `Expired`.
+    Expired,
+    /// Its attempts were used up: every guess gets `Locked` until a new issue.
+    Burned,
+}
+
+/// One code of a key.
+#[derive(Clone, Copy, Debug)]
+struct CodeRecord {
+    digest: CodeDigest,
+    expires_at: Millis,
+    ttl: u32,
+    state: CodeState,
+}
+
+impl CodeRecord {
+    const EMPTY: CodeRecord = CodeRecord {
+        digest: CodeDigest(0),
+        expires_at: 0,
+        ttl: 0,
+        state: CodeState::Empty,
+    };
+
+    fn forget_at(&self) -> Millis {
+        self.expires_at + Millis::from(self.ttl)
+    }
+}
+
+/// Older codes of a key when `codes_per_key > 1`, newest first.
+struct OlderCodes {
+    owner: u32,
+    codes: [CodeRecord; 3],
+}
+
+/// Everything the engine holds for one key: 80 bytes.
+struct Slot {
+    key_id: KeyId,
+    link: Link,
+    pos: Pos,
+    // The newest code, flattened (a nested record would cost padding).
+    digest: CodeDigest,
+    expires_at: Millis,
+    ttl: u32,
+    state: CodeState,
+    /// Wrong guesses left for the key's pending codes together.
+    attempts_left: u8,
+    /// Index into `Shard::older`, or `NIL`.
+    older: u32,
+    window_start: Millis,
+    /// Issues in the window that started at `window_start`; 0: no window running.
+    window_count: u16,
+    last_failure_at: Millis,
+    failures: u16,
+}
+
+const _: () = assert!(std::mem::size_of::<Slot>() == 80);
+
+impl Slot {
+    fn new(key_id: KeyId) -> Self {
+        Slot {
+            key_id,
+            link: Link::UNLINKED,
+            pos: Pos::NONE,
+            digest: CodeDigest(0),
+            expires_at: 0,
+            ttl: 0,
+            state: CodeState::Empty,
+            attempts_left: 0,
+            older: NIL,
+            window_start: 0,
+            window_count: 0,
+            last_failure_at: 0,
+            failures: 0,
+        }
+    }
+
+    fn newest(&self) -> CodeRecord {
+        CodeRecord {
+            digest: self.digest,
+            expires_at: self.expires_at,
+            ttl: self.ttl,
+            state: self.state,
+        }
+    }
+
+    fn set_newest(&mut self, r: CodeRecord) {
+        self.digest = r.digest;
+        self.expires_at = r.expires_at;
+        self.ttl = r.ttl;
+        self.state = r.state;
+    }
+
+    fn last_issue_at(&self) -> Millis {
+        self.expires_at - Millis::from(self.ttl)
+    }
+}
+
+impl Nodes for Vec<Slot> {
+    fn link(&mut self, node: u32) -> &mut Link {
+        &mut self[node as usize].link
+    }
+    fn pos(&mut self, node: u32) -> &mut Pos {
+        &mut self[node as usize].pos
+    }
+}
+
+/// What an issue asks of a shard, prepared before its lock is taken.
+pub(crate) struct IssueRequest {
+    pub(crate) key_id: KeyId,
+    pub(crate) hash: u64,
+    pub(crate) prefix: CodeDigestPrefix,
+    pub(crate) ttl: Millis,
+}
+
+/// Why a shard did not issue.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Refusal {
+    RateLimited(Millis),
+    Locked(Millis),
+    Full,
+}
+
+/// A shard's answer to a verify.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    Verified,
+    Mismatch(u32),
+    Locked(Millis),
+    Expired,
+    NotFound,
+}
+
+/// Bytes a shard holds, by structure.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct ShardMemory {
+    pub(crate) table: usize,
+    pub(crate) slots: usize,
+    pub(crate) older: usize,
+    pub(crate) wheel: usize,
+}
+
+pub(crate) struct Shard {
+    table: HashTable<u32>,
+    slots: Vec<Slot>,
+    older: Vec<OlderCodes>,
+    wheel: Wheel,
+    rng: ChaCha20Rng,
+    rng_generation: u64,
+    live: u64,
+    pub(crate) counters: Counters,
+}
+
+impl Shard {
+    pub(crate) fn new(now: Millis) -> Self {
+        Shard {
+            table: HashTable::new(),
+            slots: Vec::new(),
+            older: Vec::new(),
+            wheel: Wheel::new(now),
+            rng: os_seeded(),
+            rng_generation: fork::generation(),
+            live: 0,
+            counters: Counters::default(),
+        }
+    }
+
+    /// Keys with a pending code, as of the last time this shard's timers ran.
+    pub(crate) fn live(&self) -> u64 {
+        self.live
+    }
+
+    /// Keys this shard holds any state for.
+    pub(crate) fn held(&self) -> usize {
+        self.slots.len()
+    }
+
+    pub(crate) fn memory(&self) -> ShardMemory {
+        ShardMemory {
+            table: self.table.allocation_size(),
+            slots: self.slots.capacity() * std::mem::size_of::<Slot>(),
+            older: self.older.capacity() * std::mem::size_of::<OlderCodes>(),
+            wheel: self.wheel.memory_bytes(),
+        }
+    }
+
+    /// Runs up to `budget` due timers; returns how many ran.
+    pub(crate) fn reclaim(&mut self, shared: &Shared, now: Millis, budget: usize) -> usize {
+        let now = now.max(self.wheel.elapsed());
+        let mut ran = 0;
+        while ran < budget {
+            let Some(i) = self.wheel.pop_due(&mut self.slots, now) else {
+                break;
+            };
+            self.forget_old_failures(&shared.policy, i, now);
+            self.settle(shared, i, now);
+            ran += 1;
+        }
+        ran
+    }
+
+    pub(crate) fn issue(
+        &mut self,
+        shared: &Shared,
+        req: &IssueRequest,
+        now: Millis,
+        count_full: bool,
+    ) -> Result<Code, Refusal> {
+        let p = &shared.policy;
+        let now = self.begin(shared, now);
+        let i = match self.find(req.hash, req.key_id) {
+            Some(i) => {
+                self.forget_old_failures(p, i, now);
+                if let Some(left) = self.lockout_left(p, i, now) {
+                    self.counters.locked += 1;
+                    return Err(Refusal::Locked(left));
+                }
+                let wait = self.rate_wait(p, i, now);
+                if wait > 0 {
+                    self.counters.rate_limited += 1;
+                    return Err(Refusal::RateLimited(wait));
+                }
+                i
+            }
+            None => {
+                if self.slots.len() >= NIL as usize || !shared.reserve() {
+                    if count_full {
+                        self.counters.capacity_exceeded += 1;
+                    }
+                    return Err(Refusal::Full);
+                }
+                self.insert_slot(shared, req.key_id, req.hash)
+            }
+        };
+
+        if self.rng_generation != fork::generation() {
+            self.rng = os_seeded();
+            self.rng_generation = fork::generation();
+        }
+        let code = code::generate(&mut self.rng, p.alphabet, p.code_length);
+        let record = CodeRecord {
+            digest: req.prefix.finish(code.as_bytes()),
+            expires_at: now + req.ttl,
+            ttl: req.ttl as u32,
+            state: CodeState::Pending,
+        };
+
+        let was_live = self.is_live(i);
+        self.push_older(p, i);
+        let slot = &mut self.slots[i as usize];
+        slot.set_newest(record);
+        slot.attempts_left = p.max_attempts;
+        if p.max_issues_per_window > 0 {
+            if slot.window_count == 0 || now >= slot.window_start + p.issue_window {
+                slot.window_start = now;
+                slot.window_count = 1;
+            } else {
+                slot.window_count += 1;
+            }
+        }
+        self.relive(i, was_live);
+        self.counters.issued += 1;
+        self.settle(shared, i, now);
+        Ok(code)
+    }
+
+    /// `guess` is the digest of the normalised code typed, or `None` when what was
+    /// typed cannot be a code (a counted mismatch all the same).
+    pub(crate) fn verify(
+        &mut self,
+        shared: &Shared,
+        key_id: KeyId,
+        hash: u64,
+        guess: Option<CodeDigest>,
+        now: Millis,
+    ) -> Outcome {
+        let p = &shared.policy;
+        let now = self.begin(shared, now);
+        let Some(i) = self.find(hash, key_id) else {
+            self.counters.not_found += 1;
+            return Outcome::NotFound;
+        };
+        self.forget_old_failures(p, i, now);
+        if let Some(left) = self.lockout_left(p, i, now) {
+            self.counters.locked += 1;
+            return Outcome::Locked(left);
+        }
+        self.expire_due_codes(i, now);
+        let codes = self.codes(i);
+        if codes.iter().all(|c| c.state == CodeState::Empty) {
+            self.counters.not_found += 1;
+            return Outcome::NotFound;
+        }
+        if codes[0].state == CodeState::Burned {
+            self.counters.locked += 1;
+            return Outcome::Locked(0);
+        }
+
+        // Compare against every code, in constant time, before deciding anything.
+        let well_formed = Choice::from(guess.is_some() as u8);
+        let guess = guess.unwrap_or_default();
+        let (mut hit_pending, mut hit_expired) = (Choice::from(0), Choice::from(0));
+        let mut any_pending = false;
+        for c in &codes {
+            let hit = c.digest.ct_eq(guess) & well_formed;
+            match c.state {
+                CodeState::Pending => {
+                    any_pending = true;
+                    hit_pending |= hit;
+                }
+                CodeState::Expired => hit_expired |= hit,
+                CodeState::Empty | CodeState::Burned => {}
+            }
+        }
+
+        let outcome = if bool::from(hit_pending) {
+            self.clear_codes(i, CodeState::Empty);
+            self.slots[i as usize].failures = 0;
+            self.counters.verified += 1;
+            Outcome::Verified
+        } else if !any_pending || bool::from(hit_expired) {
+            self.counters.expired += 1;
+            Outcome::Expired
+        } else {
+            self.fail(p, i, now)
+        };
+        self.settle(shared, i, now);
+        outcome
+    }
+
+    /// A counted wrong guess: spends an attempt and, with a budget, a failure.
+    fn fail(&mut self, p: &Policy, i: u32, now: Millis) -> Outcome {
+        let slot = &mut self.slots[i as usize];
+        slot.attempts_left = slot.attempts_left.saturating_sub(1);
+        let mut attempts_left = u32::from(slot.attempts_left);
+        if p.max_failures_per_key > 0 {
+            slot.failures = slot.failures.saturating_add(1);
+            slot.last_failure_at = now;
+            attempts_left = attempts_left.min(u32::from(
+                p.max_failures_per_key.saturating_sub(slot.failures),
+            ));
+        }
+        if attempts_left > 0 {
+            self.counters.mismatched += 1;
+            return Outcome::Mismatch(attempts_left);
+        }
+        self.clear_codes(i, CodeState::Burned);
+        self.counters.locked += 1;
+        Outcome::Locked(self.lockout_left(p, i, now).unwrap_or(0))
+    }
+
+    /// Drops the key's codes; `true` if one of them was still pending.
+    pub(crate) fn revoke(
+        &mut self,
+        shared: &Shared,
+        key_id: KeyId,
+        hash: u64,
+        now: Millis,
+    ) -> bool {
+        let now = self.begin(shared, now);
+        let Some(i) = self.find(hash, key_id) else {
+            return false;
+        };
+        self.expire_due_codes(i, now);
+        let had_pending = self.is_live(i);
+        self.clear_codes(i, CodeState::Empty);
+        if had_pending {
+            self.counters.revoked += 1;
+        }
+        self.settle(shared, i, now);
+        had_pending
+    }
+
+    /// Lifts a lockout and clears the failure count; `true` if there was one to clear.
+    pub(crate) fn unlock(
+        &mut self,
+        shared: &Shared,
+        key_id: KeyId,
+        hash: u64,
+        now: Millis,
+    ) -> bool {
+        let now = self.begin(shared, now);
+        let Some(i) = self.find(hash, key_id) else {
+            return false;
+        };
+        self.forget_old_failures(&shared.policy, i, now);
+        let had_failures = self.slots[i as usize].failures > 0;
+        self.slots[i as usize].failures = 0;
+        self.settle(shared, i, now);
+        had_failures
+    }
+
+    /// Every operation starts here: time never runs backwards within a shard, and
+    /// some due timers are run so that expiry keeps pace with the traffic.
+    fn begin(&mut self, shared: &Shared, now: Millis) -> Millis {
+        let now = now.max(self.wheel.elapsed());
+        self.reclaim(shared, now, OP_BUDGET);
+        now
+    }
+
+    fn find(&self, hash: u64, key_id: KeyId) -> Option<u32> {
+        let slots = &self.slots;
+        self.table
+            .find(hash, |&i| slots[i as usize].key_id == key_id)
+            .copied()
+    }
+
+    fn insert_slot(&mut self, shared: &Shared, key_id: KeyId, hash: u64) -> u32 {
+        let i = self.slots.len() as u32;
+        self.slots.push(Slot::new(key_id));
+        let slots = &self.slots;
+        self.table
+            .insert_unique(hash, i, |&j| shared.hash(slots[j as usize].key_id));
+        i
+    }
+
+    /// Reschedules slot `i` after a change, or removes it when nothing about its key
+    /// needs remembering any more. `i` may name another slot afterwards.
+    fn settle(&mut self, shared: &Shared, i: u32, now: Millis) {
+        self.expire_due_codes(i, now);
+        let forget_at = self.forget_at(&shared.policy, i);
+        if forget_at <= now {
+            self.remove_slot(shared, i);
+            return;
+        }
+        let when = self.next_event(i, forget_at);
+        let slot = &self.slots[i as usize];
+        if slot.pos != Pos::NONE && slot.link.when == when {
+            return;
+        }
+        self.wheel.remove(&mut self.slots, i);
+        self.wheel.insert(&mut self.slots, i, when);
+    }
+
+    /// The earliest pending expiry, else `forget_at`.
+    fn next_event(&self, i: u32, forget_at: Millis) -> Millis {
+        self.codes(i)
+            .iter()
+            .filter(|c| c.state == CodeState::Pending)
+            .map(|c| c.expires_at)
+            .min()
+            .unwrap_or(forget_at)
+    }
+
+    fn forget_at(&self, p: &Policy, i: u32) -> Millis {
+        let slot = &self.slots[i as usize];
+        let mut at = self
+            .codes(i)
+            .iter()
+            .filter(|c| c.state != CodeState::Empty)
+            .map(CodeRecord::forget_at)
+            .max()
+            .unwrap_or(0);
+        if p.resend_cooldown > 0 {
+            at = at.max(slot.last_issue_at() + p.resend_cooldown);
+        }
+        if p.max_issues_per_window > 0 && slot.window_count > 0 {
+            at = at.max(slot.window_start + p.issue_window);
+        }
+        if slot.failures > 0 {
+            at = at.max(slot.last_failure_at + p.lockout);
+        }
+        at
+    }
+
+    fn forget_old_failures(&mut self, p: &Policy, i: u32, now: Millis) {
+        let slot = &mut self.slots[i as usize];
+        if slot.failures > 0 && now >= slot.last_failure_at + p.lockout {
+            slot.failures = 0;
+        }
+    }
+
+    fn lockout_left(&self, p: &Policy, i: u32, now: Millis) -> Option<Millis> {
+        let slot = &self.slots[i as usize];
+        let until = slot.last_failure_at + p.lockout;
+        (p.max_failures_per_key > 0 && slot.failures >= p.max_failures_per_key && now < until)
+            .then(|| until - now)
+    }
+
+    /// Time until an issue for slot `i` would be allowed; 0 if it is allowed now.
+    fn rate_wait(&self, p: &Policy, i: u32, now: Millis) -> Millis {
+        let slot = &self.slots[i as usize];
+        let mut wait = 0;
+        let cooldown_end = slot.last_issue_at() + p.resend_cooldown;
+        if p.resend_cooldown > 0 && now < cooldown_end {
+            wait = cooldown_end - now;
+        }
+        let window_end = slot.window_start + p.issue_window;
+        if p.max_issues_per_window > 0
+            && slot.window_count >= p.max_issues_per_window
+            && now < window_end
+        {
+            wait = wait.max(window_end - now);
+        }
+        wait
+    }
+
+    fn is_live(&self, i: u32) -> bool {
+        self.codes(i).iter().any(|c| c.state == CodeState::Pending)
+    }
+
+    /// Updates `live` after slot `i` changed; `was_live` is what it was before.
+    fn relive(&mut self, i: u32, was_live: bool) {
+        match (was_live, self.is_live(i)) {
+            (false, true) => self.live += 1,
+            (true, false) => self.live -= 1,
+            _ => {}
+        }
+    }
+
+    fn expire_due_codes(&mut self, i: u32, now: Millis) {
+        let was_live = self.is_live(i);
+        let mut codes = self.codes(i);
+        for c in &mut codes {
+            if c.state == CodeState::Pending && now >= c.expires_at {
+                c.state = CodeState::Expired;
+            }
+        }
+        self.set_codes(i, &codes);
+        self.relive(i, was_live);
+    }
+
+    /// Sets every code of slot `i` to `state` (`Empty`: forgotten; `Burned`: the
+    /// newest stands for all of them) and drops the older ones.
+    fn clear_codes(&mut self, i: u32, state: CodeState) {
+        let was_live = self.is_live(i);
+        self.free_older(i);
+        self.slots[i as usize].state = state;
+        self.relive(i, was_live);
+    }
+
+    /// Makes room for a new newest code: with `codes_per_key > 1` the current
+    /// newest becomes the first of the older codes (dropping the oldest).
+    fn push_older(&mut self, p: &Policy, i: u32) {
+        let newest = self.slots[i as usize].newest();
+        let keep = matches!(newest.state, CodeState::Pending | CodeState::Expired);
+        if p.codes_per_key == 1 || !keep {
+            self.free_older(i);
+            return;
+        }
+        let older = self.slots[i as usize].older;
+        let o = if older == NIL {
+            self.older.push(OlderCodes {
+                owner: i,
+                codes: [CodeRecord::EMPTY; 3],
+            });
+            let o = (self.older.len() - 1) as u32;
+            self.slots[i as usize].older = o;
+            o
+        } else {
+            older
+        };
+        let kept = usize::from(p.codes_per_key) - 1;
+        let codes = &mut self.older[o as usize].codes;
+        codes.copy_within(0..kept - 1, 1);
+        codes[0] = newest;
+    }
+
+    /// The key's codes, newest first; unused places are `Empty`.
+    fn codes(&self, i: u32) -> [CodeRecord; 4] {
+        let slot = &self.slots[i as usize];
+        let mut out = [CodeRecord::EMPTY; 4];
+        out[0] = slot.newest();
+        if slot.older != NIL {
+            out[1..].copy_from_slice(&self.older[slot.older as usize].codes);
+        }
+        out
+    }
+
+    fn set_codes(&mut self, i: u32, codes: &[CodeRecord; 4]) {
+        let slot = &mut self.slots[i as usize];
+        slot.set_newest(codes[0]);
+        if slot.older != NIL {
+            self.older[slot.older as usize]
+                .codes
+                .copy_from_slice(&codes[1..]);
+        }
+    }
+
+    fn free_older(&mut self, i: u32) {
+        let o = std::mem::replace(&mut self.slots[i as usize].older, NIL);
+        if o == NIL {
+            return;
+        }
+        self.older.swap_remove(o as usize);
+        if let Some(moved) = self.older.get(o as usize) {
+            self.slots[moved.owner as usize].older = o;
+        }
+        shrink_vec(&mut self.older);
+    }
+
+    fn remove_slot(&mut self, shared: &Shared, i: u32) {
+        debug_assert!(
+            !self.is_live(i),
+            "a slot with a pending code is never forgotten"
+        );
+        self.wheel.remove(&mut self.slots, i);
+        self.free_older(i);
+        let hash = shared.hash(self.slots[i as usize].key_id);
+        self.table
+            .find_entry(hash, |&j| j == i)
+            .expect("every slot is in the table")
+            .remove();
+        let last = (self.slots.len() - 1) as u32;
+        self.slots.swap_remove(i as usize);
+        if i != last {
+            let moved = &self.slots[i as usize];
+            let hash = shared.hash(moved.key_id);
+            let older = moved.older;
+            *self
+                .table
+                .find_mut(hash, |&j| j == last)
+                .expect("every slot is in the table") = i;
+            self.wheel.relocate(&mut self.slots, last, i);
+            if older != NIL {
+                self.older[older as usize].owner = i;
+            }
+        }
+        shared.held.fetch_sub(1, Ordering::Relaxed);
+        shrink_vec(&mut self.slots);
+        if self.table.capacity() >= 64 && self.table.len() * 4 < self.table.capacity() {
+            let slots = &self.slots;
+            self.table.shrink_to(self.table.len() * 2, |&j| {
+                shared.hash(slots[j as usize].key_id)
+            });
+        }
+    }
+
+    /// Checks every ground rule; for tests.
+    #[cfg(test)]
+    pub(crate) fn validate(&mut self, shared: &Shared) {
+        assert_eq!(self.table.len(), self.slots.len());
+        for (i, slot) in self.slots.iter().enumerate() {
+            let found = self.find(shared.hash(slot.key_id), slot.key_id);
+            assert_eq!(found, Some(i as u32), "slot {i} is found through the table");
+            assert_ne!(slot.pos, Pos::NONE, "slot {i} is scheduled");
+            if slot.older != NIL {
+                assert_eq!(self.older[slot.older as usize].owner, i as u32);
+            }
+        }
+        assert_eq!(
+            self.older.len(),
+            self.slots.iter().filter(|s| s.older != NIL).count()
+        );
+        let live = (0..self.slots.len() as u32)
+            .filter(|&i| self.is_live(i))
+            .count();
+        assert_eq!(self.live, live as u64, "live count");
+        let linked = self.wheel.validate(&mut self.slots);
+        assert_eq!(linked, self.slots.len(), "every slot is in the wheel once");
+    }
+}
+
+fn shrink_vec<T>(v: &mut Vec<T>) {
+    if v.capacity() >= 64 && v.len() * 4 < v.capacity() {
+        v.shrink_to(v.len() * 2);
+    }
+}
+
+fn os_seeded() -> ChaCha20Rng {
+    let mut seed = zeroize::Zeroizing::new([0u8; 32]);
+    getrandom::fill(&mut *seed).expect("the operating system's random source failed");
+    ChaCha20Rng::from_seed(*seed)
+}

@@ -1,0 +1,137 @@
+//! Counters of what the engine answered, and their Prometheus rendering.
+
+use std::fmt::Write;
+
+/// Per-shard counters, kept under the shard's lock (no shared atomics on the hot path).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Counters {
+    pub(crate) issued: u64,
+    pub(crate) verified: u64,
+    pub(crate) mismatched: u64,
+    pub(crate) locked: u64,
+    pub(crate) expired: u64,
+    pub(crate) rate_limited: u64,
+    pub(crate) revoked: u64,
+    pub(crate) not_found: u64,
+    pub(crate) capacity_exceeded: u64,
+}
+
+/// What the engine has answered since it was built, and what it holds now.
+///
+/// Every counter counts answers, so they add up to the calls made:
+/// issue calls = `issued + rate_limited + capacity_exceeded` + the issues refused
+/// as `locked`; verify calls = `verified + mismatched + expired + not_found` + the
+/// verifies answered `locked`. Calls refused for a bad argument are not counted.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Codes issued.
+    pub issued: u64,
+    /// Verifies answered `Verified`.
+    pub verified: u64,
+    /// Verifies answered `Mismatch`.
+    pub mismatched: u64,
+    /// Issues and verifies answered `Locked` (key locked out or code burned),
+    /// including the failure that burned or locked.
+    pub locked: u64,
+    /// Verifies answered `Expired`.
+    pub expired: u64,
+    /// Issues refused by the cooldown or the window.
+    pub rate_limited: u64,
+    /// Revokes that dropped a pending code.
+    pub revoked: u64,
+    /// Verifies answered `NotFound`.
+    pub not_found: u64,
+    /// Issues refused because the engine was full.
+    pub capacity_exceeded: u64,
+    /// Keys with a pending code now (the same as `Engine::len`).
+    pub live: u64,
+    /// Keys the engine holds any state for now (pending codes, remembered codes,
+    /// rate histories, failure counts), against the configured capacity.
+    pub held: u64,
+}
+
+impl Stats {
+    pub(crate) fn add(&mut self, c: &Counters) {
+        self.issued += c.issued;
+        self.verified += c.verified;
+        self.mismatched += c.mismatched;
+        self.locked += c.locked;
+        self.expired += c.expired;
+        self.rate_limited += c.rate_limited;
+        self.revoked += c.revoked;
+        self.not_found += c.not_found;
+        self.capacity_exceeded += c.capacity_exceeded;
+    }
+
+    /// The stats in the Prometheus text exposition format, metric names prefixed
+    /// `otpengine_`.
+    pub fn to_prometheus(&self) -> String {
+        let counters = [
+            ("issued", "Codes issued.", self.issued),
+            ("verified", "Verifies answered Verified.", self.verified),
+            ("mismatched", "Verifies answered Mismatch.", self.mismatched),
+            (
+                "locked",
+                "Issues and verifies answered Locked.",
+                self.locked,
+            ),
+            ("expired", "Verifies answered Expired.", self.expired),
+            (
+                "rate_limited",
+                "Issues refused by cooldown or window.",
+                self.rate_limited,
+            ),
+            (
+                "revoked",
+                "Revokes that dropped a pending code.",
+                self.revoked,
+            ),
+            ("not_found", "Verifies answered NotFound.", self.not_found),
+            (
+                "capacity_exceeded",
+                "Issues refused because the engine was full.",
+                self.capacity_exceeded,
+            ),
+        ];
+        let gauges = [
+            ("live_entries", "Keys with a pending code.", self.live),
+            (
+                "held_keys",
+                "Keys the engine holds any state for.",
+                self.held,
+            ),
+        ];
+        let mut out = String::new();
+        for (name, help, value) in counters {
+            let _ = writeln!(out, "# HELP otpengine_{name}_total {help}");
+            let _ = writeln!(out, "# TYPE otpengine_{name}_total counter");
+            let _ = writeln!(out, "otpengine_{name}_total {value}");
+        }
+        for (name, help, value) in gauges {
+            let _ = writeln!(out, "# HELP otpengine_{name} {help}");
+            let _ = writeln!(out, "# TYPE otpengine_{name} gauge");
+            let _ = writeln!(out, "otpengine_{name} {value}");
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prometheus_text_has_help_type_and_value_for_each_metric() {
+        let stats = Stats {
+            issued: 3,
+            live: 2,
+            ..Stats::default()
+        };
+        let text = stats.to_prometheus();
+        assert!(text.contains("# TYPE otpengine_issued_total counter\notpengine_issued_total 3\n"));
+        assert!(text.contains("# TYPE otpengine_live_entries gauge\notpengine_live_entries 2\n"));
+        let samples = text.lines().filter(|l| !l.starts_with('#')).count();
+        assert_eq!(samples, 11);
+        assert_eq!(text.lines().filter(|l| l.starts_with("# HELP")).count(), 11);
+    }
+}

@@ -1,0 +1,797 @@
+//! Every semantic rule of the engine, one test each, on the manual clock.
+
+use std::time::Duration;
+
+use otpengine_core::{
+    Alphabet, Clock, Config, Engine, Error, Field, Issued, ManualClock, Stats, Verdict,
+};
+
+const S: Duration = Duration::from_secs(1);
+const MS: Duration = Duration::from_millis(1);
+
+struct Fixture {
+    engine: Engine,
+    clock: ManualClock,
+}
+
+impl Fixture {
+    fn new(tune: impl FnOnce(&mut Config)) -> Self {
+        let clock = ManualClock::new();
+        let mut config = Config {
+            clock: Clock::manual(&clock),
+            reaper_interval: None,
+            shards: Some(4),
+            ..Config::default()
+        };
+        tune(&mut config);
+        Fixture {
+            engine: Engine::new(config).expect("valid config"),
+            clock,
+        }
+    }
+
+    /// Defaults, but with every per-key limit off.
+    fn unlimited() -> Self {
+        Self::new(no_limits)
+    }
+
+    fn issue(&self, key: &str) -> Issued {
+        self.engine.issue(key, "").expect("issue")
+    }
+
+    fn verify(&self, key: &str, code: &str) -> Verdict {
+        self.engine.verify(key, code, "").expect("verify")
+    }
+
+    fn advance(&self, by: Duration) {
+        self.clock.advance(by);
+    }
+}
+
+fn no_limits(c: &mut Config) {
+    c.resend_cooldown = Duration::ZERO;
+    c.max_issues_per_window = 0;
+    c.max_failures_per_key = 0;
+}
+
+/// A code of the right shape that is not `code`.
+fn wrong(code: &str) -> String {
+    code.bytes()
+        .map(|b| if b == b'9' { '0' } else { (b + 1) as char })
+        .collect()
+}
+
+fn mismatch(attempts_left: u32) -> Verdict {
+    Verdict::Mismatch { attempts_left }
+}
+
+fn locked(retry_after: Duration) -> Verdict {
+    Verdict::Locked { retry_after }
+}
+
+// ---- issue -------------------------------------------------------------------
+
+#[test]
+fn issue_returns_a_code_of_the_configured_shape_and_its_expiry() {
+    let f = Fixture::new(|c| {
+        c.code_length = 8;
+        c.alphabet = Alphabet::Alphanumeric;
+        c.ttl = 90 * S;
+    });
+    let issued = f.issue("alice");
+    assert_eq!(issued.code.len(), 8);
+    assert!(issued
+        .code
+        .bytes()
+        .all(|b| Alphabet::Alphanumeric.symbols().contains(&b)));
+    assert_eq!(issued.expires_in, 90 * S);
+}
+
+#[test]
+fn a_new_issue_replaces_the_pending_code_at_once() {
+    let f = Fixture::unlimited();
+    let old = f.issue("alice");
+    // One in a million new codes equals the old one; that would prove nothing here.
+    let new = std::iter::repeat_with(|| f.issue("alice"))
+        .find(|new| new.code != old.code)
+        .unwrap();
+    assert_eq!(f.verify("alice", &old.code), mismatch(4));
+    assert_eq!(f.verify("alice", &new.code), Verdict::Verified);
+}
+
+#[test]
+fn keys_and_contexts_are_arbitrary_bytes_and_an_empty_context_is_none() {
+    let f = Fixture::unlimited();
+    let key = [0u8, 255, 10, 0];
+    let issued = f.engine.issue(key, [1u8, 0, 2]).unwrap();
+    assert_eq!(
+        f.engine.verify(key, &issued.code, [1u8, 0, 2]).unwrap(),
+        Verdict::Verified
+    );
+    let issued = f.engine.issue(b"bob", b"").unwrap();
+    assert_eq!(
+        f.engine.verify(b"bob", &issued.code, []).unwrap(),
+        Verdict::Verified
+    );
+    // Keys that differ only in a byte are different keys.
+    let issued = f.engine.issue([0u8, 255, 10, 1], "").unwrap();
+    assert_eq!(
+        f.engine.verify(key, &issued.code, "").unwrap(),
+        Verdict::NotFound
+    );
+}
+
+#[test]
+fn bad_keys_contexts_and_ttls_are_errors_that_change_nothing() {
+    let f = Fixture::unlimited();
+    let pending = f.issue("alice");
+    let before = f.engine.stats();
+    let long = vec![b'k'; 1025];
+    let field = |e: Error| match e {
+        Error::InvalidInput(e) => (e.field, e.to_string()),
+        other => panic!("expected InvalidInput, got {other:?}"),
+    };
+    assert_eq!(
+        field(f.engine.issue("", "").unwrap_err()),
+        (
+            Field::Key,
+            "key must be between 1 and 1024 bytes long, got 0 bytes".into()
+        )
+    );
+    assert_eq!(field(f.engine.issue(&long, "").unwrap_err()).0, Field::Key);
+    assert_eq!(
+        field(f.engine.issue("alice", &long).unwrap_err()),
+        (
+            Field::Context,
+            "context must be at most 1024 bytes long, got 1025 bytes".into()
+        )
+    );
+    assert_eq!(
+        field(
+            f.engine
+                .issue_with_ttl("alice", "", Duration::ZERO)
+                .unwrap_err()
+        ),
+        (Field::Ttl, "ttl must be between 1s and 24h, got 0s".into())
+    );
+    assert_eq!(
+        field(
+            f.engine
+                .issue_with_ttl("alice", "", 25 * 3600 * S)
+                .unwrap_err()
+        )
+        .0,
+        Field::Ttl
+    );
+    assert_eq!(
+        field(f.engine.verify("", "123456", "").unwrap_err()).0,
+        Field::Key
+    );
+    assert_eq!(
+        field(f.engine.verify("alice", "123456", &long).unwrap_err()).0,
+        Field::Context
+    );
+    assert_eq!(field(f.engine.revoke("").unwrap_err()).0, Field::Key);
+    assert_eq!(field(f.engine.unlock(&long).unwrap_err()).0, Field::Key);
+    assert_eq!(f.engine.stats(), before, "no counter moved");
+    assert_eq!(
+        f.verify("alice", &pending.code),
+        Verdict::Verified,
+        "the pending code is intact"
+    );
+    // The limits themselves are fine.
+    f.engine.issue(vec![b'k'; 1024], vec![b'c'; 1024]).unwrap();
+}
+
+#[test]
+fn a_per_call_ttl_overrides_the_configured_one() {
+    let f = Fixture::unlimited();
+    let issued = f.engine.issue_with_ttl("alice", "", 10 * S).unwrap();
+    assert_eq!(issued.expires_in, 10 * S);
+    f.advance(10 * S);
+    assert_eq!(f.verify("alice", &issued.code), Verdict::Expired);
+}
+
+// ---- rate limits -------------------------------------------------------------
+
+#[test]
+fn an_issue_inside_the_cooldown_is_refused_with_the_exact_wait() {
+    let f = Fixture::new(|c| c.max_issues_per_window = 0);
+    let first = f.issue("alice");
+    f.advance(12_345 * MS);
+    assert_eq!(
+        f.engine.issue("alice", "").unwrap_err(),
+        Error::RateLimited {
+            retry_after: 17_655 * MS
+        }
+    );
+    assert_eq!(
+        f.verify("alice", &first.code),
+        Verdict::Verified,
+        "the refused issue changed nothing"
+    );
+    f.advance(17_654 * MS);
+    assert!(
+        matches!(f.engine.issue("alice", ""), Err(Error::RateLimited { retry_after }) if retry_after == MS)
+    );
+    f.advance(MS);
+    f.issue("alice");
+    assert!(f.engine.issue("bob", "").is_ok(), "limits are per key");
+}
+
+#[test]
+fn the_window_allows_that_many_issues_from_its_first_one() {
+    let f = Fixture::new(|c| {
+        c.resend_cooldown = Duration::ZERO;
+        c.max_issues_per_window = 3;
+        c.issue_window = 60 * S;
+    });
+    f.issue("alice");
+    f.advance(10 * S);
+    f.issue("alice");
+    f.advance(10 * S);
+    f.issue("alice");
+    f.advance(5 * S);
+    assert_eq!(
+        f.engine.issue("alice", "").unwrap_err(),
+        Error::RateLimited {
+            retry_after: 35 * S
+        }
+    );
+    // Refused issues do not count: at the window's end exactly three more are allowed.
+    f.advance(35 * S);
+    let at = f.clock.now();
+    for _ in 0..3 {
+        f.issue("alice");
+    }
+    assert_eq!(
+        f.engine.issue("alice", "").unwrap_err(),
+        Error::RateLimited {
+            retry_after: 60 * S
+        }
+    );
+    // The new window started at the first issue after the old one ended.
+    f.advance(60 * S - MS);
+    assert_eq!(f.clock.now(), at + 60 * S - MS);
+    assert_eq!(
+        f.engine.issue("alice", "").unwrap_err(),
+        Error::RateLimited { retry_after: MS }
+    );
+}
+
+#[test]
+fn when_cooldown_and_window_both_refuse_the_larger_wait_is_given() {
+    let f = Fixture::new(|c| {
+        c.resend_cooldown = 30 * S;
+        c.max_issues_per_window = 1;
+        c.issue_window = 600 * S;
+    });
+    f.issue("alice");
+    f.advance(10 * S);
+    assert_eq!(
+        f.engine.issue("alice", "").unwrap_err(),
+        Error::RateLimited {
+            retry_after: 590 * S
+        }
+    );
+    let f = Fixture::new(|c| {
+        c.resend_cooldown = 3600 * S;
+        c.max_issues_per_window = 1;
+        c.issue_window = 60 * S;
+    });
+    f.issue("alice");
+    assert_eq!(
+        f.engine.issue("alice", "").unwrap_err(),
+        Error::RateLimited {
+            retry_after: 3600 * S
+        }
+    );
+}
+
+#[test]
+fn verifying_burning_or_revoking_a_code_never_resets_the_limits() {
+    let f = Fixture::new(|c| {
+        c.max_issues_per_window = 2;
+        c.resend_cooldown = 30 * S;
+        c.max_attempts = 1;
+        c.ttl = 10 * S;
+    });
+    let code = f.issue("alice").code;
+    assert_eq!(f.verify("alice", &code), Verdict::Verified);
+    assert_eq!(
+        f.engine.issue("alice", "").unwrap_err(),
+        Error::RateLimited {
+            retry_after: 30 * S
+        }
+    );
+    f.advance(30 * S);
+    let code = f.issue("alice").code;
+    assert_eq!(
+        f.verify("alice", &wrong(&code)),
+        locked(Duration::ZERO),
+        "burned"
+    );
+    f.advance(30 * S);
+    assert!(
+        matches!(f.engine.issue("alice", ""), Err(Error::RateLimited { .. })),
+        "window of 2 used up"
+    );
+    assert!(
+        !f.engine.revoke("alice").unwrap(),
+        "a burned code is not pending"
+    );
+    assert!(
+        matches!(f.engine.issue("alice", ""), Err(Error::RateLimited { .. })),
+        "still after revoke"
+    );
+    // And the history outlives the code by the window, not longer.
+    f.advance(540 * S);
+    f.issue("alice");
+}
+
+// ---- failure budget per key ----------------------------------------------------
+
+fn budget_fixture() -> Fixture {
+    Fixture::new(|c| {
+        c.resend_cooldown = Duration::ZERO;
+        c.max_issues_per_window = 0;
+        c.max_failures_per_key = 3;
+        c.lockout = 3600 * S;
+        c.ttl = 7200 * S; // codes outlive the lockout, so every wrong guess is counted
+    })
+}
+
+#[test]
+fn failures_count_across_codes_and_the_one_that_spends_the_budget_locks_the_key() {
+    let f = budget_fixture();
+    let first = f.issue("alice").code;
+    assert_eq!(
+        f.verify("alice", &wrong(&first)),
+        mismatch(2),
+        "attempts left = min(code, key budget)"
+    );
+    assert_eq!(f.verify("alice", &wrong(&first)), mismatch(1));
+    let second = f.issue("alice").code;
+    f.advance(10 * S);
+    assert_eq!(
+        f.verify("alice", &wrong(&second)),
+        locked(3600 * S),
+        "a new code did not reset the count"
+    );
+    // Locked out: issue and verify, even with the right code.
+    f.advance(60 * S);
+    assert_eq!(
+        f.engine.issue("alice", "").unwrap_err(),
+        Error::Locked {
+            retry_after: 3540 * S
+        }
+    );
+    assert_eq!(f.verify("alice", &second), locked(3540 * S));
+    assert_eq!(
+        f.verify("bob", "123456"),
+        Verdict::NotFound,
+        "other keys are not affected"
+    );
+    // The lockout ends one lockout after the last failure.
+    f.advance(3540 * S - MS);
+    assert!(
+        matches!(f.engine.issue("alice", ""), Err(Error::Locked { retry_after }) if retry_after == MS)
+    );
+    f.advance(MS);
+    let third = f.issue("alice").code;
+    assert_eq!(f.verify("alice", &third), Verdict::Verified);
+}
+
+#[test]
+fn unlock_lifts_a_lockout_and_clears_the_count() {
+    let f = budget_fixture();
+    let code = f.issue("alice").code;
+    for _ in 0..2 {
+        f.verify("alice", &wrong(&code));
+    }
+    assert!(matches!(
+        f.verify("alice", &wrong(&code)),
+        Verdict::Locked { .. }
+    ));
+    assert!(f.engine.unlock("alice").unwrap());
+    assert!(!f.engine.unlock("alice").unwrap(), "nothing left to clear");
+    assert!(!f.engine.unlock("nobody").unwrap());
+    let code = f.issue("alice").code;
+    assert_eq!(
+        f.verify("alice", &wrong(&code)),
+        mismatch(2),
+        "the count starts again"
+    );
+}
+
+#[test]
+fn a_success_resets_the_failure_count() {
+    let f = budget_fixture();
+    let code = f.issue("alice").code;
+    f.verify("alice", &wrong(&code));
+    f.verify("alice", &wrong(&code));
+    assert_eq!(f.verify("alice", &code), Verdict::Verified);
+    let code = f.issue("alice").code;
+    assert_eq!(f.verify("alice", &wrong(&code)), mismatch(2));
+    assert_eq!(f.verify("alice", &wrong(&code)), mismatch(1));
+}
+
+#[test]
+fn the_count_is_forgotten_one_lockout_after_the_last_failure() {
+    let f = budget_fixture();
+    let code = f.issue("alice").code;
+    f.verify("alice", &wrong(&code));
+    f.advance(1000 * S);
+    f.verify("alice", &wrong(&code));
+    f.advance(3600 * S - MS);
+    let code = f.issue("alice").code;
+    assert_eq!(
+        f.verify("alice", &wrong(&code)),
+        locked(3600 * S),
+        "one lockout after the *last* failure"
+    );
+    let f = budget_fixture();
+    let code = f.issue("alice").code;
+    f.verify("alice", &wrong(&code));
+    f.verify("alice", &wrong(&code));
+    f.advance(3600 * S);
+    let code = f.issue("alice").code;
+    assert_eq!(f.verify("alice", &wrong(&code)), mismatch(2), "forgotten");
+}
+
+// ---- verify ------------------------------------------------------------------
+
+#[test]
+fn the_right_code_verifies_once() {
+    let f = Fixture::unlimited();
+    let code = f.issue("alice").code;
+    assert_eq!(f.verify("alice", &code), Verdict::Verified);
+    assert_eq!(f.verify("alice", &code), Verdict::NotFound);
+}
+
+#[test]
+fn a_wrong_code_or_another_context_is_a_counted_mismatch() {
+    let f = Fixture::unlimited();
+    let code = f.engine.issue("alice", "EUR 10 to bob").unwrap().code;
+    assert_eq!(f.verify("alice", &wrong(&code)), mismatch(4));
+    assert_eq!(
+        f.engine.verify("alice", &code, "EUR 10 to eve").unwrap(),
+        mismatch(3)
+    );
+    assert_eq!(f.engine.verify("alice", &code, "").unwrap(), mismatch(2));
+    assert_eq!(
+        f.engine.verify("alice", &code, "EUR 10 to bob").unwrap(),
+        Verdict::Verified
+    );
+}
+
+#[test]
+fn the_failure_that_reaches_the_limit_burns_the_code_until_a_new_issue() {
+    let f = Fixture::unlimited();
+    let code = f.issue("alice").code;
+    for left in (1..5).rev() {
+        assert_eq!(f.verify("alice", &wrong(&code)), mismatch(left));
+    }
+    assert_eq!(f.verify("alice", &wrong(&code)), locked(Duration::ZERO));
+    assert_eq!(
+        f.verify("alice", &code),
+        locked(Duration::ZERO),
+        "even the right code"
+    );
+    let code = f.issue("alice").code;
+    assert_eq!(f.verify("alice", &code), Verdict::Verified);
+}
+
+#[test]
+fn a_code_is_valid_while_now_is_before_its_expiry() {
+    let f = Fixture::unlimited();
+    let code = f.issue("alice").code;
+    f.advance(300 * S - MS);
+    assert_eq!(f.verify("alice", &code), Verdict::Verified);
+    let code = f.issue("alice").code;
+    f.advance(300 * S);
+    assert_eq!(f.verify("alice", &code), Verdict::Expired);
+    assert_eq!(
+        f.verify("alice", &wrong(&code)),
+        Verdict::Expired,
+        "no guessing after expiry either"
+    );
+    assert_eq!(f.engine.stats().mismatched, 0, "and nothing counted");
+}
+
+#[test]
+fn an_expired_code_is_remembered_for_one_ttl_then_forgotten() {
+    let f = Fixture::unlimited();
+    let code = f.issue("alice").code;
+    f.advance(600 * S - MS);
+    assert_eq!(f.verify("alice", &code), Verdict::Expired);
+    f.advance(MS);
+    assert_eq!(f.verify("alice", &code), Verdict::NotFound);
+    assert_eq!(f.engine.stats().held, 0, "nothing is held for the key");
+}
+
+#[test]
+fn an_expired_code_is_remembered_as_long_as_the_rate_history_lives() {
+    let f = Fixture::new(|c| {
+        c.ttl = 60 * S;
+        c.max_issues_per_window = 5;
+        c.issue_window = 3600 * S;
+    });
+    let code = f.issue("alice").code;
+    f.advance(3600 * S - MS);
+    assert_eq!(f.verify("alice", &code), Verdict::Expired);
+    f.advance(MS);
+    assert_eq!(f.verify("alice", &code), Verdict::NotFound);
+}
+
+#[test]
+fn not_found_is_not_a_failure() {
+    let f = Fixture::new(|c| c.max_failures_per_key = 2);
+    for _ in 0..10 {
+        assert_eq!(f.verify("alice", "123456"), Verdict::NotFound);
+    }
+    let code = f.issue("alice").code;
+    assert_eq!(f.verify("alice", &wrong(&code)), mismatch(1));
+}
+
+// ---- several codes per key -------------------------------------------------------
+
+#[test]
+fn with_several_codes_the_last_k_stay_valid_and_a_success_consumes_all() {
+    let f = Fixture::new(|c| {
+        no_limits(c);
+        c.codes_per_key = 3;
+    });
+    let c1 = f.issue("alice").code;
+    let c2 = f.issue("alice").code;
+    let c3 = f.issue("alice").code;
+    let c4 = f.issue("alice").code;
+    assert_eq!(
+        f.verify("alice", &c1),
+        mismatch(4),
+        "only the last three are valid"
+    );
+    assert_eq!(
+        f.verify("alice", &c2),
+        Verdict::Verified,
+        "a late SMS still works"
+    );
+    for c in [&c3, &c4] {
+        assert_eq!(f.verify("alice", c), Verdict::NotFound, "all consumed");
+    }
+}
+
+#[test]
+fn with_several_codes_each_expires_on_its_own_and_attempts_are_shared() {
+    let f = Fixture::new(|c| {
+        no_limits(c);
+        c.codes_per_key = 2;
+    });
+    let short = f.engine.issue_with_ttl("alice", "", 10 * S).unwrap().code;
+    let long = f.engine.issue_with_ttl("alice", "", 100 * S).unwrap().code;
+    assert_eq!(
+        f.verify("alice", "000000a"),
+        mismatch(4),
+        "a wrong guess counts once, not per code"
+    );
+    f.advance(10 * S);
+    assert_eq!(f.verify("alice", &short), Verdict::Expired);
+    assert_eq!(f.engine.len(), 1, "the key still has a pending code");
+    let newest = f.issue("alice").code;
+    assert_eq!(
+        f.verify("alice", &wrong(&newest)),
+        mismatch(4),
+        "attempts start afresh with each issue"
+    );
+    assert_eq!(f.verify("alice", &long), Verdict::Verified);
+    assert_eq!(f.verify("alice", &newest), Verdict::NotFound);
+}
+
+// ---- normalisation -------------------------------------------------------------
+
+#[test]
+fn spaces_and_hyphens_are_ignored() {
+    let f = Fixture::unlimited();
+    let code = f.issue("alice").code;
+    let spaced = format!(" {}-{} {} ", &code[..2], &code[2..4], &code[4..]);
+    assert_eq!(f.verify("alice", &spaced), Verdict::Verified);
+}
+
+#[test]
+fn the_alphanumeric_alphabet_is_case_insensitive() {
+    let f = Fixture::new(|c| {
+        no_limits(c);
+        c.alphabet = Alphabet::Alphanumeric;
+        c.code_length = 8;
+    });
+    let code = f.issue("alice").code;
+    assert_eq!(f.verify("alice", &code.to_lowercase()), Verdict::Verified);
+}
+
+#[test]
+fn anything_else_is_an_ordinary_counted_mismatch() {
+    let f = Fixture::unlimited();
+    let code = f.issue("alice").code;
+    let longer = format!("{code}1");
+    let fullwidth: String = code
+        .chars()
+        .map(|c| char::from_u32(c as u32 - 0x30 + 0xFF10).unwrap())
+        .collect();
+    let tabbed = format!("{}\t{}", &code[..3], &code[3..]);
+    let mut left = 4;
+    for typed in [
+        &code[..5],
+        longer.as_str(),
+        fullwidth.as_str(),
+        tabbed.as_str(),
+    ] {
+        assert_eq!(f.verify("alice", typed), mismatch(left), "{typed:?}");
+        left -= 1;
+    }
+    assert_eq!(f.verify("alice", &code), Verdict::Verified);
+}
+
+// ---- revoke, unlock, len, stats ---------------------------------------------------
+
+#[test]
+fn revoke_drops_pending_codes() {
+    let f = Fixture::new(|c| c.max_issues_per_window = 0);
+    let code = f.issue("alice").code;
+    assert!(f.engine.revoke("alice").unwrap());
+    assert!(
+        !f.engine.revoke("alice").unwrap(),
+        "nothing pending any more"
+    );
+    assert!(!f.engine.revoke("nobody").unwrap());
+    assert_eq!(f.verify("alice", &code), Verdict::NotFound);
+    assert!(
+        matches!(f.engine.issue("alice", ""), Err(Error::RateLimited { .. })),
+        "cooldown kept"
+    );
+}
+
+#[test]
+fn len_counts_keys_with_a_pending_code() {
+    let f = Fixture::unlimited();
+    assert!(f.engine.is_empty());
+    let a = f.issue("a").code;
+    f.issue("b");
+    let c = f.issue("c").code;
+    f.engine.issue_with_ttl("d", "", 10 * S).unwrap();
+    f.issue("e");
+    assert_eq!(f.engine.len(), 5);
+    f.verify("a", &a);
+    f.engine.revoke("b").unwrap();
+    for _ in 0..5 {
+        f.verify("c", &wrong(&c));
+    }
+    assert_eq!(
+        f.engine.len(),
+        2,
+        "verified, revoked and burned codes are not pending"
+    );
+    f.advance(10 * S);
+    assert_eq!(f.engine.len(), 1, "an expired code is not pending");
+    f.issue("e");
+    assert_eq!(f.engine.len(), 1, "a replaced code is one key");
+}
+
+#[test]
+fn stats_count_every_answer() {
+    let f = Fixture::new(|c| {
+        c.max_failures_per_key = 3;
+        c.capacity = 2;
+        c.resend_cooldown = 30 * S;
+        c.max_issues_per_window = 0;
+    });
+    let a = f.issue("a").code;
+    let b = f.issue("b").code;
+    assert!(f.engine.issue("a", "").is_err()); // rate limited
+    assert!(f.engine.issue("c", "").is_err()); // capacity
+    f.verify("a", &a); // verified
+    f.verify("a", &a); // not found
+    f.verify("b", &wrong(&b)); // mismatch
+    f.verify("b", &wrong(&b)); // mismatch
+    f.verify("b", &wrong(&b)); // locked (budget spent)
+    f.verify("b", &b); // locked
+    f.advance(3600 * S);
+    let d = f.engine.issue_with_ttl("a", "", 5 * S).unwrap().code;
+    f.advance(5 * S);
+    f.verify("a", &d); // expired
+    f.advance(30 * S);
+    f.issue("a");
+    assert!(f.engine.revoke("a").unwrap()); // revoked
+    let stats = f.engine.stats();
+    assert_eq!(
+        stats,
+        Stats {
+            issued: 4,
+            verified: 1,
+            mismatched: 2,
+            locked: 2,
+            expired: 1,
+            rate_limited: 1,
+            revoked: 1,
+            not_found: 1,
+            capacity_exceeded: 1,
+            live: 0,
+            held: 1, // "a", for its cooldown; "b" is forgotten with its lockout
+        }
+    );
+    let text = stats.to_prometheus();
+    assert!(text.contains("otpengine_issued_total 4\n"), "{text}");
+    assert!(
+        text.contains("otpengine_capacity_exceeded_total 1\n"),
+        "{text}"
+    );
+}
+
+// ---- capacity ----------------------------------------------------------------------
+
+#[test]
+fn a_full_engine_refuses_new_keys_and_evicts_nothing() {
+    let f = Fixture::new(|c| {
+        no_limits(c);
+        c.capacity = 3;
+        c.shards = Some(2);
+    });
+    let codes: Vec<_> = ["a", "b", "c"].iter().map(|k| f.issue(k).code).collect();
+    assert_eq!(
+        f.engine.issue("d", "").unwrap_err(),
+        Error::CapacityExceeded { capacity: 3 }
+    );
+    f.issue("a"); // an existing key may still be issued a new code
+    assert_eq!(f.verify("b", &codes[1]), Verdict::Verified);
+    assert_eq!(f.verify("c", &codes[2]), Verdict::Verified);
+    // b and c are forgotten once consumed (no limits hold them), so there is room.
+    f.issue("d");
+    f.issue("e");
+    assert!(matches!(
+        f.engine.issue("f", ""),
+        Err(Error::CapacityExceeded { .. })
+    ));
+}
+
+#[test]
+fn a_full_engine_reclaims_what_has_expired_before_refusing() {
+    let f = Fixture::new(|c| {
+        no_limits(c);
+        c.capacity = 2;
+        c.ttl = 10 * S;
+    });
+    f.issue("a");
+    f.issue("b");
+    f.advance(20 * S); // expired and past their memory; no timer has run yet
+    f.issue("c");
+    f.issue("d");
+    assert_eq!(f.engine.stats().held, 2);
+}
+
+#[test]
+fn the_clock_can_be_advanced_only_when_it_is_manual() {
+    let f = Fixture::unlimited();
+    let code = f.issue("alice").code;
+    f.engine.advance_clock(300 * S).unwrap();
+    assert_eq!(f.verify("alice", &code), Verdict::Expired);
+    let system = Engine::new(Config {
+        reaper_interval: None,
+        ..Config::default()
+    })
+    .unwrap();
+    assert_eq!(system.advance_clock(S).unwrap_err(), Error::NotManualClock);
+}
+
+#[test]
+fn errors_read_as_sentences() {
+    assert_eq!(
+        Error::RateLimited {
+            retry_after: 1500 * MS
+        }
+        .to_string(),
+        "rate limited: retry after 1.5s"
+    );
+    assert_eq!(
+        Error::CapacityExceeded { capacity: 3 }.to_string(),
+        "capacity exceeded: the engine already holds state for 3 keys"
+    );
+}
