@@ -40,6 +40,8 @@ pub mod digest;
 mod engine;
 mod error;
 mod fork;
+#[cfg(test)]
+mod model_tests;
 mod policy;
 mod shard;
 mod stats;

@@ -282,9 +282,8 @@ impl Shard {
     ) -> Result<Code, Refusal> {
         let p = &shared.policy;
         let now = self.begin(shared, now);
-        let i = match self.find(req.hash, req.key_id) {
+        let i = match self.current(shared, req.hash, req.key_id, now) {
             Some(i) => {
-                self.forget_old_failures(p, i, now);
                 if let Some(left) = self.lockout_left(p, i, now) {
                     self.counters.locked += 1;
                     return Err(Refusal::Locked(left));
@@ -350,16 +349,14 @@ impl Shard {
     ) -> Outcome {
         let p = &shared.policy;
         let now = self.begin(shared, now);
-        let Some(i) = self.find(hash, key_id) else {
+        let Some(i) = self.current(shared, hash, key_id, now) else {
             self.counters.not_found += 1;
             return Outcome::NotFound;
         };
-        self.forget_old_failures(p, i, now);
         if let Some(left) = self.lockout_left(p, i, now) {
             self.counters.locked += 1;
             return Outcome::Locked(left);
         }
-        self.expire_due_codes(i, now);
         let codes = self.codes(i);
         if codes.iter().all(|c| c.state == CodeState::Empty) {
             self.counters.not_found += 1;
@@ -432,10 +429,9 @@ impl Shard {
         now: Millis,
     ) -> bool {
         let now = self.begin(shared, now);
-        let Some(i) = self.find(hash, key_id) else {
+        let Some(i) = self.current(shared, hash, key_id, now) else {
             return false;
         };
-        self.expire_due_codes(i, now);
         let had_pending = self.is_live(i);
         self.clear_codes(i, CodeState::Empty);
         if had_pending {
@@ -454,10 +450,9 @@ impl Shard {
         now: Millis,
     ) -> bool {
         let now = self.begin(shared, now);
-        let Some(i) = self.find(hash, key_id) else {
+        let Some(i) = self.current(shared, hash, key_id, now) else {
             return false;
         };
-        self.forget_old_failures(&shared.policy, i, now);
         let had_failures = self.slots[i as usize].failures > 0;
         self.slots[i as usize].failures = 0;
         self.settle(shared, i, now);
@@ -470,6 +465,20 @@ impl Shard {
         let now = now.max(self.wheel.elapsed());
         self.reclaim(shared, now, OP_BUDGET);
         now
+    }
+
+    /// The key's slot as of `now`: past failures and codes brought up to date, and
+    /// `None` if everything about the key is due to be forgotten (the wheel may not
+    /// have got to it yet; answers never depend on when it does).
+    fn current(&mut self, shared: &Shared, hash: u64, key_id: KeyId, now: Millis) -> Option<u32> {
+        let i = self.find(hash, key_id)?;
+        self.forget_old_failures(&shared.policy, i, now);
+        self.expire_due_codes(i, now);
+        if self.forget_at(&shared.policy, i) <= now {
+            self.remove_slot(shared, i);
+            return None;
+        }
+        Some(i)
     }
 
     fn find(&self, hash: u64, key_id: KeyId) -> Option<u32> {
