@@ -58,3 +58,8 @@ pub use policy::{
     MAX_KEY_LEN, REAPER_INTERVAL_RANGE, RESEND_COOLDOWN_RANGE, SHARDS_RANGE, TTL_RANGE,
 };
 pub use stats::Stats;
+
+/// The README's examples, compiled and run as doctests so they cannot rot.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;

@@ -49,7 +49,7 @@ impl Pos {
 
     fn level_slot(self) -> Option<(usize, usize)> {
         (self.0 < (LEVELS * SLOTS) as u16)
-            .then(|| (self.0 as usize / SLOTS, self.0 as usize % SLOTS))
+            .then_some((self.0 as usize / SLOTS, self.0 as usize % SLOTS))
     }
 }
 

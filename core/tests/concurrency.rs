@@ -1,0 +1,197 @@
+//! Many threads on one engine: single use, attempt counting and stats hold.
+
+use std::collections::HashMap;
+use std::sync::{Barrier, Mutex};
+use std::time::Duration;
+
+use otpengine_core::{Clock, Config, Engine, Error, ManualClock, Verdict};
+
+fn engine(tune: impl FnOnce(&mut Config)) -> Engine {
+    let mut config = Config {
+        clock: Clock::manual(&ManualClock::new()),
+        reaper_interval: None,
+        ..Config::default()
+    };
+    tune(&mut config);
+    Engine::new(config).unwrap()
+}
+
+fn unlimited(c: &mut Config) {
+    c.resend_cooldown = Duration::ZERO;
+    c.max_issues_per_window = 0;
+    c.max_failures_per_key = 0;
+}
+
+/// Runs `per_thread` on `threads` threads released together; returns their answers.
+fn race<T: Send>(threads: usize, per_thread: impl Fn(usize) -> T + Sync) -> Vec<T> {
+    let barrier = Barrier::new(threads);
+    std::thread::scope(|s| {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                let (barrier, per_thread) = (&barrier, &per_thread);
+                s.spawn(move || {
+                    barrier.wait();
+                    per_thread(t)
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    })
+}
+
+#[test]
+fn eight_threads_verifying_the_same_code_get_exactly_one_success() {
+    let engine = engine(unlimited);
+    for round in 0..300 {
+        let key = format!("user-{round}");
+        let code = engine.issue(&key, "").unwrap().code;
+        let verdicts = race(8, |_| engine.verify(&key, &code, "").unwrap());
+        let verified = verdicts.iter().filter(|v| v.is_verified()).count();
+        assert_eq!(verified, 1, "round {round}: {verdicts:?}");
+        assert!(verdicts
+            .iter()
+            .all(|v| matches!(v, Verdict::Verified | Verdict::NotFound)));
+    }
+    assert_eq!(engine.stats().verified, 300);
+}
+
+#[test]
+fn concurrent_wrong_guesses_spend_exactly_the_attempts_there_are() {
+    let engine = engine(|c| {
+        unlimited(c);
+        c.max_attempts = 5;
+    });
+    for round in 0..200 {
+        let key = format!("user-{round}");
+        let code = engine.issue(&key, "").unwrap().code;
+        let wrong: String = code
+            .bytes()
+            .map(|b| if b == b'9' { '0' } else { (b + 1) as char })
+            .collect();
+        let verdicts = race(8, |_| engine.verify(&key, &wrong, "").unwrap());
+        let mut left: Vec<u32> = verdicts
+            .iter()
+            .filter_map(|v| match v {
+                Verdict::Mismatch { attempts_left } => Some(*attempts_left),
+                _ => None,
+            })
+            .collect();
+        left.sort_unstable();
+        assert_eq!(
+            left,
+            vec![1, 2, 3, 4],
+            "round {round}: each attempt spent once: {verdicts:?}"
+        );
+        let locked = verdicts
+            .iter()
+            .filter(|v| matches!(v, Verdict::Locked { .. }))
+            .count();
+        assert_eq!(
+            locked, 4,
+            "the fifth burns the code, the rest find it burned"
+        );
+        assert_eq!(
+            engine.verify(&key, &code, "").unwrap(),
+            Verdict::Locked {
+                retry_after: Duration::ZERO
+            }
+        );
+    }
+}
+
+#[test]
+fn concurrent_issue_verify_revoke_on_overlapping_keys_lose_and_double_no_count() {
+    let clock = ManualClock::new();
+    let engine = engine(|c| {
+        c.clock = Clock::manual(&clock);
+        c.resend_cooldown = Duration::ZERO;
+        c.max_issues_per_window = 5;
+        c.issue_window = Duration::from_secs(10);
+        c.ttl = Duration::from_secs(1);
+        c.max_failures_per_key = 20;
+        c.max_attempts = 3;
+        c.capacity = 48;
+        c.shards = Some(4);
+    });
+    // The last code each thread saw per key, shared so that threads verify each other's codes.
+    let codes: Mutex<HashMap<usize, String>> = Mutex::new(HashMap::new());
+    let tallies = race(4, |t| {
+        let mut tally: HashMap<&'static str, u64> = HashMap::new();
+        let mut x = 0x9E37_79B9_7F4A_7C15u64 ^ t as u64;
+        for i in 0..20_000 {
+            if t == 0 && i % 100 == 0 {
+                clock.advance(Duration::from_secs(1)); // windows roll over, codes expire
+            }
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let key = (x % 64) as usize;
+            let name = format!("user-{key}");
+            let kind = match (x >> 32) % 10 {
+                0..=2 => match engine.issue(&name, "") {
+                    Ok(issued) => {
+                        codes.lock().unwrap().insert(key, issued.code.to_string());
+                        "issued"
+                    }
+                    Err(Error::RateLimited { .. }) => "rate_limited",
+                    Err(Error::Locked { .. }) => "locked",
+                    Err(Error::CapacityExceeded { .. }) => "capacity_exceeded",
+                    Err(e) => panic!("{e}"),
+                },
+                3..=8 => {
+                    let guess = codes.lock().unwrap().get(&key).cloned().unwrap_or_default();
+                    let guess = if (x >> 40) % 4 == 0 {
+                        "000000".to_string()
+                    } else {
+                        guess
+                    };
+                    match engine.verify(&name, &guess, "").unwrap() {
+                        Verdict::Verified => "verified",
+                        Verdict::Mismatch { .. } => "mismatched",
+                        Verdict::Locked { .. } => "locked",
+                        Verdict::Expired => "expired",
+                        Verdict::NotFound => "not_found",
+                    }
+                }
+                _ => {
+                    if engine.revoke(&name).unwrap() {
+                        "revoked"
+                    } else {
+                        "revoke_nothing"
+                    }
+                }
+            };
+            *tally.entry(kind).or_default() += 1;
+        }
+        tally
+    });
+    let mut total: HashMap<&str, u64> = HashMap::new();
+    for tally in tallies {
+        for (k, v) in tally {
+            *total.entry(k).or_default() += v;
+        }
+    }
+    let get = |k| total.get(k).copied().unwrap_or(0);
+    let stats = engine.stats();
+    assert_eq!(stats.issued, get("issued"));
+    assert_eq!(stats.verified, get("verified"));
+    assert_eq!(stats.mismatched, get("mismatched"));
+    assert_eq!(stats.locked, get("locked"));
+    assert_eq!(stats.expired, get("expired"));
+    assert_eq!(stats.rate_limited, get("rate_limited"));
+    assert_eq!(stats.revoked, get("revoked"));
+    assert_eq!(stats.not_found, get("not_found"));
+    assert_eq!(stats.capacity_exceeded, get("capacity_exceeded"));
+    let exercised = [
+        stats.issued,
+        stats.verified,
+        stats.mismatched,
+        stats.rate_limited,
+        stats.expired,
+    ];
+    assert!(
+        exercised.iter().all(|&n| n > 100),
+        "the mix exercised every path: {stats:?}"
+    );
+    assert!(stats.live <= stats.held && stats.held <= 48, "{stats:?}");
+}
