@@ -1,11 +1,27 @@
 # otpengine — build and test entry points. `make test` is what CI runs.
 
-CARGO ?= cargo
+CARGO  ?= cargo
+GO     ?= go
+CC     ?= cc
+CXX    ?= c++
+PREFIX ?= /usr/local
 
-.PHONY: test toolchains fmt-check clippy rust-test doc quickstart
+BUILD   := build
+VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
+DEBUG   := $(CURDIR)/target/debug
+RELEASE := $(CURDIR)/target/release
 
-## Everything CI checks: formatting, lints, docs, and every test suite.
-test: toolchains fmt-check clippy doc rust-test
+# C tests: strict C11, every warning an error, sanitizers that stop at the first report.
+C_STRICT := -std=c11 -Wall -Wextra -Werror -pedantic -g -Iinclude
+ASAN     := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+TSAN     := -fsanitize=thread
+C_LINK   := -L$(DEBUG) -lotpengine -lpthread -Wl,-rpath,$(DEBUG)
+
+.PHONY: test toolchains fmt-check clippy doc rust-test c-test go-test examples install install-test \
+        header ffi-debug go-lib quickstart clean
+
+## Everything CI checks: formatting, lints, docs, and every test suite in every language.
+test: toolchains fmt-check clippy doc rust-test c-test go-test examples install-test
 	@echo "make test: all checks passed"
 
 ## Fail loudly, naming what is missing, instead of skipping a suite.
@@ -13,9 +29,14 @@ toolchains:
 	@command -v $(CARGO) >/dev/null 2>&1 || { echo "ERROR: cargo not found; install Rust with rustup (https://rustup.rs)" >&2; exit 1; }
 	@$(CARGO) fmt --version >/dev/null 2>&1 || { echo "ERROR: rustfmt missing; run: rustup component add rustfmt" >&2; exit 1; }
 	@$(CARGO) clippy --version >/dev/null 2>&1 || { echo "ERROR: clippy missing; run: rustup component add clippy" >&2; exit 1; }
+	@command -v $(CC) >/dev/null 2>&1 || { echo "ERROR: no C compiler ($(CC)); the C suite needs gcc or clang" >&2; exit 1; }
+	@command -v $(CXX) >/dev/null 2>&1 || { echo "ERROR: no C++ compiler ($(CXX)); the header's C++ check needs g++ or clang++" >&2; exit 1; }
+	@command -v $(GO) >/dev/null 2>&1 || { echo "ERROR: go not found; the Go suite needs Go 1.21 or newer (https://go.dev/dl)" >&2; exit 1; }
+	@command -v pkg-config >/dev/null 2>&1 || { echo "ERROR: pkg-config not found; install pkgconf (apt-get install pkgconf)" >&2; exit 1; }
 
 fmt-check:
 	$(CARGO) fmt --all -- --check
+	@test -z "$$(gofmt -l go examples/go)" || { echo "ERROR: gofmt would change:"; gofmt -l go examples/go; exit 1; }
 
 clippy:
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
@@ -23,8 +44,62 @@ clippy:
 doc:
 	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --workspace --no-deps --quiet
 
+## Rust unit, integration, property and doc tests; include/otpengine.h freshness.
 rust-test:
 	$(CARGO) test --workspace
 
+ffi-debug:
+	$(CARGO) build -p otpengine-ffi
+
+go-lib:
+	$(CARGO) build --release -p otpengine-ffi
+
+## C tests against the shared library: ASan+UBSan for the API and threads, TSan for threads, C++ header check.
+c-test: ffi-debug
+	@mkdir -p $(BUILD)/c
+	$(CC) $(C_STRICT) $(ASAN) ffi/tests/c/test_api.c $(C_LINK) -o $(BUILD)/c/test_api
+	$(CC) $(C_STRICT) $(ASAN) ffi/tests/c/test_threads.c $(C_LINK) -o $(BUILD)/c/test_threads_asan
+	$(CC) $(C_STRICT) $(TSAN) ffi/tests/c/test_threads.c $(C_LINK) -o $(BUILD)/c/test_threads_tsan
+	$(CXX) -std=c++11 -Wall -Wextra -Werror -pedantic -Iinclude ffi/tests/c/header_cpp.cpp $(C_LINK) -o $(BUILD)/c/header_cpp
+	@nm $(BUILD)/c/test_api | grep -q __asan_init || { echo "ERROR: AddressSanitizer is not linked into test_api" >&2; exit 1; }
+	@nm $(BUILD)/c/test_threads_tsan | grep -q __tsan_init || { echo "ERROR: ThreadSanitizer is not linked into test_threads_tsan" >&2; exit 1; }
+	$(BUILD)/c/test_api
+	$(BUILD)/c/test_threads_asan
+	$(BUILD)/c/test_threads_tsan
+	$(BUILD)/c/header_cpp
+
+## Go package over the static library (the default) and the shared one.
+go-test: go-lib
+	cd go && $(GO) vet ./... && $(GO) test -race -count=1 ./...
+	cd go && $(GO) test -count=1 -tags otpengine_shared ./...
+
+## The README's C and Go quick starts, built and run.
+examples: go-lib install-test
+	cd examples/go && $(GO) run .
+
+## Installs libotpengine.{so,a}, otpengine.h and otpengine.pc under PREFIX.
+install: go-lib
+	install -d $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/include
+	install -m 644 $(RELEASE)/libotpengine.a $(DESTDIR)$(PREFIX)/lib/
+	install -m 755 $(RELEASE)/libotpengine.so $(DESTDIR)$(PREFIX)/lib/
+	install -m 644 include/otpengine.h $(DESTDIR)$(PREFIX)/include/
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' ffi/otpengine.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/otpengine.pc
+
+## Installs into a scratch prefix and builds the C quick start with pkg-config, as a user would.
+install-test:
+	rm -rf $(BUILD)/prefix
+	$(MAKE) --no-print-directory install PREFIX=$(CURDIR)/$(BUILD)/prefix
+	PKG_CONFIG_PATH=$(CURDIR)/$(BUILD)/prefix/lib/pkgconfig sh -c \
+	  '$(CC) -std=c11 -Wall -Wextra -Werror examples/c/quickstart.c $$(pkg-config --cflags --libs otpengine) -o $(BUILD)/quickstart-c'
+	LD_LIBRARY_PATH=$(CURDIR)/$(BUILD)/prefix/lib $(BUILD)/quickstart-c
+
+## Regenerates include/otpengine.h from ffi/src/lib.rs.
+header:
+	OTPENGINE_WRITE_HEADER=1 $(CARGO) test -p otpengine-ffi --test header
+
 quickstart:
 	$(CARGO) run --release --example quickstart
+
+clean:
+	rm -rf $(BUILD)
+	$(CARGO) clean

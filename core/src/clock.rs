@@ -12,6 +12,10 @@ use std::time::{Duration, Instant};
 /// Milliseconds on the engine's clock.
 pub(crate) type Millis = u64;
 
+/// The clock never passes this (2^62 ms), leaving room to add any configured
+/// duration without overflow.
+const MAX_TIME: Millis = 1 << 62;
+
 /// Where an engine reads the time. Chosen in [`Config::clock`](crate::Config::clock).
 #[derive(Clone, Debug, Default)]
 pub struct Clock(ClockKind);
@@ -62,9 +66,15 @@ impl ManualClock {
         Self::default()
     }
 
-    /// Moves time forward by `by`, rounded up to whole milliseconds.
+    /// Moves time forward by `by`, rounded up to whole milliseconds. Time stops at
+    /// about 146 million years, so deadlines computed from it never overflow.
     pub fn advance(&self, by: Duration) {
-        self.0.fetch_add(ceil_millis(by), Ordering::SeqCst);
+        let by = ceil_millis(by);
+        let _ = self
+            .0
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |now| {
+                Some(now.saturating_add(by).min(MAX_TIME))
+            });
     }
 
     /// Time since the clock was made.
@@ -92,7 +102,7 @@ pub(crate) enum TimeSource {
 impl TimeSource {
     pub(crate) fn now(&self) -> Millis {
         match self {
-            TimeSource::System(start) => start.elapsed().as_millis() as Millis,
+            TimeSource::System(start) => (start.elapsed().as_millis() as Millis).min(MAX_TIME),
             TimeSource::Manual(m) => m.millis(),
         }
     }
@@ -129,6 +139,9 @@ mod tests {
         assert_eq!(source.now(), 1500);
         clock.clone().advance(Duration::from_micros(1));
         assert_eq!(source.now(), 1501, "sub-millisecond steps round up");
+        clock.advance(Duration::MAX);
+        clock.advance(Duration::MAX);
+        assert_eq!(source.now(), MAX_TIME, "time saturates instead of wrapping");
     }
 
     #[test]

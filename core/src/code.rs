@@ -17,9 +17,9 @@ pub const MIN_CODE_LENGTH: u32 = 4;
 /// Longest code the engine issues.
 pub const MAX_CODE_LENGTH: u32 = 10;
 
-/// Inputs longer than this are a mismatch without being read further, so an
-/// attacker's megabyte of spaces costs nothing.
-const MAX_TYPED_LEN: usize = 256;
+/// Typed inputs longer than this are a mismatch without being read further, so an
+/// attacker's megabyte of spaces costs nothing (and a front end need not pass more).
+pub const MAX_TYPED_LEN: usize = 256;
 
 const DIGITS: &[u8; 10] = b"0123456789";
 /// Upper-case letters and digits without the look-alikes 0/O and 1/I.

@@ -342,6 +342,11 @@ impl Engine {
         Ok(())
     }
 
+    /// Symbols in each code this engine issues.
+    pub fn code_length(&self) -> u32 {
+        self.inner.shared.policy.code_length
+    }
+
     /// Number of shards.
     pub fn shard_count(&self) -> usize {
         self.inner.shards.len()

@@ -257,24 +257,33 @@ fn duration(
     })
 }
 
-/// Checks a key's length (1..=1024 bytes).
-pub(crate) fn check_key(key: &[u8]) -> Result<(), InvalidInput> {
-    length(Field::Key, key, 1, MAX_KEY_LEN)
+/// Checks a key's length (1..=1024 bytes). Front ends that receive a pointer and a
+/// length call this before they form a slice.
+pub fn check_key_length(len: usize) -> Result<(), InvalidInput> {
+    length(Field::Key, len, 1, MAX_KEY_LEN)
 }
 
 /// Checks a context's length (0..=1024 bytes).
-pub(crate) fn check_context(context: &[u8]) -> Result<(), InvalidInput> {
-    length(Field::Context, context, 0, MAX_CONTEXT_LEN)
+pub fn check_context_length(len: usize) -> Result<(), InvalidInput> {
+    length(Field::Context, len, 0, MAX_CONTEXT_LEN)
 }
 
-fn length(field: Field, bytes: &[u8], min: usize, max: usize) -> Result<(), InvalidInput> {
-    if (min..=max).contains(&bytes.len()) {
+pub(crate) fn check_key(key: &[u8]) -> Result<(), InvalidInput> {
+    check_key_length(key.len())
+}
+
+pub(crate) fn check_context(context: &[u8]) -> Result<(), InvalidInput> {
+    check_context_length(context.len())
+}
+
+fn length(field: Field, len: usize, min: usize, max: usize) -> Result<(), InvalidInput> {
+    if (min..=max).contains(&len) {
         return Ok(());
     }
     Err(InvalidInput {
         field,
         constraint: Constraint::Length { min, max },
-        got: Got::Bytes(bytes.len()),
+        got: Got::Bytes(len),
     })
 }
 

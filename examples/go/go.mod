@@ -1,0 +1,7 @@
+module quickstart
+
+go 1.21
+
+require otpengine v0.0.0
+
+replace otpengine => ../../go

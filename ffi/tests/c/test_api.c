@@ -1,0 +1,326 @@
+/* Every status of every function of otpengine.h, on the manual clock. */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "otpengine.h"
+#include "check.h"
+
+#define KEY(s) (const uint8_t *)(s), strlen(s)
+
+static otp_engine *manual_engine(void (*tune)(otp_config *)) {
+  otp_config config;
+  otp_config_default(&config);
+  config.manual_clock = 1;
+  if (tune) tune(&config);
+  otp_engine *engine = NULL;
+  if (otp_engine_new(&config, &engine) != OTP_OK) {
+    fprintf(stderr, "otp_engine_new failed\n");
+    exit(2);
+  }
+  return engine;
+}
+
+static void no_limits(otp_config *c) {
+  c->resend_cooldown_ms = 0;
+  c->max_issues_per_window = 0;
+  c->max_failures_per_key = 0;
+}
+
+static int last_error_contains(const char *needle) {
+  char buf[512];
+  otp_last_error(buf, sizeof buf);
+  if (strstr(buf, needle) == NULL) {
+    fprintf(stderr, "last error \"%s\" lacks \"%s\"\n", buf, needle);
+    return 0;
+  }
+  return 1;
+}
+
+/* A code of the right shape that is not `code`. */
+static void wrong_code(const char *code, char *out) {
+  size_t n = strlen(code);
+  for (size_t i = 0; i < n; i++) out[i] = code[i] == '9' ? '0' : (char)(code[i] + 1);
+  out[n] = 0;
+}
+
+static void test_defaults_and_version(void) {
+  otp_config c;
+  memset(&c, 0xff, sizeof c);
+  otp_config_default(&c);
+  CHECK(c.code_length == 6 && c.alphabet == OTP_ALPHABET_DIGITS && c.ttl_ms == 300000);
+  CHECK(c.max_attempts == 5 && c.resend_cooldown_ms == 30000);
+  CHECK(c.max_issues_per_window == 5 && c.issue_window_ms == 600000);
+  CHECK(c.max_failures_per_key == 100 && c.lockout_ms == 3600000);
+  CHECK(c.codes_per_key == 1 && c.capacity == 10000000 && c.shards == 0 && c.manual_clock == 0);
+  otp_config_default(NULL); /* no-op, no crash */
+  CHECK(strcmp(otp_version(), OTPENGINE_VERSION) == 0);
+}
+
+static void test_status_strings(void) {
+  for (int s = 0; s <= 9; s++) {
+    const char *text = otp_status_str((otp_status)s);
+    CHECK(text != NULL && strcmp(text, "unknown status") != 0);
+  }
+  CHECK(strcmp(otp_status_str(OTP_OK), "ok") == 0);
+  CHECK(strcmp(otp_status_str((otp_status)42), "unknown status") == 0);
+  CHECK(strcmp(otp_status_str((otp_status)-1), "unknown status") == 0);
+}
+
+static void test_engine_new_rejects_bad_config(void) {
+  otp_config c;
+  otp_engine *engine = (otp_engine *)(uintptr_t)0x1; /* must stay untouched */
+  otp_config_default(&c);
+  c.ttl_ms = 0;
+  CHECK_STATUS(otp_engine_new(&c, &engine), OTP_INVALID_ARGUMENT);
+  CHECK(engine == (otp_engine *)(uintptr_t)0x1);
+  CHECK(last_error_contains("ttl_ms must be between 1000 and 86400000, got 0"));
+  otp_config_default(&c);
+  c.alphabet = 7;
+  CHECK_STATUS(otp_engine_new(&c, &engine), OTP_INVALID_ARGUMENT);
+  CHECK(last_error_contains("alphabet"));
+  otp_config_default(&c);
+  c.shards = 3;
+  CHECK_STATUS(otp_engine_new(&c, &engine), OTP_INVALID_ARGUMENT);
+  CHECK(last_error_contains("shards must be a power of two"));
+  otp_config_default(&c);
+  c.code_length = 11;
+  CHECK_STATUS(otp_engine_new(&c, &engine), OTP_INVALID_ARGUMENT);
+  CHECK(last_error_contains("code_length must be between 4 and 10, got 11"));
+  otp_config_default(&c);
+  c.lockout_ms = 500;
+  CHECK_STATUS(otp_engine_new(&c, &engine), OTP_INVALID_ARGUMENT);
+  CHECK(last_error_contains("lockout_ms"));
+  CHECK_STATUS(otp_engine_new(NULL, &engine), OTP_INVALID_ARGUMENT);
+  CHECK_STATUS(otp_engine_new(&c, NULL), OTP_INVALID_ARGUMENT);
+  otp_engine_free(NULL); /* no-op */
+}
+
+static void test_last_error_truncates_like_snprintf(void) {
+  otp_config c;
+  otp_engine *engine = NULL;
+  otp_config_default(&c);
+  c.ttl_ms = 0;
+  otp_engine_new(&c, &engine);
+  size_t full = otp_last_error(NULL, 0);
+  CHECK(full > 10);
+  char small[8];
+  memset(small, 'x', sizeof small);
+  CHECK(otp_last_error(small, sizeof small) == full);
+  CHECK(small[7] == 0 && strncmp(small, "ttl_ms ", 7) == 0);
+  char one[1] = {'x'};
+  CHECK(otp_last_error(one, 1) == full && one[0] == 0);
+  /* A call that succeeds clears it. */
+  otp_config_default(&c);
+  CHECK_STATUS(otp_engine_new(&c, &engine), OTP_OK);
+  CHECK(otp_last_error(NULL, 0) == 0);
+  otp_engine_free(engine);
+}
+
+static void test_issue_and_verify(void) {
+  otp_engine *e = manual_engine(no_limits);
+  char code[16], other[16];
+  otp_issued issued = {0, 0};
+  uint32_t left = 99;
+  CHECK_STATUS(otp_issue(e, KEY("alice"), NULL, 0, 0, code, sizeof code, &issued), OTP_OK);
+  CHECK(strlen(code) == 6 && issued.expires_in_ms == 300000);
+  wrong_code(code, other);
+  CHECK_STATUS(otp_verify(e, KEY("alice"), other, 6, NULL, 0, &left), OTP_MISMATCH);
+  CHECK(left == 4);
+  CHECK_STATUS(otp_verify(e, KEY("alice"), code, strlen(code), NULL, 0, &left), OTP_OK);
+  CHECK(left == 0);
+  CHECK_STATUS(otp_verify(e, KEY("alice"), code, strlen(code), NULL, 0, NULL), OTP_NOT_FOUND);
+  /* Spaces and hyphens are ignored; a code with no NUL in its length is fine. */
+  CHECK_STATUS(otp_issue(e, KEY("bob"), NULL, 0, 0, code, 7, NULL), OTP_OK);
+  char spaced[16] = {code[0], code[1], code[2], '-', code[3], code[4], code[5], ' ', 'Z'};
+  CHECK_STATUS(otp_verify(e, KEY("bob"), spaced, 8, NULL, 0, NULL), OTP_OK);
+  /* Overlong input is a mismatch, not an error, and is not read past its cap. */
+  static char huge[100000];
+  memset(huge, ' ', sizeof huge);
+  CHECK_STATUS(otp_issue(e, KEY("carol"), NULL, 0, 0, code, sizeof code, NULL), OTP_OK);
+  CHECK_STATUS(otp_verify(e, KEY("carol"), huge, sizeof huge, NULL, 0, &left), OTP_MISMATCH);
+  CHECK(left == 4);
+  otp_engine_free(e);
+}
+
+static void test_burn_and_lockout(void) {
+  otp_engine *e = manual_engine(no_limits);
+  char code[16], other[16];
+  CHECK_STATUS(otp_issue(e, KEY("alice"), NULL, 0, 0, code, sizeof code, NULL), OTP_OK);
+  wrong_code(code, other);
+  for (int i = 0; i < 4; i++) CHECK_STATUS(otp_verify(e, KEY("alice"), other, 6, NULL, 0, NULL), OTP_MISMATCH);
+  CHECK_STATUS(otp_verify(e, KEY("alice"), other, 6, NULL, 0, NULL), OTP_LOCKED);
+  CHECK_STATUS(otp_verify(e, KEY("alice"), code, 6, NULL, 0, NULL), OTP_LOCKED);
+  otp_engine_free(e);
+
+  otp_config c;
+  otp_config_default(&c);
+  c.manual_clock = 1;
+  c.resend_cooldown_ms = 0;
+  c.max_failures_per_key = 2;
+  c.lockout_ms = 60000;
+  CHECK_STATUS(otp_engine_new(&c, &e), OTP_OK);
+  otp_issued issued = {0, 0};
+  CHECK_STATUS(otp_issue(e, KEY("bob"), NULL, 0, 0, code, sizeof code, NULL), OTP_OK);
+  wrong_code(code, other);
+  CHECK_STATUS(otp_verify(e, KEY("bob"), other, 6, NULL, 0, NULL), OTP_MISMATCH);
+  CHECK_STATUS(otp_verify(e, KEY("bob"), other, 6, NULL, 0, NULL), OTP_LOCKED);
+  CHECK_STATUS(otp_clock_advance(e, 1000), OTP_OK);
+  CHECK_STATUS(otp_issue(e, KEY("bob"), NULL, 0, 0, code, sizeof code, &issued), OTP_LOCKED);
+  CHECK(issued.retry_after_ms == 59000);
+  CHECK_STATUS(otp_unlock(e, KEY("bob")), OTP_OK);
+  CHECK_STATUS(otp_unlock(e, KEY("bob")), OTP_NOT_FOUND);
+  CHECK_STATUS(otp_issue(e, KEY("bob"), NULL, 0, 0, code, sizeof code, NULL), OTP_OK);
+  otp_engine_free(e);
+}
+
+static void test_expiry_on_the_manual_clock(void) {
+  otp_engine *e = manual_engine(no_limits);
+  char code[16];
+  otp_issued issued;
+  CHECK_STATUS(otp_issue(e, KEY("alice"), NULL, 0, 5000, code, sizeof code, &issued), OTP_OK);
+  CHECK(issued.expires_in_ms == 5000);
+  CHECK_STATUS(otp_clock_advance(e, 4999), OTP_OK);
+  CHECK_STATUS(otp_issue(e, KEY("bob"), NULL, 0, 5000, code + 8, 8, NULL), OTP_OK);
+  CHECK_STATUS(otp_clock_advance(e, 1), OTP_OK);
+  CHECK_STATUS(otp_verify(e, KEY("alice"), code, 6, NULL, 0, NULL), OTP_EXPIRED);
+  CHECK_STATUS(otp_verify(e, KEY("bob"), code + 8, 6, NULL, 0, NULL), OTP_OK);
+  /* ttl bounds per call */
+  CHECK_STATUS(otp_issue(e, KEY("carol"), NULL, 0, 999, code, sizeof code, NULL), OTP_INVALID_ARGUMENT);
+  CHECK(last_error_contains("ttl_ms must be between 1000 and 86400000, got 999"));
+  otp_engine_free(e);
+  /* The system clock cannot be advanced. */
+  otp_config c;
+  otp_config_default(&c);
+  CHECK_STATUS(otp_engine_new(&c, &e), OTP_OK);
+  CHECK_STATUS(otp_clock_advance(e, 1), OTP_INVALID_ARGUMENT);
+  CHECK(last_error_contains("manual clock"));
+  otp_engine_free(e);
+}
+
+static void test_context_binding(void) {
+  otp_engine *e = manual_engine(no_limits);
+  char code[16];
+  const char *transfer = "EUR 250.00 to DE89 3704 0044 0532 0130 00";
+  const char *tampered = "EUR 2500.00 to DE89 3704 0044 0532 0130 00";
+  CHECK_STATUS(otp_issue(e, KEY("alice"), KEY(transfer), 0, code, sizeof code, NULL), OTP_OK);
+  CHECK_STATUS(otp_verify(e, KEY("alice"), code, 6, KEY(tampered), NULL), OTP_MISMATCH);
+  CHECK_STATUS(otp_verify(e, KEY("alice"), code, 6, NULL, 0, NULL), OTP_MISMATCH);
+  CHECK_STATUS(otp_verify(e, KEY("alice"), code, 6, KEY(transfer), NULL), OTP_OK);
+  otp_engine_free(e);
+}
+
+static void test_rate_limits(void) {
+  otp_engine *e = manual_engine(NULL); /* default limits: 30 s cooldown, 5 per 10 min */
+  char code[16];
+  otp_issued issued = {0, 0};
+  CHECK_STATUS(otp_issue(e, KEY("alice"), NULL, 0, 0, code, sizeof code, NULL), OTP_OK);
+  CHECK_STATUS(otp_clock_advance(e, 12345), OTP_OK);
+  memcpy(code, "keep", 5);
+  CHECK_STATUS(otp_issue(e, KEY("alice"), NULL, 0, 0, code, sizeof code, &issued), OTP_RATE_LIMITED);
+  CHECK(issued.retry_after_ms == 17655 && issued.expires_in_ms == 0);
+  CHECK(strcmp(code, "keep") == 0); /* code_out untouched on refusal */
+  CHECK(last_error_contains("rate limited"));
+  for (int i = 0; i < 4; i++) {
+    CHECK_STATUS(otp_clock_advance(e, 30000), OTP_OK);
+    CHECK_STATUS(otp_issue(e, KEY("alice"), NULL, 0, 0, code, sizeof code, NULL), OTP_OK);
+  }
+  CHECK_STATUS(otp_clock_advance(e, 30000), OTP_OK);
+  CHECK_STATUS(otp_issue(e, KEY("alice"), NULL, 0, 0, code, sizeof code, &issued), OTP_RATE_LIMITED);
+  CHECK(issued.retry_after_ms == 600000 - 12345 - 5 * 30000);
+  otp_engine_free(e);
+}
+
+static void test_capacity_revoke_and_stats(void) {
+  otp_config c;
+  otp_engine *e = NULL;
+  otp_config_default(&c);
+  c.manual_clock = 1;
+  c.capacity = 2;
+  CHECK_STATUS(otp_engine_new(&c, &e), OTP_OK);
+  char a[16], b[16], x[16];
+  CHECK_STATUS(otp_issue(e, KEY("a"), NULL, 0, 0, a, sizeof a, NULL), OTP_OK);
+  CHECK_STATUS(otp_issue(e, KEY("b"), NULL, 0, 0, b, sizeof b, NULL), OTP_OK);
+  CHECK_STATUS(otp_issue(e, KEY("c"), NULL, 0, 0, x, sizeof x, NULL), OTP_CAPACITY_EXCEEDED);
+  CHECK(last_error_contains("capacity"));
+  CHECK_STATUS(otp_issue(e, KEY("a"), NULL, 0, 0, x, sizeof x, NULL), OTP_RATE_LIMITED);
+  CHECK_STATUS(otp_revoke(e, KEY("a")), OTP_OK);
+  CHECK_STATUS(otp_revoke(e, KEY("a")), OTP_NOT_FOUND);
+  CHECK_STATUS(otp_verify(e, KEY("a"), a, 6, NULL, 0, NULL), OTP_NOT_FOUND);
+  CHECK_STATUS(otp_verify(e, KEY("b"), "000000", 6, NULL, 0, NULL), strcmp(b, "000000") ? OTP_MISMATCH : OTP_OK);
+  otp_stats s;
+  memset(&s, 0xff, sizeof s);
+  CHECK_STATUS(otp_engine_stats(e, &s), OTP_OK);
+  CHECK(s.issued == 2 && s.rate_limited == 1 && s.revoked == 1 && s.live == 1);
+  CHECK(s.mismatched + s.verified == 1 && s.locked == 0 && s.expired == 0);
+  CHECK_STATUS(otp_engine_stats(e, NULL), OTP_INVALID_ARGUMENT);
+  CHECK_STATUS(otp_engine_stats(NULL, &s), OTP_INVALID_ARGUMENT);
+  otp_engine_free(e);
+}
+
+static void test_bad_arguments_change_nothing(void) {
+  otp_engine *e = manual_engine(no_limits);
+  char code[16], small[6];
+  uint8_t long_key[1025];
+  memset(long_key, 'k', sizeof long_key);
+  otp_issued issued = {7, 7};
+  CHECK_STATUS(otp_issue(NULL, KEY("a"), NULL, 0, 0, code, sizeof code, NULL), OTP_INVALID_ARGUMENT);
+  CHECK(last_error_contains("engine must not be NULL"));
+  CHECK_STATUS(otp_issue(e, NULL, 1, NULL, 0, 0, code, sizeof code, NULL), OTP_INVALID_ARGUMENT);
+  CHECK_STATUS(otp_issue(e, (const uint8_t *)"", 0, NULL, 0, 0, code, sizeof code, NULL), OTP_INVALID_ARGUMENT);
+  CHECK(last_error_contains("key must be between 1 and 1024 bytes long, got 0 bytes"));
+  CHECK_STATUS(otp_issue(e, long_key, sizeof long_key, NULL, 0, 0, code, sizeof code, NULL), OTP_INVALID_ARGUMENT);
+  CHECK_STATUS(otp_issue(e, long_key, 1024, NULL, 0, 0, code, sizeof code, NULL), OTP_OK);
+  CHECK_STATUS(otp_issue(e, KEY("a"), NULL, 3, 0, code, sizeof code, NULL), OTP_INVALID_ARGUMENT);
+  CHECK(last_error_contains("context may be NULL only with context_len 0, got context_len 3"));
+  CHECK_STATUS(otp_issue(e, KEY("a"), long_key, sizeof long_key, 0, code, sizeof code, NULL), OTP_INVALID_ARGUMENT);
+  CHECK_STATUS(otp_issue(e, KEY("a"), NULL, 0, 0, NULL, 16, NULL), OTP_INVALID_ARGUMENT);
+  CHECK_STATUS(otp_issue(e, KEY("a"), NULL, 0, 0, small, sizeof small, &issued), OTP_BUFFER_TOO_SMALL);
+  CHECK(last_error_contains("code_out_len must be at least 7"));
+  CHECK(issued.expires_in_ms == 7 && issued.retry_after_ms == 7);
+  CHECK_STATUS(otp_verify(e, KEY("a"), NULL, 6, NULL, 0, NULL), OTP_INVALID_ARGUMENT);
+  CHECK_STATUS(otp_verify(e, NULL, 0, "123456", 6, NULL, 0, NULL), OTP_INVALID_ARGUMENT);
+  CHECK_STATUS(otp_verify(NULL, KEY("a"), "123456", 6, NULL, 0, NULL), OTP_INVALID_ARGUMENT);
+  CHECK_STATUS(otp_revoke(e, NULL, 0), OTP_INVALID_ARGUMENT);
+  CHECK_STATUS(otp_revoke(NULL, KEY("a")), OTP_INVALID_ARGUMENT);
+  CHECK_STATUS(otp_unlock(e, NULL, 3), OTP_INVALID_ARGUMENT);
+  CHECK_STATUS(otp_clock_advance(NULL, 1), OTP_INVALID_ARGUMENT);
+  /* None of that issued a code for "a": only the 1024-byte key was issued. */
+  otp_stats s;
+  CHECK_STATUS(otp_engine_stats(e, &s), OTP_OK);
+  CHECK(s.issued == 1 && s.live == 1);
+  CHECK_STATUS(otp_verify(e, KEY("a"), "123456", 6, NULL, 0, NULL), OTP_NOT_FOUND);
+  otp_engine_free(e);
+}
+
+static void test_alphanumeric(void) {
+  otp_config c;
+  otp_engine *e = NULL;
+  otp_config_default(&c);
+  c.alphabet = OTP_ALPHABET_ALPHANUMERIC;
+  c.code_length = 10;
+  CHECK_STATUS(otp_engine_new(&c, &e), OTP_OK);
+  char code[11];
+  CHECK_STATUS(otp_issue(e, KEY("alice"), NULL, 0, 0, code, sizeof code, NULL), OTP_OK);
+  CHECK(strlen(code) == 10 && strspn(code, "23456789ABCDEFGHJKLMNPQRSTUVWXYZ") == 10);
+  for (char *p = code; *p; p++)
+    if (*p >= 'A' && *p <= 'Z') *p = (char)(*p - 'A' + 'a');
+  CHECK_STATUS(otp_verify(e, KEY("alice"), code, 10, NULL, 0, NULL), OTP_OK);
+  otp_engine_free(e);
+}
+
+int main(void) {
+  test_defaults_and_version();
+  test_status_strings();
+  test_engine_new_rejects_bad_config();
+  test_last_error_truncates_like_snprintf();
+  test_issue_and_verify();
+  test_burn_and_lockout();
+  test_expiry_on_the_manual_clock();
+  test_context_binding();
+  test_rate_limits();
+  test_capacity_revoke_and_stats();
+  test_bad_arguments_change_nothing();
+  test_alphanumeric();
+  DONE();
+}

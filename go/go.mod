@@ -1,0 +1,3 @@
+module otpengine
+
+go 1.21

@@ -1,0 +1,401 @@
+// Package otpengine issues and verifies one-time passwords: uniform codes that
+// work once, within their time, with attempt and rate limits per key, bound to
+// a context if you like, and never stored in plaintext.
+//
+// It is a thin layer over the otpengine C library (libotpengine), which holds
+// every rule; this package translates types and errors only.
+//
+//	engine, err := otpengine.New(otpengine.DefaultConfig())
+//	if err != nil { ... }
+//	defer engine.Close()
+//	code, expiresIn, err := engine.Issue([]byte("+15551234567/login"), nil)
+//	// send code by SMS; later:
+//	verdict, err := engine.Verify([]byte("+15551234567/login"), typed, nil)
+//	if verdict.Status == otpengine.Verified { ... }
+package otpengine
+
+/*
+#cgo CFLAGS: -I${SRCDIR}/../include
+#include <stdlib.h>
+#include "otpengine.h"
+
+// Each wrapper makes the call and, on failure, reads the thread's last error in
+// the same C call: a goroutine may change OS threads between two cgo calls.
+static otp_status go_engine_new(const otp_config *config, otp_engine **out, char *err, size_t err_len) {
+	otp_status s = otp_engine_new(config, out);
+	if (s != OTP_OK) otp_last_error(err, err_len);
+	return s;
+}
+
+static otp_status go_issue(otp_engine *e, const uint8_t *key, size_t key_len, const uint8_t *ctx,
+                           size_t ctx_len, uint64_t ttl_ms, char *code, size_t code_len,
+                           otp_issued *issued, char *err, size_t err_len) {
+	otp_status s = otp_issue(e, key, key_len, ctx, ctx_len, ttl_ms, code, code_len, issued);
+	if (s != OTP_OK) otp_last_error(err, err_len);
+	return s;
+}
+
+static otp_status go_verify(otp_engine *e, const uint8_t *key, size_t key_len, const char *code,
+                            size_t code_len, const uint8_t *ctx, size_t ctx_len, uint32_t *left,
+                            char *err, size_t err_len) {
+	otp_status s = otp_verify(e, key, key_len, code, code_len, ctx, ctx_len, left);
+	if (s == OTP_INVALID_ARGUMENT || s == OTP_INTERNAL_ERROR) otp_last_error(err, err_len);
+	return s;
+}
+*/
+import "C"
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unsafe"
+)
+
+// Alphabet is the set of symbols codes are made of.
+type Alphabet int
+
+const (
+	// Digits: 0-9.
+	Digits Alphabet = iota
+	// Alphanumeric: 23456789ABCDEFGHJKLMNPQRSTUVWXYZ, case-insensitive on input.
+	Alphanumeric
+)
+
+// Config holds an engine's settings; start from DefaultConfig. Bounds are the
+// engine's (see the README); a value out of bounds makes New fail with
+// ErrInvalidArgument and a message naming the field as the C API spells it
+// (TTL is ttl_ms, ResendCooldown resend_cooldown_ms, and so on).
+type Config struct {
+	CodeLength         int           // 4..10 (6)
+	Alphabet           Alphabet      // Digits or Alphanumeric
+	TTL                time.Duration // 1s..24h (5m)
+	MaxAttempts        int           // wrong guesses per code, 1..100 (5)
+	ResendCooldown     time.Duration // 0 (off)..1h (30s)
+	MaxIssuesPerWindow int           // 0 (off)..1000 (5)
+	IssueWindow        time.Duration // 1s..24h (10m)
+	MaxFailuresPerKey  int           // across codes, 0 (off)..10000 (100)
+	Lockout            time.Duration // 1s..30 days (1h)
+	CodesPerKey        int           // 1..4 (1)
+	Capacity           uint64        // keys with any state, 1..2^32 (10,000,000)
+	Shards             int           // power of two, 1..65536; 0 picks the default
+	ManualClock        bool          // time moves only by Advance (for tests)
+}
+
+// Status is the outcome of a Verify.
+type Status int
+
+const (
+	// Verified: the right code, in time, with the right context; now consumed.
+	Verified Status = iota
+	// Mismatch: a wrong code or context; the failure was counted.
+	Mismatch
+	// Locked: the code's attempts are used up, or the key is locked out.
+	Locked
+	// Expired: the code's time is over.
+	Expired
+	// NotFound: no code is pending for the key.
+	NotFound
+)
+
+var statusNames = [...]string{"Verified", "Mismatch", "Locked", "Expired", "NotFound"}
+
+// String gives the status's name, e.g. "Verified".
+func (s Status) String() string {
+	if s >= 0 && int(s) < len(statusNames) {
+		return statusNames[s]
+	}
+	return fmt.Sprintf("Status(%d)", int(s))
+}
+
+// Verdict is what Verify answers.
+type Verdict struct {
+	Status       Status
+	AttemptsLeft int // wrong guesses left, on Mismatch; 0 otherwise
+}
+
+// Stats counts the engine's answers since it was built, and the keys with a pending code now.
+type Stats struct {
+	Issued, Verified, Mismatched, Locked, Expired, RateLimited, Revoked, Live uint64
+}
+
+// RateLimitedError is returned by Issue inside the key's cooldown or beyond its window.
+type RateLimitedError struct{ RetryAfter time.Duration }
+
+func (e *RateLimitedError) Error() string {
+	return fmt.Sprintf("otpengine: rate limited, retry after %v", e.RetryAfter)
+}
+
+// LockedError is returned by Issue for a key locked out after too many failed verifies.
+type LockedError struct{ RetryAfter time.Duration }
+
+func (e *LockedError) Error() string {
+	return fmt.Sprintf("otpengine: key locked, retry after %v", e.RetryAfter)
+}
+
+var (
+	// ErrCapacityExceeded: the engine holds state for its capacity of keys.
+	ErrCapacityExceeded = errors.New("otpengine: capacity exceeded")
+	// ErrInvalidArgument: a value out of bounds; the wrapping error says which.
+	ErrInvalidArgument = errors.New("otpengine: invalid argument")
+	// ErrClosed: the engine was closed.
+	ErrClosed = errors.New("otpengine: engine closed")
+)
+
+// Engine is an otpengine instance; safe for concurrent use by many goroutines.
+// Close it when done (a finalizer frees one that is never closed).
+type Engine struct {
+	mu      sync.RWMutex // calls hold it shared; Close holds it exclusively
+	ptr     *C.otp_engine
+	codeLen int
+}
+
+// finalized counts engines freed by the finalizer (for the tests).
+var finalized atomic.Int64
+
+// emptyByte gives C a valid pointer for an empty slice, so that the engine, not
+// this package, decides what an empty key means.
+var emptyByte [1]byte
+
+const errLen = 512
+
+// DefaultConfig returns the engine's defaults.
+func DefaultConfig() Config {
+	var c C.otp_config
+	C.otp_config_default(&c)
+	return Config{
+		CodeLength:         int(c.code_length),
+		Alphabet:           Alphabet(c.alphabet),
+		TTL:                ms(c.ttl_ms),
+		MaxAttempts:        int(c.max_attempts),
+		ResendCooldown:     ms(c.resend_cooldown_ms),
+		MaxIssuesPerWindow: int(c.max_issues_per_window),
+		IssueWindow:        ms(c.issue_window_ms),
+		MaxFailuresPerKey:  int(c.max_failures_per_key),
+		Lockout:            ms(c.lockout_ms),
+		CodesPerKey:        int(c.codes_per_key),
+		Capacity:           uint64(c.capacity),
+		Shards:             int(c.shards),
+		ManualClock:        c.manual_clock != 0,
+	}
+}
+
+// New builds an engine.
+func New(cfg Config) (*Engine, error) {
+	c, err := toC(cfg)
+	if err != nil {
+		return nil, err
+	}
+	var ptr *C.otp_engine
+	var msg [errLen]C.char
+	if s := C.go_engine_new(&c, &ptr, &msg[0], errLen); s != C.OTP_OK {
+		return nil, statusError(s, &msg[0])
+	}
+	e := &Engine{ptr: ptr, codeLen: cfg.CodeLength}
+	runtime.SetFinalizer(e, func(e *Engine) {
+		if e.free() {
+			finalized.Add(1)
+		}
+	})
+	return e, nil
+}
+
+// Issue issues a code for key, bound to context (nil: none), valid for the engine's TTL.
+// It returns *RateLimitedError or *LockedError (use errors.As), ErrCapacityExceeded,
+// ErrInvalidArgument or ErrClosed (use errors.Is).
+func (e *Engine) Issue(key, context []byte) (code string, expiresIn time.Duration, err error) {
+	return e.issue(key, context, 0)
+}
+
+// IssueTTL is Issue with a TTL for this code only (1s..24h).
+func (e *Engine) IssueTTL(key, context []byte, ttl time.Duration) (string, time.Duration, error) {
+	if ttl <= 0 {
+		return "", 0, fmt.Errorf("%w: ttl must be positive, got %v", ErrInvalidArgument, ttl)
+	}
+	return e.issue(key, context, uint64(ttl.Milliseconds()))
+}
+
+func (e *Engine) issue(key, context []byte, ttlMs uint64) (string, time.Duration, error) {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	if e.ptr == nil {
+		return "", 0, ErrClosed
+	}
+	var code [16]C.char
+	var issued C.otp_issued
+	var msg [errLen]C.char
+	s := C.go_issue(e.ptr, bytes(key), C.size_t(len(key)), bytes(context), C.size_t(len(context)),
+		C.uint64_t(ttlMs), &code[0], C.size_t(len(code)), &issued, &msg[0], errLen)
+	switch s {
+	case C.OTP_OK:
+		return C.GoString(&code[0]), ms(issued.expires_in_ms), nil
+	case C.OTP_RATE_LIMITED:
+		return "", 0, &RateLimitedError{RetryAfter: ms(issued.retry_after_ms)}
+	case C.OTP_LOCKED:
+		return "", 0, &LockedError{RetryAfter: ms(issued.retry_after_ms)}
+	}
+	return "", 0, statusError(s, &msg[0])
+}
+
+// Verify checks what a person typed for key with context (nil: none). Spaces and
+// hyphens are ignored. It returns an error only for bad arguments or a closed
+// engine; every other outcome is a Verdict.
+func (e *Engine) Verify(key []byte, code string, context []byte) (Verdict, error) {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	if e.ptr == nil {
+		return Verdict{}, ErrClosed
+	}
+	var left C.uint32_t
+	var msg [errLen]C.char
+	codePtr := (*C.char)(unsafe.Pointer(&emptyByte[0]))
+	if len(code) > 0 {
+		codePtr = (*C.char)(unsafe.Pointer(unsafe.StringData(code)))
+	}
+	s := C.go_verify(e.ptr, bytes(key), C.size_t(len(key)), codePtr, C.size_t(len(code)),
+		bytes(context), C.size_t(len(context)), &left, &msg[0], errLen)
+	switch s {
+	case C.OTP_OK:
+		return Verdict{Status: Verified}, nil
+	case C.OTP_MISMATCH:
+		return Verdict{Status: Mismatch, AttemptsLeft: int(left)}, nil
+	case C.OTP_LOCKED:
+		return Verdict{Status: Locked}, nil
+	case C.OTP_EXPIRED:
+		return Verdict{Status: Expired}, nil
+	case C.OTP_NOT_FOUND:
+		return Verdict{Status: NotFound}, nil
+	}
+	return Verdict{}, statusError(s, &msg[0])
+}
+
+// Revoke drops the key's codes; true if one was pending. Limits stay.
+func (e *Engine) Revoke(key []byte) bool {
+	return e.keyCall(key, func(p *C.otp_engine, k *C.uint8_t, n C.size_t) C.enum_otp_status {
+		return C.otp_revoke(p, k, n)
+	})
+}
+
+// Unlock lifts the key's lockout and clears its failure count; true if there was one.
+func (e *Engine) Unlock(key []byte) bool {
+	return e.keyCall(key, func(p *C.otp_engine, k *C.uint8_t, n C.size_t) C.enum_otp_status {
+		return C.otp_unlock(p, k, n)
+	})
+}
+
+func (e *Engine) keyCall(key []byte, call func(*C.otp_engine, *C.uint8_t, C.size_t) C.enum_otp_status) bool {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	return e.ptr != nil && call(e.ptr, bytes(key), C.size_t(len(key))) == C.OTP_OK
+}
+
+// Stats returns the engine's counters (zero after Close).
+func (e *Engine) Stats() Stats {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	var s C.otp_stats
+	if e.ptr == nil || C.otp_engine_stats(e.ptr, &s) != C.OTP_OK {
+		return Stats{}
+	}
+	return Stats{
+		Issued: uint64(s.issued), Verified: uint64(s.verified), Mismatched: uint64(s.mismatched),
+		Locked: uint64(s.locked), Expired: uint64(s.expired), RateLimited: uint64(s.rate_limited),
+		Revoked: uint64(s.revoked), Live: uint64(s.live),
+	}
+}
+
+// Advance moves a manual clock forward; ErrInvalidArgument for a system clock.
+func (e *Engine) Advance(d time.Duration) error {
+	if d < 0 {
+		return fmt.Errorf("%w: cannot advance the clock by a negative %v", ErrInvalidArgument, d)
+	}
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	if e.ptr == nil {
+		return ErrClosed
+	}
+	if C.otp_clock_advance(e.ptr, C.uint64_t(d.Milliseconds())) != C.OTP_OK {
+		return fmt.Errorf("%w: the clock can only be advanced on an engine built with ManualClock", ErrInvalidArgument)
+	}
+	return nil
+}
+
+// Close frees the engine. It is safe to call more than once, and from several goroutines.
+func (e *Engine) Close() error {
+	e.free()
+	runtime.SetFinalizer(e, nil)
+	return nil
+}
+
+func (e *Engine) free() bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.ptr == nil {
+		return false
+	}
+	C.otp_engine_free(e.ptr)
+	e.ptr = nil
+	return true
+}
+
+func toC(cfg Config) (C.otp_config, error) {
+	var c C.otp_config
+	var err error
+	u32 := func(name string, v int) C.uint32_t {
+		if v < 0 || v > math.MaxUint32 {
+			err = fmt.Errorf("%w: %s must be between 0 and %d, got %d", ErrInvalidArgument, name, uint32(math.MaxUint32), v)
+			return 0
+		}
+		return C.uint32_t(v)
+	}
+	msOf := func(name string, d time.Duration) C.uint64_t {
+		if d < 0 {
+			err = fmt.Errorf("%w: %s must not be negative, got %v", ErrInvalidArgument, name, d)
+			return 0
+		}
+		return C.uint64_t(d.Milliseconds())
+	}
+	c.code_length = u32("CodeLength", cfg.CodeLength)
+	c.alphabet = u32("Alphabet", int(cfg.Alphabet))
+	c.ttl_ms = msOf("TTL", cfg.TTL)
+	c.max_attempts = u32("MaxAttempts", cfg.MaxAttempts)
+	c.resend_cooldown_ms = msOf("ResendCooldown", cfg.ResendCooldown)
+	c.max_issues_per_window = u32("MaxIssuesPerWindow", cfg.MaxIssuesPerWindow)
+	c.issue_window_ms = msOf("IssueWindow", cfg.IssueWindow)
+	c.max_failures_per_key = u32("MaxFailuresPerKey", cfg.MaxFailuresPerKey)
+	c.lockout_ms = msOf("Lockout", cfg.Lockout)
+	c.codes_per_key = u32("CodesPerKey", cfg.CodesPerKey)
+	c.capacity = C.uint64_t(cfg.Capacity)
+	c.shards = u32("Shards", cfg.Shards)
+	if cfg.ManualClock {
+		c.manual_clock = 1
+	}
+	return c, err
+}
+
+func statusError(s C.otp_status, msg *C.char) error {
+	detail := C.GoString(msg)
+	switch s {
+	case C.OTP_CAPACITY_EXCEEDED:
+		return fmt.Errorf("%w: %s", ErrCapacityExceeded, detail)
+	case C.OTP_INVALID_ARGUMENT:
+		return fmt.Errorf("%w: %s", ErrInvalidArgument, detail)
+	}
+	return fmt.Errorf("otpengine: %s: %s", C.GoString(C.otp_status_str(s)), detail)
+}
+
+// bytes gives C a pointer to b's bytes (a valid one even when b is empty).
+func bytes(b []byte) *C.uint8_t {
+	if len(b) == 0 {
+		return (*C.uint8_t)(unsafe.Pointer(&emptyByte[0]))
+	}
+	return (*C.uint8_t)(unsafe.Pointer(&b[0]))
+}
+
+func ms(v C.uint64_t) time.Duration {
+	return time.Duration(v) * time.Millisecond
+}

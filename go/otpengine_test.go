@@ -1,0 +1,347 @@
+package otpengine
+
+import (
+	"errors"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+func newEngine(t *testing.T, tune func(*Config)) *Engine {
+	t.Helper()
+	cfg := DefaultConfig()
+	cfg.ManualClock = true
+	if tune != nil {
+		tune(&cfg)
+	}
+	e, err := New(cfg)
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	t.Cleanup(func() { e.Close() })
+	return e
+}
+
+func noLimits(c *Config) {
+	c.ResendCooldown = 0
+	c.MaxIssuesPerWindow = 0
+	c.MaxFailuresPerKey = 0
+}
+
+func issue(t *testing.T, e *Engine, key string) string {
+	t.Helper()
+	code, _, err := e.Issue([]byte(key), nil)
+	if err != nil {
+		t.Fatalf("Issue(%q): %v", key, err)
+	}
+	return code
+}
+
+func verify(t *testing.T, e *Engine, key, code string) Verdict {
+	t.Helper()
+	v, err := e.Verify([]byte(key), code, nil)
+	if err != nil {
+		t.Fatalf("Verify(%q): %v", key, err)
+	}
+	return v
+}
+
+func wrong(code string) string {
+	b := []byte(code)
+	for i := range b {
+		if b[i] == '9' {
+			b[i] = '0'
+		} else {
+			b[i]++
+		}
+	}
+	return string(b)
+}
+
+func TestDefaults(t *testing.T) {
+	c := DefaultConfig()
+	if c.CodeLength != 6 || c.Alphabet != Digits || c.TTL != 5*time.Minute || c.MaxAttempts != 5 ||
+		c.ResendCooldown != 30*time.Second || c.MaxIssuesPerWindow != 5 || c.IssueWindow != 10*time.Minute ||
+		c.MaxFailuresPerKey != 100 || c.Lockout != time.Hour || c.CodesPerKey != 1 ||
+		c.Capacity != 10_000_000 || c.Shards != 0 || c.ManualClock {
+		t.Fatalf("unexpected defaults: %+v", c)
+	}
+}
+
+func TestIssueVerifyOnce(t *testing.T) {
+	e := newEngine(t, noLimits)
+	code, expiresIn, err := e.Issue([]byte("alice"), nil)
+	if err != nil || len(code) != 6 || expiresIn != 5*time.Minute {
+		t.Fatalf("Issue = %q, %v, %v", code, expiresIn, err)
+	}
+	if v := verify(t, e, "alice", wrong(code)); v != (Verdict{Mismatch, 4}) {
+		t.Fatalf("wrong code: %+v", v)
+	}
+	if v := verify(t, e, "alice", code[:3]+"-"+code[3:]); v.Status != Verified {
+		t.Fatalf("right code: %+v", v)
+	}
+	if v := verify(t, e, "alice", code); v.Status != NotFound {
+		t.Fatalf("replay: %+v", v)
+	}
+	if Verified.String() != "Verified" || NotFound.String() != "NotFound" || Status(9).String() != "Status(9)" {
+		t.Fatal("Status names")
+	}
+}
+
+func TestBurnAfterAttempts(t *testing.T) {
+	e := newEngine(t, noLimits)
+	code := issue(t, e, "alice")
+	for left := 4; left >= 1; left-- {
+		if v := verify(t, e, "alice", wrong(code)); v != (Verdict{Mismatch, left}) {
+			t.Fatalf("attempt: %+v, want %d left", v, left)
+		}
+	}
+	if v := verify(t, e, "alice", wrong(code)); v.Status != Locked {
+		t.Fatalf("fifth wrong: %+v", v)
+	}
+	if v := verify(t, e, "alice", code); v.Status != Locked {
+		t.Fatalf("burned code: %+v", v)
+	}
+}
+
+func TestExpiryOnTheManualClock(t *testing.T) {
+	e := newEngine(t, noLimits)
+	code, _, err := e.IssueTTL([]byte("alice"), nil, 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Advance(10*time.Second - time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	other := issue(t, e, "bob")
+	if err := e.Advance(time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	if v := verify(t, e, "alice", code); v.Status != Expired {
+		t.Fatalf("at expiry: %+v", v)
+	}
+	if v := verify(t, e, "bob", other); v.Status != Verified {
+		t.Fatalf("bob: %+v", v)
+	}
+	system, err := New(DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer system.Close()
+	if err := system.Advance(time.Second); !errors.Is(err, ErrInvalidArgument) {
+		t.Fatalf("Advance on a system clock: %v", err)
+	}
+}
+
+func TestContextBinding(t *testing.T) {
+	e := newEngine(t, noLimits)
+	transfer := []byte("EUR 250.00 to DE89 3704 0044 0532 0130 00")
+	code, _, err := e.Issue([]byte("alice"), transfer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, _ := e.Verify([]byte("alice"), code, []byte("EUR 2500.00 to DE89 3704 0044 0532 0130 00"))
+	if v.Status != Mismatch {
+		t.Fatalf("other context: %+v", v)
+	}
+	if v, _ := e.Verify([]byte("alice"), code, transfer); v.Status != Verified {
+		t.Fatalf("same context: %+v", v)
+	}
+}
+
+func TestRateLimitedAndLockedErrors(t *testing.T) {
+	e := newEngine(t, func(c *Config) {
+		c.MaxFailuresPerKey = 2
+		c.Lockout = time.Minute
+	})
+	code := issue(t, e, "alice")
+	e.Advance(12345 * time.Millisecond)
+	_, _, err := e.Issue([]byte("alice"), nil)
+	var rateLimited *RateLimitedError
+	if !errors.As(err, &rateLimited) || rateLimited.RetryAfter != 17655*time.Millisecond {
+		t.Fatalf("cooldown: %v", err)
+	}
+	verify(t, e, "alice", wrong(code))
+	if v := verify(t, e, "alice", wrong(code)); v.Status != Locked {
+		t.Fatalf("budget spent: %+v", v)
+	}
+	e.Advance(time.Second)
+	_, _, err = e.Issue([]byte("alice"), nil)
+	var locked *LockedError
+	if !errors.As(err, &locked) || locked.RetryAfter != 59*time.Second {
+		t.Fatalf("locked out: %v", err)
+	}
+	if !e.Unlock([]byte("alice")) || e.Unlock([]byte("alice")) {
+		t.Fatal("Unlock should lift the lockout once")
+	}
+	e.Advance(30 * time.Second)
+	issue(t, e, "alice")
+}
+
+func TestCapacityRevokeAndStats(t *testing.T) {
+	e := newEngine(t, func(c *Config) { c.Capacity = 2 })
+	a := issue(t, e, "a")
+	issue(t, e, "b")
+	if _, _, err := e.Issue([]byte("c"), nil); !errors.Is(err, ErrCapacityExceeded) {
+		t.Fatalf("full: %v", err)
+	}
+	if !e.Revoke([]byte("b")) || e.Revoke([]byte("b")) || e.Revoke([]byte("nobody")) {
+		t.Fatal("Revoke")
+	}
+	verify(t, e, "a", a)
+	s := e.Stats()
+	want := Stats{Issued: 2, Verified: 1, Revoked: 1, Live: 0}
+	if s != want {
+		t.Fatalf("Stats = %+v, want %+v", s, want)
+	}
+}
+
+func TestBadArguments(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.TTL = 0
+	if _, err := New(cfg); !errors.Is(err, ErrInvalidArgument) || !strings.Contains(err.Error(), "ttl_ms must be between 1000 and 86400000, got 0") {
+		t.Fatalf("TTL 0: %v", err)
+	}
+	cfg = DefaultConfig()
+	cfg.Shards = 3
+	if _, err := New(cfg); !errors.Is(err, ErrInvalidArgument) || !strings.Contains(err.Error(), "shards") {
+		t.Fatalf("Shards 3: %v", err)
+	}
+	cfg = DefaultConfig()
+	cfg.Lockout = -time.Second
+	if _, err := New(cfg); !errors.Is(err, ErrInvalidArgument) || !strings.Contains(err.Error(), "Lockout") {
+		t.Fatalf("negative Lockout: %v", err)
+	}
+	e := newEngine(t, noLimits)
+	if _, _, err := e.Issue(nil, nil); !errors.Is(err, ErrInvalidArgument) || !strings.Contains(err.Error(), "key must be between 1 and 1024 bytes long, got 0 bytes") {
+		t.Fatalf("empty key: %v", err)
+	}
+	if _, _, err := e.Issue(make([]byte, 1025), nil); !errors.Is(err, ErrInvalidArgument) {
+		t.Fatalf("long key: %v", err)
+	}
+	if _, err := e.Verify([]byte("a"), "123456", make([]byte, 1025)); !errors.Is(err, ErrInvalidArgument) {
+		t.Fatalf("long context: %v", err)
+	}
+	if v, err := e.Verify([]byte("a"), "", nil); err != nil || v.Status != NotFound {
+		t.Fatalf("empty code: %+v %v", v, err)
+	}
+	if _, _, err := e.IssueTTL([]byte("a"), nil, 500*time.Millisecond); !errors.Is(err, ErrInvalidArgument) {
+		t.Fatalf("short ttl: %v", err)
+	}
+	if e.Stats().Issued != 0 {
+		t.Fatal("a refused call issued something")
+	}
+}
+
+func TestCloseIsIdempotentAndFinal(t *testing.T) {
+	e, err := New(DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := e.Issue([]byte("a"), nil); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Issue after Close: %v", err)
+	}
+	if _, err := e.Verify([]byte("a"), "123456", nil); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Verify after Close: %v", err)
+	}
+	if e.Revoke([]byte("a")) || e.Unlock([]byte("a")) || e.Stats() != (Stats{}) {
+		t.Fatal("calls after Close")
+	}
+}
+
+func TestAFinalizerFreesAnEngineNobodyClosed(t *testing.T) {
+	before := finalized.Load()
+	for i := 0; i < 8; i++ {
+		if _, err := New(DefaultConfig()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for finalized.Load() == before && time.Now().Before(deadline) {
+		runtime.GC()
+		time.Sleep(10 * time.Millisecond)
+	}
+	if finalized.Load() == before {
+		t.Fatal("no engine was finalized")
+	}
+}
+
+func TestGoroutinesVerifyingTheSameCodeGetOneSuccess(t *testing.T) {
+	e := newEngine(t, noLimits)
+	for round := 0; round < 200; round++ {
+		key := []byte("user-" + string(rune('a'+round%26)) + string(rune('0'+round/26)))
+		code, _, err := e.Issue(key, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		results := make([]Status, 8)
+		for g := range results {
+			wg.Add(1)
+			go func(g int) {
+				defer wg.Done()
+				<-start
+				v, err := e.Verify(key, code, nil)
+				if err != nil {
+					t.Error(err)
+				}
+				results[g] = v.Status
+			}(g)
+		}
+		close(start)
+		wg.Wait()
+		ok := 0
+		for _, s := range results {
+			if s == Verified {
+				ok++
+			}
+		}
+		if ok != 1 {
+			t.Fatalf("round %d: %d successes: %v", round, ok, results)
+		}
+	}
+}
+
+func TestGoroutinesHammeringOneEngineKeepCountsExact(t *testing.T) {
+	e := newEngine(t, noLimits)
+	var mu sync.Mutex
+	issued, verified := uint64(0), uint64(0)
+	var wg sync.WaitGroup
+	for g := 0; g < 8; g++ {
+		wg.Add(1)
+		go func(g int) {
+			defer wg.Done()
+			var myIssued, myVerified uint64
+			for i := 0; i < 2000; i++ {
+				key := []byte{byte('a' + (g*7+i)%16)}
+				code, _, err := e.Issue(key, nil)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				myIssued++
+				if v, _ := e.Verify(key, code, nil); v.Status == Verified {
+					myVerified++
+				}
+			}
+			mu.Lock()
+			issued += myIssued
+			verified += myVerified
+			mu.Unlock()
+		}(g)
+	}
+	wg.Wait()
+	s := e.Stats()
+	if s.Issued != issued || s.Verified != verified || issued != 16000 || verified == 0 {
+		t.Fatalf("stats %+v vs issued %d verified %d", s, issued, verified)
+	}
+}
