@@ -18,7 +18,7 @@ TSAN     := -fsanitize=thread
 C_LINK   := -L$(DEBUG) -lotpengine -lpthread -Wl,-rpath,$(DEBUG)
 
 .PHONY: test toolchains fmt-check clippy doc rust-test c-test go-test examples install install-test \
-        header ffi-debug go-lib quickstart clean
+        header ffi-debug go-lib quickstart bench-ffi clean
 
 ## Everything CI checks: formatting, lints, docs, and every test suite in every language.
 test: toolchains fmt-check clippy doc rust-test c-test go-test examples install-test
@@ -99,6 +99,15 @@ header:
 
 quickstart:
 	$(CARGO) run --release --example quickstart
+
+## issue + verify per call from Rust, C and Go, one after the other on the same workload.
+bench-ffi: go-lib
+	@mkdir -p $(BUILD)
+	$(CARGO) build --release --example quickbench
+	$(CC) -O2 -std=c11 -Wall -Wextra -Werror -Iinclude benches/c/issue_verify.c -L$(RELEASE) -lotpengine -Wl,-rpath,$(RELEASE) -o $(BUILD)/bench-c
+	$(RELEASE)/examples/quickbench
+	$(BUILD)/bench-c
+	cd go && $(GO) test -run '^$$' -bench IssueVerify -count 5 .
 
 clean:
 	rm -rf $(BUILD)

@@ -16,30 +16,48 @@ package otpengine
 
 /*
 #cgo CFLAGS: -I${SRCDIR}/../include
+#cgo noescape go_issue
+#cgo nocallback go_issue
+#cgo noescape go_verify
+#cgo nocallback go_verify
+#cgo noescape otp_revoke
+#cgo nocallback otp_revoke
+#cgo noescape otp_unlock
+#cgo nocallback otp_unlock
+#cgo noescape otp_engine_stats
+#cgo nocallback otp_engine_stats
 #include <stdlib.h>
 #include "otpengine.h"
 
-// Each wrapper makes the call and, on failure, reads the thread's last error in
-// the same C call: a goroutine may change OS threads between two cgo calls.
-static otp_status go_engine_new(const otp_config *config, otp_engine **out, char *err, size_t err_len) {
+// Each wrapper makes the call and, on failure, copies the thread's last error
+// into a malloc'd string in the same C call (a goroutine may change OS threads
+// between two cgo calls). Success costs no allocation; Go frees the message.
+static char *go_last_error(void) {
+	size_t len = otp_last_error(NULL, 0);
+	char *msg = malloc(len + 1);
+	if (msg != NULL) otp_last_error(msg, len + 1);
+	return msg;
+}
+
+static otp_status go_engine_new(const otp_config *config, otp_engine **out, char **err) {
 	otp_status s = otp_engine_new(config, out);
-	if (s != OTP_OK) otp_last_error(err, err_len);
+	if (s != OTP_OK) *err = go_last_error();
 	return s;
 }
 
 static otp_status go_issue(otp_engine *e, const uint8_t *key, size_t key_len, const uint8_t *ctx,
                            size_t ctx_len, uint64_t ttl_ms, char *code, size_t code_len,
-                           otp_issued *issued, char *err, size_t err_len) {
+                           otp_issued *issued, char **err) {
 	otp_status s = otp_issue(e, key, key_len, ctx, ctx_len, ttl_ms, code, code_len, issued);
-	if (s != OTP_OK) otp_last_error(err, err_len);
+	if (s != OTP_OK && s != OTP_RATE_LIMITED && s != OTP_LOCKED) *err = go_last_error();
 	return s;
 }
 
 static otp_status go_verify(otp_engine *e, const uint8_t *key, size_t key_len, const char *code,
                             size_t code_len, const uint8_t *ctx, size_t ctx_len, uint32_t *left,
-                            char *err, size_t err_len) {
+                            char **err) {
 	otp_status s = otp_verify(e, key, key_len, code, code_len, ctx, ctx_len, left);
-	if (s == OTP_INVALID_ARGUMENT || s == OTP_INTERNAL_ERROR) otp_last_error(err, err_len);
+	if (s == OTP_INVALID_ARGUMENT || s == OTP_INTERNAL_ERROR) *err = go_last_error();
 	return s;
 }
 */
@@ -161,8 +179,6 @@ var finalized atomic.Int64
 // this package, decides what an empty key means.
 var emptyByte [1]byte
 
-const errLen = 512
-
 // DefaultConfig returns the engine's defaults.
 func DefaultConfig() Config {
 	var c C.otp_config
@@ -191,9 +207,9 @@ func New(cfg Config) (*Engine, error) {
 		return nil, err
 	}
 	var ptr *C.otp_engine
-	var msg [errLen]C.char
-	if s := C.go_engine_new(&c, &ptr, &msg[0], errLen); s != C.OTP_OK {
-		return nil, statusError(s, &msg[0])
+	var msg *C.char
+	if s := C.go_engine_new(&c, &ptr, &msg); s != C.OTP_OK {
+		return nil, statusError(s, msg)
 	}
 	e := &Engine{ptr: ptr, codeLen: cfg.CodeLength}
 	runtime.SetFinalizer(e, func(e *Engine) {
@@ -227,18 +243,18 @@ func (e *Engine) issue(key, context []byte, ttlMs uint64) (string, time.Duration
 	}
 	var code [16]C.char
 	var issued C.otp_issued
-	var msg [errLen]C.char
+	var msg *C.char
 	s := C.go_issue(e.ptr, bytes(key), C.size_t(len(key)), bytes(context), C.size_t(len(context)),
-		C.uint64_t(ttlMs), &code[0], C.size_t(len(code)), &issued, &msg[0], errLen)
+		C.uint64_t(ttlMs), &code[0], C.size_t(len(code)), &issued, &msg)
 	switch s {
 	case C.OTP_OK:
-		return C.GoString(&code[0]), ms(issued.expires_in_ms), nil
+		return C.GoStringN(&code[0], C.int(e.codeLen)), ms(issued.expires_in_ms), nil
 	case C.OTP_RATE_LIMITED:
 		return "", 0, &RateLimitedError{RetryAfter: ms(issued.retry_after_ms)}
 	case C.OTP_LOCKED:
 		return "", 0, &LockedError{RetryAfter: ms(issued.retry_after_ms)}
 	}
-	return "", 0, statusError(s, &msg[0])
+	return "", 0, statusError(s, msg)
 }
 
 // Verify checks what a person typed for key with context (nil: none). Spaces and
@@ -251,13 +267,13 @@ func (e *Engine) Verify(key []byte, code string, context []byte) (Verdict, error
 		return Verdict{}, ErrClosed
 	}
 	var left C.uint32_t
-	var msg [errLen]C.char
+	var msg *C.char
 	codePtr := (*C.char)(unsafe.Pointer(&emptyByte[0]))
 	if len(code) > 0 {
 		codePtr = (*C.char)(unsafe.Pointer(unsafe.StringData(code)))
 	}
 	s := C.go_verify(e.ptr, bytes(key), C.size_t(len(key)), codePtr, C.size_t(len(code)),
-		bytes(context), C.size_t(len(context)), &left, &msg[0], errLen)
+		bytes(context), C.size_t(len(context)), &left, &msg)
 	switch s {
 	case C.OTP_OK:
 		return Verdict{Status: Verified}, nil
@@ -270,7 +286,7 @@ func (e *Engine) Verify(key []byte, code string, context []byte) (Verdict, error
 	case C.OTP_NOT_FOUND:
 		return Verdict{Status: NotFound}, nil
 	}
-	return Verdict{}, statusError(s, &msg[0])
+	return Verdict{}, statusError(s, msg)
 }
 
 // Revoke drops the key's codes; true if one was pending. Limits stay.
@@ -377,8 +393,13 @@ func toC(cfg Config) (C.otp_config, error) {
 	return c, err
 }
 
+// statusError wraps a failure with its message, and frees the message.
 func statusError(s C.otp_status, msg *C.char) error {
-	detail := C.GoString(msg)
+	detail := "no detail"
+	if msg != nil {
+		detail = C.GoString(msg)
+		C.free(unsafe.Pointer(msg))
+	}
 	switch s {
 	case C.OTP_CAPACITY_EXCEEDED:
 		return fmt.Errorf("%w: %s", ErrCapacityExceeded, detail)

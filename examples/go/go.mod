@@ -1,6 +1,6 @@
 module quickstart
 
-go 1.21
+go 1.22
 
 require otpengine v0.0.0
 
