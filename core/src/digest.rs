@@ -207,13 +207,32 @@ impl CodeDigestPrefix {
             CodeDigestPrefix::Sip(h) => {
                 let mut h = *h;
                 h.write(code);
-                CodeDigest(h.finish())
+                let digest = CodeDigest(h.finish());
+                wipe_sip(&mut h);
+                digest
             }
             CodeDigestPrefix::Hmac(mac) => {
                 let mut mac = (**mac).clone();
                 mac.update(code);
                 CodeDigest(le_u64(&mac.finalize().into_bytes()[..8]))
             }
+        }
+    }
+}
+
+/// SipHash's state is reversible: with the key id and context, a leaked prefix
+/// would give the subkey back. `siphasher` has no `Zeroize`, so overwrite it and
+/// keep the store from being optimised away. (The HMAC state wipes itself: the
+/// `zeroize` features of `hmac` and `sha2` are on.)
+fn wipe_sip(h: &mut SipHasher24) {
+    *h = SipHasher24::new_with_keys(0, 0);
+    std::hint::black_box(h);
+}
+
+impl Drop for CodeDigestPrefix {
+    fn drop(&mut self) {
+        if let CodeDigestPrefix::Sip(h) = self {
+            wipe_sip(h);
         }
     }
 }

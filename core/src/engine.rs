@@ -269,7 +269,8 @@ impl Engine {
     }
 
     /// Lifts the key's lockout and clears its failure count. True if there was a
-    /// failure count (or lockout) to clear.
+    /// failure count to clear (the key need not have been locked out). A code that
+    /// was burned stays burned: issue a new one.
     pub fn unlock(&self, key: impl AsRef<[u8]>) -> Result<bool, Error> {
         self.with_key(key.as_ref(), |shard, shared, key_id, hash, now| {
             shard.unlock(shared, key_id, hash, now)

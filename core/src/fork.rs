@@ -14,11 +14,13 @@
 //! reaper inside and waits for it). Threads of the application itself are the
 //! application's business, as with any library.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Once;
 
 static GENERATION: AtomicU64 = AtomicU64::new(0);
-static FORKING: AtomicBool = AtomicBool::new(false);
+/// Forks under way: a count, because two threads may fork at once and one's
+/// parent handler must not reopen the gate while the other is still forking.
+static FORKING: AtomicUsize = AtomicUsize::new(0);
 static REAPERS_INSIDE: AtomicUsize = AtomicUsize::new(0);
 static REGISTER: Once = Once::new();
 
@@ -38,7 +40,7 @@ pub(crate) struct ReaperPass(());
 impl ReaperPass {
     pub(crate) fn enter() -> Option<ReaperPass> {
         REAPERS_INSIDE.fetch_add(1, Ordering::SeqCst);
-        if FORKING.load(Ordering::SeqCst) {
+        if FORKING.load(Ordering::SeqCst) != 0 {
             REAPERS_INSIDE.fetch_sub(1, Ordering::SeqCst);
             return None;
         }
@@ -53,20 +55,20 @@ impl Drop for ReaperPass {
 }
 
 extern "C" fn prepare() {
-    FORKING.store(true, Ordering::SeqCst);
+    FORKING.fetch_add(1, Ordering::SeqCst);
     while REAPERS_INSIDE.load(Ordering::SeqCst) != 0 {
         std::thread::yield_now();
     }
 }
 
 extern "C" fn parent() {
-    FORKING.store(false, Ordering::SeqCst);
+    FORKING.fetch_sub(1, Ordering::SeqCst);
 }
 
 extern "C" fn child() {
     // Only atomics here: a child handler must be async-signal-safe.
     REAPERS_INSIDE.store(0, Ordering::SeqCst);
-    FORKING.store(false, Ordering::SeqCst);
+    FORKING.store(0, Ordering::SeqCst);
     GENERATION.fetch_add(1, Ordering::SeqCst);
 }
 

@@ -221,6 +221,9 @@ pub(crate) struct Shard {
     wheel: Wheel,
     rng: ChaCha20Rng,
     rng_generation: u64,
+    /// The latest time any call brought into this shard: a call that read the
+    /// clock before waiting for the lock never moves the shard's time back.
+    now: Millis,
     live: u64,
     pub(crate) counters: Counters,
 }
@@ -234,6 +237,7 @@ impl Shard {
             wheel: Wheel::new(now),
             rng: os_seeded(),
             rng_generation: fork::generation(),
+            now,
             live: 0,
             counters: Counters::default(),
         }
@@ -260,7 +264,7 @@ impl Shard {
 
     /// Runs up to `budget` due timers; returns how many ran.
     pub(crate) fn reclaim(&mut self, shared: &Shared, now: Millis, budget: usize) -> usize {
-        let now = now.max(self.wheel.elapsed());
+        let now = self.advance_to(now);
         let mut ran = 0;
         while ran < budget {
             let Some(i) = self.wheel.pop_due(&mut self.slots, now) else {
@@ -462,9 +466,14 @@ impl Shard {
     /// Every operation starts here: time never runs backwards within a shard, and
     /// some due timers are run so that expiry keeps pace with the traffic.
     fn begin(&mut self, shared: &Shared, now: Millis) -> Millis {
-        let now = now.max(self.wheel.elapsed());
+        let now = self.advance_to(now);
         self.reclaim(shared, now, OP_BUDGET);
         now
+    }
+
+    fn advance_to(&mut self, now: Millis) -> Millis {
+        self.now = self.now.max(now);
+        self.now
     }
 
     /// The key's slot as of `now`: past failures and codes brought up to date, and

@@ -20,8 +20,11 @@
 //!   or to `now` when no occupied slot starts at or before `now`, so a slot is
 //!   never passed over.
 //! - Entries are never handed out early: a node is popped only from the due list.
-//!   If the clock jumps far beyond the wheel's span the level is clamped and the
-//!   node cascades down again later; it is late by no more than the processing.
+//! - A deadline more than the wheel's span past `elapsed` (possible only after a
+//!   pause of years, or a manual clock jump) is clamped into the top level; the
+//!   top slot that holds `elapsed` is then searched last, because what it holds
+//!   is a lap ahead, and when nothing else is scheduled `elapsed` jumps straight
+//!   to the earliest deadline rather than lap by lap.
 
 use std::mem;
 
@@ -99,11 +102,6 @@ impl Wheel {
             due: NIL,
             len: 0,
         }
-    }
-
-    /// Time up to which the wheel has been processed.
-    pub(crate) fn elapsed(&self) -> u64 {
-        self.elapsed
     }
 
     /// Bytes the wheel itself occupies (its nodes live elsewhere).
@@ -190,11 +188,16 @@ impl Wheel {
                 return Some(node);
             }
             if now < self.earliest {
+                if self.occupied == [0; LEVELS] {
+                    // Nothing is scheduled: time may move up to now, so that a later
+                    // insert is placed relative to the present, not the distant past.
+                    self.elapsed = self.elapsed.max(now);
+                }
                 return None;
             }
             match self.next_expiration() {
                 Some((level, slot, deadline)) if deadline <= now => {
-                    self.take_slot(nodes, level, slot, deadline)
+                    self.take_slot(nodes, level, slot, deadline, now)
                 }
                 next => {
                     // Nothing starts at or before `now`: time may move up to it.
@@ -216,11 +219,13 @@ impl Wheel {
             let slot_range = 1u64 << (SLOT_BITS as usize * level);
             let level_range = slot_range << SLOT_BITS;
             let now_slot = self.elapsed / slot_range;
-            let slot = (occupied
-                .rotate_right((now_slot % SLOTS as u64) as u32)
-                .trailing_zeros() as u64
-                + now_slot)
-                % SLOTS as u64;
+            let mut rotated = occupied.rotate_right((now_slot % SLOTS as u64) as u32);
+            if level == LEVELS - 1 && rotated & 1 == 1 && rotated != 1 {
+                // The top slot holding `elapsed` only has clamped entries, a whole lap
+                // ahead: every other occupied top slot comes first.
+                rotated &= !1;
+            }
+            let slot = (rotated.trailing_zeros() as u64 + now_slot) % SLOTS as u64;
             let level_start = self.elapsed & !(level_range - 1);
             let mut deadline = level_start + slot * slot_range;
             if deadline <= self.elapsed {
@@ -237,10 +242,24 @@ impl Wheel {
         level: usize,
         slot: usize,
         deadline: u64,
+        now: u64,
     ) {
         let mut node = mem::replace(&mut self.heads[level][slot], NIL);
         self.occupied[level] &= !(1 << slot);
         self.elapsed = deadline;
+        if self.occupied == [0; LEVELS] {
+            // Nothing else is scheduled, so no slot can be passed over: jump straight
+            // to the earliest deadline taken (or to now), instead of one top-level
+            // lap at a time after a long pause.
+            let mut earliest = u64::MAX;
+            let mut n = node;
+            while n != NIL {
+                let link = *nodes.link(n);
+                earliest = earliest.min(link.when);
+                n = link.next;
+            }
+            self.elapsed = self.elapsed.max(earliest.min(now));
+        }
         while node != NIL {
             let Link { when, next, .. } = *nodes.link(node);
             *nodes.pos(node) = Pos::NONE;
@@ -439,6 +458,54 @@ mod tests {
         wheel.validate(&mut nodes);
         assert!(drain(&mut wheel, &mut nodes, 30 * MAX_SPAN - 1).is_empty());
         assert_eq!(drain(&mut wheel, &mut nodes, 30 * MAX_SPAN), vec![1]);
+    }
+
+    #[test]
+    fn a_clamped_entry_hides_no_other_top_level_entry() {
+        // Found in review: after a long idle, node 0 (just past the span) is clamped
+        // into the top slot that holds `elapsed`; node 1 sits in top slot 63. The
+        // clamped slot was found first, its lap-ahead deadline let `elapsed` jump
+        // past slot 63, and node 1 fired a lap (795 days) late.
+        let mut nodes = Plain::new(2);
+        let mut wheel = Wheel::new(0);
+        let now = MAX_SPAN - 5_000;
+        wheel.insert(&mut nodes, 0, now + 5_000);
+        wheel.insert(&mut nodes, 1, now + 1_000);
+        wheel.validate(&mut nodes);
+        assert_eq!(drain(&mut wheel, &mut nodes, now + 1_000), vec![1]);
+        wheel.validate(&mut nodes);
+        assert_eq!(drain(&mut wheel, &mut nodes, now + 5_000), vec![0]);
+    }
+
+    #[test]
+    fn a_lagging_wheel_hides_no_entry_behind_a_clamped_one() {
+        // The same through a wheel that lags because node 0 was not yet taken out.
+        let mut nodes = Plain::new(3);
+        let mut wheel = Wheel::new(0);
+        wheel.insert(&mut nodes, 0, 10);
+        let now = MAX_SPAN - 5_000;
+        wheel.insert(&mut nodes, 1, now + 5_000);
+        wheel.insert(&mut nodes, 2, now + 1_000);
+        wheel.validate(&mut nodes);
+        assert_eq!(drain(&mut wheel, &mut nodes, now + 1_000), vec![0, 2]);
+        wheel.validate(&mut nodes);
+        assert_eq!(drain(&mut wheel, &mut nodes, now + 5_000), vec![1]);
+    }
+
+    #[test]
+    fn a_jump_of_millions_of_years_takes_few_steps() {
+        let mut nodes = Plain::new(1);
+        let mut wheel = Wheel::new(0);
+        wheel.insert(&mut nodes, 0, 1 << 61);
+        // Counted in cascades, not seconds: lap by lap this was ~2^25 of them.
+        let mut steps = 0;
+        while wheel.next_expiration().is_some_and(|(_, _, d)| d < 1 << 61) && steps < 100 {
+            let (level, slot, deadline) = wheel.next_expiration().unwrap();
+            wheel.take_slot(&mut nodes, level, slot, deadline, 1 << 61);
+            steps += 1;
+        }
+        assert!(steps < 20, "{steps} cascades");
+        assert_eq!(drain(&mut wheel, &mut nodes, 1 << 61), vec![0]);
     }
 
     proptest! {
