@@ -2,6 +2,7 @@
 
 CARGO  ?= cargo
 GO     ?= go
+PYTHON ?= python3
 CC     ?= cc
 CXX    ?= c++
 PREFIX ?= /usr/local
@@ -10,6 +11,9 @@ BUILD   := build
 VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
 DEBUG   := $(CURDIR)/target/debug
 RELEASE := $(CURDIR)/target/release
+VENV    := $(CURDIR)/.venv
+# maturin's build hook runs `maturin` from PATH: put the venv's bin first.
+VENV_RUN := PATH=$(VENV)/bin:$$PATH
 
 # C tests: strict C11, every warning an error, sanitizers that stop at the first report.
 C_STRICT := -std=c11 -Wall -Wextra -Werror -pedantic -g -Iinclude
@@ -18,10 +22,10 @@ TSAN     := -fsanitize=thread
 C_LINK   := -L$(DEBUG) -lotpengine -lpthread -Wl,-rpath,$(DEBUG)
 
 .PHONY: test toolchains fmt-check clippy doc rust-test c-test go-test examples install install-test \
-        header ffi-debug go-lib quickstart bench-ffi clean
+        header ffi-debug go-lib quickstart bench-ffi python-test python-install bench-python clean
 
 ## Everything CI checks: formatting, lints, docs, and every test suite in every language.
-test: toolchains fmt-check clippy doc rust-test c-test go-test examples install-test
+test: toolchains fmt-check clippy doc rust-test c-test go-test examples install-test python-test
 	@echo "make test: all checks passed"
 
 ## Fail loudly, naming what is missing, instead of skipping a suite.
@@ -33,6 +37,8 @@ toolchains:
 	@command -v $(CXX) >/dev/null 2>&1 || { echo "ERROR: no C++ compiler ($(CXX)); the header's C++ check needs g++ or clang++" >&2; exit 1; }
 	@command -v $(GO) >/dev/null 2>&1 || { echo "ERROR: go not found; the Go suite needs Go 1.21 or newer (https://go.dev/dl)" >&2; exit 1; }
 	@command -v pkg-config >/dev/null 2>&1 || { echo "ERROR: pkg-config not found; install pkgconf (apt-get install pkgconf)" >&2; exit 1; }
+	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "ERROR: $(PYTHON) not found; the Python suite needs Python 3.10 or newer" >&2; exit 1; }
+	@$(PYTHON) -c 'import sys, venv; sys.exit(sys.version_info < (3, 10))' 2>/dev/null || { echo "ERROR: $(PYTHON) must be 3.10 or newer with the venv module" >&2; exit 1; }
 
 fmt-check:
 	$(CARGO) fmt --all -- --check
@@ -77,6 +83,26 @@ go-test: go-lib
 examples: go-lib install-test
 	cd examples/go && $(GO) run .
 
+## A virtual environment with the build and test tools, made once.
+$(VENV)/bin/pytest:
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --upgrade pip
+	$(VENV)/bin/pip install --quiet "maturin>=1.7,<2" "pytest>=8" "mypy>=1.11"
+
+## `pip install ./python`, as a user would (release build of the Rust engine).
+python-install: $(VENV)/bin/pytest
+	$(VENV_RUN) $(VENV)/bin/pip install --quiet --no-build-isolation --force-reinstall --no-deps ./python
+
+## The pytest suite (warnings are errors), the stubs against the compiled module, and mypy --strict on typed usage.
+python-test: python-install
+	$(VENV)/bin/python -m pytest -q python/tests
+	mkdir -p $(BUILD) && cd $(BUILD) && $(VENV)/bin/python -m mypy.stubtest otpengine
+	$(VENV)/bin/mypy --strict python/tests/typed_usage.py python/otpengine/_types.py
+	$(VENV)/bin/python python/tests/typed_usage.py >/dev/null
+
+bench-python: python-install
+	$(VENV)/bin/python python/bench/bench.py
+
 ## Installs libotpengine.{so,a}, otpengine.h and otpengine.pc under PREFIX.
 install: go-lib
 	install -d $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/include
@@ -110,5 +136,5 @@ bench-ffi: go-lib
 	cd go && $(GO) test -run '^$$' -bench IssueVerify -count 5 .
 
 clean:
-	rm -rf $(BUILD)
+	rm -rf $(BUILD) $(VENV)
 	$(CARGO) clean

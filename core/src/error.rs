@@ -130,6 +130,9 @@ pub enum Got {
     Bytes(usize),
     /// A name that is not in the list.
     Name(String),
+    /// A value as the caller wrote it, for values no other variant can hold
+    /// (a negative count, a negative or non-finite number of seconds).
+    Raw(String),
 }
 
 /// How a front end shows durations in messages.
@@ -184,6 +187,7 @@ impl InvalidInput {
             Got::Duration(d) => dur(*d),
             Got::Bytes(n) => format!("{n} bytes"),
             Got::Name(n) => format!("{n:?}"),
+            Got::Raw(v) => v.clone(),
         };
         format!("{name} must be {must}, got {got}")
     }

@@ -53,8 +53,8 @@ pub use digest::{DigestAlgorithm, Secret};
 pub use engine::{Engine, Issued, MemoryUsage, Verdict};
 pub use error::{format_duration, Constraint, DurationUnit, Error, Field, Got, InvalidInput};
 pub use policy::{
-    check_context_length, check_key_length, Config, CAPACITY_RANGE, CODES_PER_KEY_RANGE,
-    ISSUE_WINDOW_RANGE, LOCKOUT_RANGE, MAX_ATTEMPTS_RANGE, MAX_CONTEXT_LEN,
+    check_context_length, check_key_length, constraint, Config, CAPACITY_RANGE,
+    CODES_PER_KEY_RANGE, ISSUE_WINDOW_RANGE, LOCKOUT_RANGE, MAX_ATTEMPTS_RANGE, MAX_CONTEXT_LEN,
     MAX_FAILURES_PER_KEY_RANGE, MAX_ISSUES_PER_WINDOW_RANGE, MAX_KEY_LEN, REAPER_INTERVAL_RANGE,
     RESEND_COOLDOWN_RANGE, SHARDS_RANGE, TTL_RANGE,
 };

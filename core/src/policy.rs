@@ -223,12 +223,45 @@ impl Policy {
     }
 }
 
+/// The bounds of a configuration field (or of a call's ttl), for front ends that
+/// must reject a value before it can be put in a [`Config`] (a negative number,
+/// say); `None` for fields that are not numbers.
+pub fn constraint(field: Field) -> Option<Constraint> {
+    let count = |(min, max): (u32, u32)| Constraint::Range {
+        min: min.into(),
+        max: max.into(),
+    };
+    let span = |(min, max): (Duration, Duration)| Constraint::DurationRange { min, max };
+    Some(match field {
+        Field::CodeLength => count((MIN_CODE_LENGTH, MAX_CODE_LENGTH)),
+        Field::Ttl => span(TTL_RANGE),
+        Field::MaxAttempts => count(MAX_ATTEMPTS_RANGE),
+        Field::ResendCooldown => span(RESEND_COOLDOWN_RANGE),
+        Field::MaxIssuesPerWindow => count(MAX_ISSUES_PER_WINDOW_RANGE),
+        Field::IssueWindow => span(ISSUE_WINDOW_RANGE),
+        Field::MaxFailuresPerKey => count(MAX_FAILURES_PER_KEY_RANGE),
+        Field::Lockout => span(LOCKOUT_RANGE),
+        Field::CodesPerKey => count(CODES_PER_KEY_RANGE),
+        Field::Capacity => Constraint::Range {
+            min: CAPACITY_RANGE.0,
+            max: CAPACITY_RANGE.1,
+        },
+        Field::Shards => Constraint::PowerOfTwo {
+            min: SHARDS_RANGE.0.into(),
+            max: SHARDS_RANGE.1.into(),
+        },
+        Field::ReaperInterval => span(REAPER_INTERVAL_RANGE),
+        _ => return None,
+    })
+}
+
 /// Checks a ttl (configured or per call) and returns it in milliseconds.
 pub(crate) fn check_ttl(ttl: Duration) -> Result<Millis, InvalidInput> {
     duration(Field::Ttl, ttl, TTL_RANGE)
 }
 
 fn count(field: Field, value: u32, (min, max): (u32, u32)) -> Result<(), InvalidInput> {
+    // Bounds come from the same constants as `constraint(field)`.
     if (min..=max).contains(&value) {
         return Ok(());
     }

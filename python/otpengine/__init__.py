@@ -1,0 +1,22 @@
+"""otpengine: one-time passwords that work once, in time, with limits, never stored in plaintext.
+
+>>> import otpengine
+>>> engine = otpengine.Engine(manual_clock=True)
+>>> code = engine.issue("alice")
+>>> bool(engine.verify("alice", code))
+True
+"""
+
+from otpengine._types import CapacityExceeded, KeyLocked, OtpError, RateLimited, Status
+from otpengine._native import Engine, Verdict, __version__
+
+__all__ = [
+    "CapacityExceeded",
+    "Engine",
+    "KeyLocked",
+    "OtpError",
+    "RateLimited",
+    "Status",
+    "Verdict",
+    "__version__",
+]

@@ -1,0 +1,54 @@
+"""Exceptions and the Status enum, as real Python classes the native module raises and returns."""
+
+from __future__ import annotations
+
+import enum
+
+
+class Status(enum.Enum):
+    """The outcome of a verify."""
+
+    VERIFIED = "verified"
+    """The right code, in time, with the right context; it is now consumed."""
+    MISMATCH = "mismatch"
+    """A wrong code or context (or not a code at all); the failure was counted."""
+    LOCKED = "locked"
+    """The code's attempts are used up, or the key is locked out."""
+    EXPIRED = "expired"
+    """The code's time is over."""
+    NOT_FOUND = "not_found"
+    """No code is pending for the key."""
+
+
+class OtpError(Exception):
+    """Base class of the engine's refusals."""
+
+
+class RateLimited(OtpError):
+    """An issue inside the key's resend cooldown, or beyond its issue window."""
+
+    retry_after: float
+    """Seconds until an issue for this key would be allowed."""
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class KeyLocked(OtpError):
+    """An issue for a key locked out after too many failed verifies."""
+
+    retry_after: float
+    """Seconds until the lockout ends (or until ``unlock`` is called)."""
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class CapacityExceeded(OtpError):
+    """The engine holds state for as many keys as its capacity allows."""
+
+
+for _cls in (Status, OtpError, RateLimited, KeyLocked, CapacityExceeded):
+    _cls.__module__ = "otpengine"

@@ -1,0 +1,502 @@
+//! `otpengine._native`: the Python face of `otpengine-core`.
+//!
+//! No rules live here: arguments become core values (or a `TypeError` /
+//! `ValueError` naming the keyword argument), core answers become Python values,
+//! and core refusals become the exceptions of `otpengine._types`. Batches copy
+//! their inputs into Rust first, then release the GIL for the whole loop.
+
+use std::borrow::Cow;
+use std::time::Duration;
+
+use otpengine_core::{
+    check_context_length, check_key_length, constraint, format_duration, Alphabet, Clock, Config,
+    DurationUnit, Engine, Error, Field, Got, InvalidInput, ManualClock, Verdict,
+};
+use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
+use pyo3::types::{PyBytes, PyDict, PyString, PyTuple, PyType};
+
+/// The Python classes this module hands out, imported once from `otpengine._types`.
+struct Types {
+    /// `Status` members, in the order of [`status_index`].
+    status: [Py<PyAny>; 5],
+    otp_error: Py<PyType>,
+    rate_limited: Py<PyType>,
+    key_locked: Py<PyType>,
+    capacity_exceeded: Py<PyType>,
+}
+
+static TYPES: PyOnceLock<Types> = PyOnceLock::new();
+
+fn types(py: Python<'_>) -> PyResult<&Types> {
+    TYPES.get_or_try_init(py, || {
+        let m = py.import("otpengine._types")?;
+        let status = m.getattr("Status")?;
+        let member = |name: &str| status.getattr(name).map(Bound::unbind);
+        let class = |name: &str| -> PyResult<Py<PyType>> {
+            Ok(m.getattr(name)?.cast_into::<PyType>()?.unbind())
+        };
+        Ok(Types {
+            status: [
+                member("VERIFIED")?,
+                member("MISMATCH")?,
+                member("LOCKED")?,
+                member("EXPIRED")?,
+                member("NOT_FOUND")?,
+            ],
+            otp_error: class("OtpError")?,
+            rate_limited: class("RateLimited")?,
+            key_locked: class("KeyLocked")?,
+            capacity_exceeded: class("CapacityExceeded")?,
+        })
+    })
+}
+
+fn status_index(verdict: &Verdict) -> usize {
+    match verdict {
+        Verdict::Verified => 0,
+        Verdict::Mismatch { .. } => 1,
+        Verdict::Locked { .. } => 2,
+        Verdict::Expired => 3,
+        Verdict::NotFound => 4,
+    }
+}
+
+fn value_error(e: &InvalidInput) -> PyErr {
+    PyValueError::new_err(e.render(e.field.name(), DurationUnit::Seconds))
+}
+
+/// The one translation of core errors into Python exceptions.
+fn to_py_err(py: Python<'_>, e: Error) -> PyErr {
+    let message = e.to_string();
+    let build = || -> PyResult<PyErr> {
+        let t = types(py)?;
+        let instance = match &e {
+            Error::InvalidInput(invalid) => return Ok(value_error(invalid)),
+            Error::RateLimited { retry_after } => t
+                .rate_limited
+                .bind(py)
+                .call1((message, retry_after.as_secs_f64()))?,
+            Error::Locked { retry_after } => t
+                .key_locked
+                .bind(py)
+                .call1((message, retry_after.as_secs_f64()))?,
+            Error::CapacityExceeded { .. } => t.capacity_exceeded.bind(py).call1((message,))?,
+            _ => t.otp_error.bind(py).call1((message,))?,
+        };
+        Ok(PyErr::from_value(instance))
+    };
+    build().unwrap_or_else(|err| err)
+}
+
+/// A key, context or code: `str` (as UTF-8) or `bytes`, borrowed where possible.
+fn byte_arg<'a>(obj: &'a Bound<'_, PyAny>, name: &str) -> PyResult<Cow<'a, [u8]>> {
+    if let Ok(s) = obj.cast::<PyString>() {
+        return Ok(Cow::Borrowed(s.to_str()?.as_bytes()));
+    }
+    if let Ok(b) = obj.cast::<PyBytes>() {
+        return Ok(Cow::Borrowed(b.as_bytes()));
+    }
+    Err(PyTypeError::new_err(format!(
+        "{name} must be str or bytes, got {}",
+        obj.get_type().name()?
+    )))
+}
+
+fn key_arg<'a>(obj: &'a Bound<'_, PyAny>) -> PyResult<Cow<'a, [u8]>> {
+    let key = byte_arg(obj, "key")?;
+    check_key_length(key.len()).map_err(|e| value_error(&e))?;
+    Ok(key)
+}
+
+fn context_arg<'a>(obj: Option<&'a Bound<'_, PyAny>>) -> PyResult<Cow<'a, [u8]>> {
+    let Some(obj) = obj.filter(|o| !o.is_none()) else {
+        return Ok(Cow::Borrowed(&[]));
+    };
+    let context = byte_arg(obj, "context")?;
+    check_context_length(context.len()).map_err(|e| value_error(&e))?;
+    Ok(context)
+}
+
+/// A value refused before it can reach the core (negative, not finite), reported
+/// against the field's real bounds.
+fn out_of_bounds(field: Field, raw: String) -> PyErr {
+    match constraint(field) {
+        Some(constraint) => value_error(&InvalidInput {
+            field,
+            constraint,
+            got: Got::Raw(raw),
+        }),
+        None => PyValueError::new_err(format!("{} is out of bounds, got {raw}", field.name())),
+    }
+}
+
+fn count(field: Field, value: i64) -> PyResult<u32> {
+    u32::try_from(value).map_err(|_| out_of_bounds(field, value.to_string()))
+}
+
+fn seconds(field: Field, value: f64) -> PyResult<Duration> {
+    Duration::try_from_secs_f64(value).map_err(|_| out_of_bounds(field, format!("{value:?}")))
+}
+
+/// Whole milliseconds as float seconds (the core's resolution).
+fn secs(d: Duration) -> f64 {
+    d.as_secs_f64()
+}
+
+/// An OTP engine. Safe to share between threads; batch calls release the GIL.
+#[pyclass(module = "otpengine", name = "Engine", frozen)]
+struct PyEngine {
+    engine: Engine,
+}
+
+#[pymethods]
+impl PyEngine {
+    /// Builds an engine. Every argument is keyword-only; ``None`` keeps the
+    /// engine's default (see the README for defaults and bounds). Durations are
+    /// float seconds. A value out of bounds raises ``ValueError`` naming it.
+    #[new]
+    #[pyo3(signature = (
+        *,
+        code_length=None,
+        alphabet=None,
+        ttl=None,
+        max_attempts=None,
+        resend_cooldown=None,
+        max_issues_per_window=None,
+        issue_window=None,
+        max_failures_per_key=None,
+        lockout=None,
+        codes_per_key=None,
+        capacity=None,
+        shards=None,
+        manual_clock=false,
+    ))]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        code_length: Option<i64>,
+        alphabet: Option<&str>,
+        ttl: Option<f64>,
+        max_attempts: Option<i64>,
+        resend_cooldown: Option<f64>,
+        max_issues_per_window: Option<i64>,
+        issue_window: Option<f64>,
+        max_failures_per_key: Option<i64>,
+        lockout: Option<f64>,
+        codes_per_key: Option<i64>,
+        capacity: Option<i64>,
+        shards: Option<i64>,
+        manual_clock: bool,
+    ) -> PyResult<Self> {
+        let mut c = Config::default();
+        if let Some(v) = code_length {
+            c.code_length = count(Field::CodeLength, v)?;
+        }
+        if let Some(v) = alphabet {
+            c.alphabet = Alphabet::from_name(v).map_err(|e| value_error(&e))?;
+        }
+        if let Some(v) = ttl {
+            c.ttl = seconds(Field::Ttl, v)?;
+        }
+        if let Some(v) = max_attempts {
+            c.max_attempts = count(Field::MaxAttempts, v)?;
+        }
+        if let Some(v) = resend_cooldown {
+            c.resend_cooldown = seconds(Field::ResendCooldown, v)?;
+        }
+        if let Some(v) = max_issues_per_window {
+            c.max_issues_per_window = count(Field::MaxIssuesPerWindow, v)?;
+        }
+        if let Some(v) = issue_window {
+            c.issue_window = seconds(Field::IssueWindow, v)?;
+        }
+        if let Some(v) = max_failures_per_key {
+            c.max_failures_per_key = count(Field::MaxFailuresPerKey, v)?;
+        }
+        if let Some(v) = lockout {
+            c.lockout = seconds(Field::Lockout, v)?;
+        }
+        if let Some(v) = codes_per_key {
+            c.codes_per_key = count(Field::CodesPerKey, v)?;
+        }
+        if let Some(v) = capacity {
+            c.capacity =
+                u64::try_from(v).map_err(|_| out_of_bounds(Field::Capacity, v.to_string()))?;
+        }
+        if let Some(v) = shards {
+            c.shards = Some(count(Field::Shards, v)?);
+        }
+        if manual_clock {
+            c.clock = Clock::manual(&ManualClock::new());
+        }
+        let engine = Engine::new(c).map_err(|e| match e {
+            Error::InvalidInput(e) => value_error(&e),
+            other => PyValueError::new_err(other.to_string()),
+        })?;
+        Ok(PyEngine { engine })
+    }
+
+    /// Issues a code for ``key`` (``str`` or ``bytes``), bound to ``context``,
+    /// valid for ``ttl`` seconds (``None``: the engine's ttl). Raises
+    /// ``RateLimited``, ``KeyLocked`` or ``CapacityExceeded``; nothing changes then.
+    #[pyo3(signature = (key, context=None, ttl=None))]
+    fn issue(
+        &self,
+        py: Python<'_>,
+        key: &Bound<'_, PyAny>,
+        context: Option<&Bound<'_, PyAny>>,
+        ttl: Option<f64>,
+    ) -> PyResult<String> {
+        let key = key_arg(key)?;
+        let context = context_arg(context)?;
+        let issued = match ttl {
+            None => self.engine.issue(&key, &context),
+            Some(t) => self
+                .engine
+                .issue_with_ttl(&key, &context, seconds(Field::Ttl, t)?),
+        };
+        issued
+            .map(|i| i.code.to_string())
+            .map_err(|e| to_py_err(py, e))
+    }
+
+    /// Checks what a person typed. Spaces and hyphens are ignored (and case, for
+    /// the alphanumeric alphabet); anything else that is not a code is a counted
+    /// mismatch. Returns a ``Verdict``, which is true only when verified.
+    #[pyo3(signature = (key, code, context=None))]
+    fn verify(
+        &self,
+        py: Python<'_>,
+        key: &Bound<'_, PyAny>,
+        code: &Bound<'_, PyAny>,
+        context: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<PyVerdict> {
+        let key = key_arg(key)?;
+        let code = byte_arg(code, "code")?;
+        let context = context_arg(context)?;
+        let verdict = self
+            .engine
+            .verify(&key, &code, &context)
+            .map_err(|e| to_py_err(py, e))?;
+        Ok(PyVerdict::from(verdict))
+    }
+
+    /// Drops the key's codes; ``True`` if one was pending. Limits stay.
+    fn revoke(&self, py: Python<'_>, key: &Bound<'_, PyAny>) -> PyResult<bool> {
+        self.engine
+            .revoke(&key_arg(key)?)
+            .map_err(|e| to_py_err(py, e))
+    }
+
+    /// Lifts the key's lockout and clears its failure count; ``True`` if there was one.
+    fn unlock(&self, py: Python<'_>, key: &Bound<'_, PyAny>) -> PyResult<bool> {
+        self.engine
+            .unlock(&key_arg(key)?)
+            .map_err(|e| to_py_err(py, e))
+    }
+
+    /// Keys with a pending code.
+    fn __len__(&self) -> usize {
+        self.engine.len()
+    }
+
+    /// Counters of answers since the engine was built, and the keys held now:
+    /// issued, verified, mismatched, locked, expired, rate_limited, revoked, live,
+    /// not_found, capacity_exceeded, held.
+    fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let s = self.engine.stats();
+        let d = PyDict::new(py);
+        for (name, value) in [
+            ("issued", s.issued),
+            ("verified", s.verified),
+            ("mismatched", s.mismatched),
+            ("locked", s.locked),
+            ("expired", s.expired),
+            ("rate_limited", s.rate_limited),
+            ("revoked", s.revoked),
+            ("live", s.live),
+            ("not_found", s.not_found),
+            ("capacity_exceeded", s.capacity_exceeded),
+            ("held", s.held),
+        ] {
+            d.set_item(name, value)?;
+        }
+        Ok(d)
+    }
+
+    /// The stats in the Prometheus text format.
+    fn prometheus(&self) -> String {
+        self.engine.stats().to_prometheus()
+    }
+
+    /// Moves a manual clock forward by ``seconds``; ``OtpError`` on a system clock.
+    fn advance(&self, py: Python<'_>, seconds: f64) -> PyResult<()> {
+        let by = Duration::try_from_secs_f64(seconds).map_err(|_| {
+            PyValueError::new_err(format!(
+                "seconds must be a non-negative number, got {seconds:?}"
+            ))
+        })?;
+        self.engine.advance_clock(by).map_err(|e| to_py_err(py, e))
+    }
+
+    /// Issues a code for each key (with one context for all); ``None`` where an
+    /// issue was refused (rate limited, locked, full). Releases the GIL. A bad key
+    /// raises before anything is issued.
+    #[pyo3(signature = (keys, context=None))]
+    fn issue_many(
+        &self,
+        py: Python<'_>,
+        keys: &Bound<'_, PyAny>,
+        context: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Vec<Option<String>>> {
+        let keys: Vec<Vec<u8>> = keys
+            .try_iter()?
+            .map(|k| Ok(key_arg(&k?)?.into_owned()))
+            .collect::<PyResult<_>>()?;
+        let context = context_arg(context)?.into_owned();
+        let engine = &self.engine;
+        let results = py.detach(|| {
+            keys.iter()
+                .map(|k| engine.issue(k, &context).map(|i| i.code.to_string()))
+                .collect::<Vec<_>>()
+        });
+        results
+            .into_iter()
+            .map(|r| match r {
+                Ok(code) => Ok(Some(code)),
+                Err(Error::InvalidInput(e)) => Err(value_error(&e)),
+                Err(_) => Ok(None),
+            })
+            .collect()
+    }
+
+    /// Verifies ``(key, code)`` or ``(key, code, context)`` items; returns their
+    /// ``Status`` in order. Releases the GIL. A bad item raises before anything is verified.
+    fn verify_many(&self, py: Python<'_>, items: &Bound<'_, PyAny>) -> PyResult<Vec<Py<PyAny>>> {
+        type Item = (Vec<u8>, Vec<u8>, Vec<u8>);
+        let items: Vec<Item> = items
+            .try_iter()?
+            .map(|item| {
+                let item = item?;
+                let tuple = item.cast::<PyTuple>().map_err(|_| {
+                    PyTypeError::new_err("items must be (key, code) or (key, code, context) tuples")
+                })?;
+                if !(2..=3).contains(&tuple.len()) {
+                    return Err(PyTypeError::new_err(format!(
+                        "items must be (key, code) or (key, code, context) tuples, got one of {} elements",
+                        tuple.len()
+                    )));
+                }
+                let key = key_arg(&tuple.get_item(0)?)?.into_owned();
+                let code = byte_arg(&tuple.get_item(1)?, "code")?.into_owned();
+                let context = match tuple.len() {
+                    3 => context_arg(Some(&tuple.get_item(2)?))?.into_owned(),
+                    _ => Vec::new(),
+                };
+                Ok((key, code, context))
+            })
+            .collect::<PyResult<_>>()?;
+        let engine = &self.engine;
+        let verdicts = py.detach(|| {
+            items
+                .iter()
+                .map(|(k, c, x)| engine.verify(k, c, x))
+                .collect::<Vec<_>>()
+        });
+        let t = types(py)?;
+        verdicts
+            .into_iter()
+            .map(|v| match v {
+                Ok(v) => Ok(t.status[status_index(&v)].clone_ref(py)),
+                Err(e) => Err(to_py_err(py, e)),
+            })
+            .collect()
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "<otpengine.Engine: {} shards, code length {}>",
+            self.engine.shard_count(),
+            self.engine.code_length()
+        )
+    }
+}
+
+/// The answer to ``Engine.verify``: true only when verified.
+#[pyclass(module = "otpengine", name = "Verdict", frozen)]
+struct PyVerdict {
+    index: usize,
+    /// Wrong guesses left (on a mismatch), else 0.
+    #[pyo3(get)]
+    attempts_left: u32,
+    /// Seconds until a lockout ends (for a locked-out key), else 0.0.
+    #[pyo3(get)]
+    retry_after: f64,
+}
+
+impl From<Verdict> for PyVerdict {
+    fn from(v: Verdict) -> Self {
+        let (attempts_left, retry_after) = match v {
+            Verdict::Mismatch { attempts_left } => (attempts_left, 0.0),
+            Verdict::Locked { retry_after } => (0, secs(retry_after)),
+            _ => (0, 0.0),
+        };
+        PyVerdict {
+            index: status_index(&v),
+            attempts_left,
+            retry_after,
+        }
+    }
+}
+
+#[pymethods]
+impl PyVerdict {
+    /// The outcome, an ``otpengine.Status``.
+    #[getter]
+    fn status(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        Ok(types(py)?.status[self.index].clone_ref(py))
+    }
+
+    fn __bool__(&self) -> bool {
+        self.index == 0
+    }
+
+    fn __eq__(&self, other: &Bound<'_, PyAny>) -> bool {
+        other.cast::<PyVerdict>().is_ok_and(|o| {
+            let o = o.get();
+            (o.index, o.attempts_left, o.retry_after)
+                == (self.index, self.attempts_left, self.retry_after)
+        })
+    }
+
+    fn __hash__(&self) -> u64 {
+        (self.index as u64) << 32 | u64::from(self.attempts_left)
+    }
+
+    fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
+        let status = self.status(py)?.bind(py).str()?.to_string();
+        Ok(match self.index {
+            1 => format!(
+                "Verdict(status={status}, attempts_left={})",
+                self.attempts_left
+            ),
+            2 if self.retry_after > 0.0 => format!(
+                "Verdict(status={status}, retry_after={})",
+                format_duration(
+                    Duration::from_secs_f64(self.retry_after),
+                    DurationUnit::Seconds
+                )
+            ),
+            _ => format!("Verdict(status={status})"),
+        })
+    }
+}
+
+#[pymodule]
+fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<PyEngine>()?;
+    m.add_class::<PyVerdict>()?;
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    Ok(())
+}

@@ -1,0 +1,75 @@
+"""Bad values are ValueError naming the keyword, bad types TypeError; nothing changes."""
+
+from __future__ import annotations
+
+import pytest
+
+import otpengine
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        (dict(code_length=3), "code_length must be between 4 and 10, got 3"),
+        (dict(code_length=-1), "code_length must be between 4 and 10, got -1"),
+        (dict(alphabet="hex"), 'alphabet must be one of "digits", "alphanumeric", got "hex"'),
+        (dict(ttl=0.0), "ttl must be between 1.0 and 86400.0 seconds, got 0.0"),
+        (dict(ttl=-5.0), "ttl must be between 1.0 and 86400.0 seconds, got -5.0"),
+        (dict(ttl=float("inf")), "ttl must be between 1.0 and 86400.0 seconds, got inf"),
+        (dict(max_attempts=0), "max_attempts must be between 1 and 100, got 0"),
+        (dict(resend_cooldown=3601.0), "resend_cooldown must be between 0.0 and 3600.0 seconds, got 3601.0"),
+        (dict(max_issues_per_window=1001), "max_issues_per_window must be between 0 and 1000, got 1001"),
+        (dict(issue_window=0.5), "issue_window must be between 1.0 and 86400.0 seconds, got 0.5"),
+        (dict(max_failures_per_key=-1), "max_failures_per_key must be between 0 and 10000, got -1"),
+        (dict(lockout=0.0), "lockout must be between 1.0 and 2592000.0 seconds, got 0.0"),
+        (dict(codes_per_key=5), "codes_per_key must be between 1 and 4, got 5"),
+        (dict(capacity=0), "capacity must be between 1 and 4294967296, got 0"),
+        (dict(shards=3), "shards must be a power of two between 1 and 65536, got 3"),
+    ],
+)
+def test_bad_config_values_name_the_keyword_bound_and_value(kwargs: dict[str, object], message: str) -> None:
+    with pytest.raises(ValueError) as raised:
+        otpengine.Engine(**kwargs)  # type: ignore[arg-type]
+    assert str(raised.value) == message
+
+
+@pytest.mark.parametrize("kwargs", [dict(code_length="6"), dict(ttl="300"), dict(manual_clock="yes"), dict(colour=1)])
+def test_wrong_types_are_type_errors(kwargs: dict[str, object]) -> None:
+    with pytest.raises(TypeError):
+        otpengine.Engine(**kwargs)  # type: ignore[arg-type]
+
+
+def test_bad_call_arguments_change_nothing() -> None:
+    engine = otpengine.Engine(manual_clock=True)
+    code = engine.issue("alice")
+    before = engine.stats()
+    with pytest.raises(ValueError, match="key must be between 1 and 1024 bytes long, got 0 bytes"):
+        engine.issue("")
+    with pytest.raises(ValueError, match="key must be between 1 and 1024 bytes long, got 1025 bytes"):
+        engine.verify("k" * 1025, code)
+    with pytest.raises(ValueError, match="context must be at most 1024 bytes long"):
+        engine.issue("bob", context=b"x" * 1025)
+    with pytest.raises(ValueError, match="ttl must be between 1.0 and 86400.0 seconds, got 0.5"):
+        engine.issue("bob", ttl=0.5)
+    with pytest.raises(TypeError, match="key must be str or bytes, got int"):
+        engine.issue(42)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="code must be str or bytes, got NoneType"):
+        engine.verify("alice", None)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="context must be str or bytes, got list"):
+        engine.verify("alice", code, context=[1])  # type: ignore[arg-type]
+    with pytest.raises(ValueError):
+        engine.issue_many(["ok", ""])  # a bad key anywhere: nothing is issued
+    with pytest.raises(TypeError):
+        engine.verify_many([("alice",)])  # type: ignore[list-item]
+    with pytest.raises(ValueError):
+        engine.advance(-1.0)
+    assert engine.stats() == before
+    assert engine.verify("alice", code), "the pending code is intact"
+
+
+def test_exceptions_are_real_classes_of_the_package() -> None:
+    for cls in (otpengine.RateLimited, otpengine.KeyLocked, otpengine.CapacityExceeded):
+        assert issubclass(cls, otpengine.OtpError) and cls.__module__ == "otpengine"
+    assert issubclass(otpengine.OtpError, Exception)
+    assert [s.name for s in otpengine.Status] == ["VERIFIED", "MISMATCH", "LOCKED", "EXPIRED", "NOT_FOUND"]
+    assert set(otpengine.__all__) >= {"Engine", "Verdict", "Status", "OtpError", "RateLimited", "KeyLocked", "CapacityExceeded"}

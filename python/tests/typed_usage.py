@@ -1,0 +1,42 @@
+"""A small program checked by `mypy --strict` against the package's stubs."""
+
+from __future__ import annotations
+
+import otpengine
+
+
+def login(engine: otpengine.Engine, phone: str, typed: str) -> bool:
+    result: otpengine.Verdict = engine.verify(f"{phone}/login", typed)
+    if result.status is otpengine.Status.MISMATCH:
+        left: int = result.attempts_left
+        print(f"{left} attempts left")
+    return bool(result)
+
+
+def send(engine: otpengine.Engine, phone: str) -> str | None:
+    try:
+        return engine.issue(f"{phone}/login", context=None, ttl=120.0)
+    except otpengine.RateLimited as e:
+        wait: float = e.retry_after
+        print(f"retry in {wait:.0f} s")
+    except otpengine.KeyLocked as e:
+        print(f"locked for {e.retry_after:.0f} s")
+    except otpengine.CapacityExceeded:
+        pass
+    return None
+
+
+def main() -> None:
+    engine = otpengine.Engine(code_length=6, alphabet="digits", ttl=300.0, manual_clock=True)
+    code = send(engine, "+15551234567")
+    if code is not None:
+        assert login(engine, "+15551234567", code)
+    codes: list[str | None] = engine.issue_many(["a", b"b"], context=b"ctx")
+    statuses: list[otpengine.Status] = engine.verify_many([("a", codes[0] or ""), (b"b", "000000", b"ctx")])
+    stats: dict[str, int] = engine.stats()
+    engine.advance(1.5)
+    print(len(engine), statuses, stats["issued"], otpengine.__version__)
+
+
+if __name__ == "__main__":
+    main()
