@@ -22,10 +22,10 @@ TSAN     := -fsanitize=thread
 C_LINK   := -L$(DEBUG) -lotpengine -lpthread -Wl,-rpath,$(DEBUG)
 
 .PHONY: test toolchains fmt-check clippy doc rust-test c-test go-test examples install install-test \
-        header ffi-debug go-lib quickstart bench-ffi python-test python-install bench-python clean
+        header ffi-debug go-lib quickstart bench-ffi python-test python-install bench-python load load-smoke clean
 
 ## Everything CI checks: formatting, lints, docs, and every test suite in every language.
-test: toolchains fmt-check clippy doc rust-test c-test go-test examples install-test python-test
+test: toolchains fmt-check clippy doc rust-test load-smoke c-test go-test examples install-test python-test
 	@echo "make test: all checks passed"
 
 ## Fail loudly, naming what is missing, instead of skipping a suite.
@@ -125,6 +125,17 @@ header:
 
 quickstart:
 	$(CARGO) run --release --example quickstart
+
+## The main job: the load generator against the embedded engine (10 s, every core).
+load:
+	$(CARGO) run --release --bin otp-load
+
+## A 2-second run whose answers must add up (otp-load exits non-zero otherwise).
+load-smoke:
+	@mkdir -p $(BUILD)
+	$(CARGO) run --release --bin otp-load -- --seconds 2 --keys 200000 --json | tee $(BUILD)/load-smoke.txt
+	@tail -n 1 $(BUILD)/load-smoke.txt | grep -q '"counts_add_up":true' || { echo "ERROR: otp-load counts do not add up" >&2; exit 1; }
+	$(CARGO) run --release --bin otp-load -- --seconds 1 --keys 50000 --dist zipf --limits --ttl 1 --wrong 0.5 > $(BUILD)/load-smoke-limits.txt
 
 ## issue + verify per call from Rust, C and Go, one after the other on the same workload.
 bench-ffi: go-lib

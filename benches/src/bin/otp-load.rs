@@ -1,0 +1,610 @@
+//! otp-load: simulated users on the embedded engine, on every core.
+//!
+//! Each user is given a code before the timed run (so the store holds `--keys`
+//! live entries), then, over and over: types the code (`--wrong` of first
+//! attempts are mistyped, then the right code follows), and asks for a new code
+//! once the old one is used up. Every call, issue or verify, counts as one call.
+//! Users are split between threads (user u belongs to thread u % threads), so
+//! every thread knows exactly which answer each call should get; the answers are
+//! tallied, checked against the engine's own counters at the end, and any
+//! disagreement is an error exit.
+
+use std::io::Write;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Barrier};
+use std::time::{Duration, Instant};
+
+use clap::{Parser, ValueEnum};
+use hdrhistogram::Histogram;
+use indicatif::{ProgressBar, ProgressStyle};
+use otpengine_benches::{rss_bytes, SplitMix64, Zipf};
+use otpengine_core::{Config, Engine, Error, Stats, Verdict};
+
+/// One call in this many has its latency recorded (two clock reads cost about
+/// as much as a fast call; sampling keeps them from halving the throughput).
+const LATENCY_SAMPLE: u64 = 8;
+/// Calls between two updates of the shared progress counter.
+const PUBLISH_EVERY: u64 = 1024;
+/// Bytes the generator itself keeps per user (code and flags), left out of the
+/// engine's bytes per entry.
+const GENERATOR_BYTES_PER_USER: u64 = 11;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "otp-load",
+    version,
+    about = "Mixed issue/verify load on the embedded otpengine, with a report"
+)]
+struct Args {
+    /// Worker threads [default: every core]
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Length of the timed run, in seconds
+    #[arg(long, default_value_t = 10.0)]
+    seconds: f64,
+    /// Simulated users; each is given a code before the run starts
+    #[arg(long, default_value_t = 1_000_000)]
+    keys: u64,
+    /// How users are picked for each step
+    #[arg(long, value_enum, default_value_t = Dist::Uniform)]
+    dist: Dist,
+    /// Share of first attempts that are mistyped, 0 to 1
+    #[arg(long, default_value_t = 0.1)]
+    wrong: f64,
+    /// Code ttl, in seconds
+    #[arg(long, default_value_t = 300.0)]
+    ttl: f64,
+    /// Turn the engine's default per-key limits on (cooldown, window, failure
+    /// budget); by default they are off, to measure issue and verify themselves
+    #[arg(long)]
+    limits: bool,
+    /// Also print one JSON object on the last line of output
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Dist {
+    /// Every user equally likely
+    Uniform,
+    /// A few users very often, most rarely (exponent 0.99)
+    Zipf,
+}
+
+impl Dist {
+    fn name(self) -> &'static str {
+        match self {
+            Dist::Uniform => "uniform",
+            Dist::Zipf => "zipf",
+        }
+    }
+}
+
+/// What one thread saw.
+#[derive(Default)]
+struct Tally {
+    calls: u64,
+    issued: u64,
+    verified: u64,
+    mismatch: u64,
+    locked: u64,
+    expired: u64,
+    not_found: u64,
+    rate_limited: u64,
+    capacity_exceeded: u64,
+    /// A verdict no correct engine gives (e.g. the right code answered Mismatch).
+    surprises: u64,
+    elapsed: Duration,
+}
+
+impl Tally {
+    fn add(&mut self, o: &Tally) {
+        self.calls += o.calls;
+        self.issued += o.issued;
+        self.verified += o.verified;
+        self.mismatch += o.mismatch;
+        self.locked += o.locked;
+        self.expired += o.expired;
+        self.not_found += o.not_found;
+        self.rate_limited += o.rate_limited;
+        self.capacity_exceeded += o.capacity_exceeded;
+        self.surprises += o.surprises;
+    }
+
+    fn answers(&self) -> u64 {
+        self.issued
+            + self.verified
+            + self.mismatch
+            + self.locked
+            + self.expired
+            + self.not_found
+            + self.rate_limited
+            + self.capacity_exceeded
+    }
+}
+
+/// A thread's users: the code each holds, and whether a mistyped attempt is due.
+struct Users {
+    codes: Vec<[u8; 10]>,
+    /// bit 0: holds a pending code; bit 1: will mistype it first.
+    flags: Vec<u8>,
+}
+
+const PENDING: u8 = 1;
+const MISTYPE: u8 = 2;
+
+struct Worker {
+    engine: Arc<Engine>,
+    thread: u64,
+    threads: u64,
+    users: Users,
+    rng: SplitMix64,
+    zipf: Option<Zipf>,
+    wrong: f64,
+    issue_latency: Histogram<u64>,
+    verify_latency: Histogram<u64>,
+    tally: Tally,
+}
+
+impl Worker {
+    fn key(&self, local: usize) -> [u8; 8] {
+        (local as u64 * self.threads + self.thread).to_le_bytes()
+    }
+
+    fn pick(&mut self) -> usize {
+        let n = self.users.flags.len() as u64;
+        match &self.zipf {
+            Some(z) => z.sample(&mut self.rng) as usize,
+            None => self.rng.below(n) as usize,
+        }
+    }
+
+    fn issue(&mut self, i: usize) {
+        let key = self.key(i);
+        let timed = self.tally.calls % LATENCY_SAMPLE == 0;
+        let start = timed.then(Instant::now);
+        let result = self.engine.issue(key, "");
+        if let Some(start) = start {
+            let _ = self.issue_latency.record(start.elapsed().as_nanos() as u64);
+        }
+        self.tally.calls += 1;
+        match result {
+            Ok(issued) => {
+                self.tally.issued += 1;
+                self.users.codes[i][..issued.code.len()].copy_from_slice(issued.code.as_bytes());
+                let mistype = self.rng.next_f64() < self.wrong;
+                self.users.flags[i] = PENDING | if mistype { MISTYPE } else { 0 };
+            }
+            Err(Error::RateLimited { .. }) => self.tally.rate_limited += 1,
+            Err(Error::Locked { .. }) => self.tally.locked += 1,
+            Err(Error::CapacityExceeded { .. }) => self.tally.capacity_exceeded += 1,
+            Err(e) => panic!("issue failed: {e}"),
+        }
+    }
+
+    fn verify(&mut self, i: usize, code_len: usize) {
+        let key = self.key(i);
+        let mistype = self.users.flags[i] & MISTYPE != 0;
+        let mut typed = self.users.codes[i];
+        if mistype {
+            // One digit off: the same shape, never the right code.
+            typed[0] = if typed[0] == b'9' { b'0' } else { typed[0] + 1 };
+        }
+        let timed = self.tally.calls % LATENCY_SAMPLE == 0;
+        let start = timed.then(Instant::now);
+        let verdict = self
+            .engine
+            .verify(key, &typed[..code_len], "")
+            .expect("valid key");
+        if let Some(start) = start {
+            let _ = self
+                .verify_latency
+                .record(start.elapsed().as_nanos() as u64);
+        }
+        self.tally.calls += 1;
+        match verdict {
+            Verdict::Verified => self.tally.verified += 1,
+            Verdict::Mismatch { .. } => self.tally.mismatch += 1,
+            Verdict::Locked { .. } => self.tally.locked += 1,
+            Verdict::Expired => self.tally.expired += 1,
+            Verdict::NotFound => self.tally.not_found += 1,
+        }
+        let expected = match verdict {
+            Verdict::Verified => !mistype,
+            Verdict::Mismatch { .. } => mistype,
+            // Possible with --limits (failure budget) or a short --ttl.
+            Verdict::Locked { .. } | Verdict::Expired => true,
+            Verdict::NotFound => false,
+        };
+        if !expected {
+            self.tally.surprises += 1;
+        }
+        self.users.flags[i] = match verdict {
+            Verdict::Mismatch { .. } => PENDING, // the right code comes next
+            _ => 0,                              // used up: ask for a new one
+        };
+    }
+
+    fn run(&mut self, stop: &AtomicBool, progress: &AtomicU64, code_len: usize) {
+        let start = Instant::now();
+        let mut published = 0;
+        while !stop.load(Ordering::Relaxed) {
+            let i = self.pick();
+            if self.users.flags[i] & PENDING != 0 {
+                self.verify(i, code_len);
+            } else {
+                self.issue(i);
+            }
+            if self.tally.calls - published >= PUBLISH_EVERY {
+                progress.fetch_add(self.tally.calls - published, Ordering::Relaxed);
+                published = self.tally.calls;
+            }
+        }
+        progress.fetch_add(self.tally.calls - published, Ordering::Relaxed);
+        self.tally.elapsed = start.elapsed();
+    }
+}
+
+fn histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 60_000_000_000, 3).expect("valid histogram bounds")
+}
+
+fn fail(message: &str) -> ! {
+    eprintln!("otp-load: {message}");
+    std::process::exit(2);
+}
+
+fn main() {
+    let args = Args::parse();
+    if !(0.0..=1.0).contains(&args.wrong) {
+        fail(&format!(
+            "--wrong must be between 0 and 1, got {}",
+            args.wrong
+        ));
+    }
+    if !(args.seconds > 0.0 && args.seconds.is_finite()) {
+        fail(&format!(
+            "--seconds must be a positive number, got {}",
+            args.seconds
+        ));
+    }
+    let threads = args
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    if threads == 0 || args.keys < threads as u64 {
+        fail(&format!(
+            "--threads must be between 1 and --keys, got {threads}"
+        ));
+    }
+    let rss_before = rss_bytes();
+
+    let mut config = Config {
+        ttl: Duration::try_from_secs_f64(args.ttl)
+            .unwrap_or_else(|_| fail("--ttl must be a positive number")),
+        capacity: (args.keys * 2).max(Config::default().capacity),
+        ..Config::default()
+    };
+    if !args.limits {
+        config.resend_cooldown = Duration::ZERO;
+        config.max_issues_per_window = 0;
+        config.max_failures_per_key = 0;
+    }
+    let engine = Arc::new(Engine::new(config).unwrap_or_else(|e| fail(&e.to_string())));
+    let code_len = engine.code_length() as usize;
+
+    // Every user gets a code before the clock starts, each thread its own users.
+    let preload = Instant::now();
+    let mut workers: Vec<Worker> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..threads as u64)
+            .map(|t| {
+                let engine = Arc::clone(&engine);
+                let n = (args.keys - t).div_ceil(threads as u64) as usize;
+                let (wrong, dist) = (args.wrong, args.dist);
+                s.spawn(move || {
+                    let mut w = Worker {
+                        engine,
+                        thread: t,
+                        threads: threads as u64,
+                        users: Users {
+                            codes: vec![[0; 10]; n],
+                            flags: vec![0; n],
+                        },
+                        rng: SplitMix64::new(0x5EED ^ t),
+                        zipf: (dist == Dist::Zipf).then(|| Zipf::new(n as u64, 0.99)),
+                        wrong,
+                        issue_latency: histogram(),
+                        verify_latency: histogram(),
+                        tally: Tally::default(),
+                    };
+                    for i in 0..n {
+                        w.issue(i);
+                    }
+                    w.tally = Tally::default();
+                    w.issue_latency.reset();
+                    w
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("preload thread"))
+            .collect()
+    });
+    let preload = preload.elapsed();
+    let stats_before = engine.stats();
+
+    let stop = AtomicBool::new(false);
+    let progress = AtomicU64::new(0);
+    let go = Barrier::new(threads + 1);
+    let bar = ProgressBar::new((args.seconds * 1000.0) as u64).with_style(
+        ProgressStyle::with_template("{spinner} [{bar:40}] {elapsed_precise} {msg}")
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
+    let wall = std::thread::scope(|s| {
+        for w in workers.iter_mut() {
+            let (stop, progress, go) = (&stop, &progress, &go);
+            s.spawn(move || {
+                go.wait();
+                w.run(stop, progress, code_len);
+            });
+        }
+        go.wait();
+        let start = Instant::now();
+        let end = start + Duration::from_secs_f64(args.seconds);
+        while Instant::now() < end {
+            std::thread::sleep(
+                Duration::from_millis(100).min(end.saturating_duration_since(Instant::now())),
+            );
+            let elapsed = start.elapsed();
+            bar.set_position(elapsed.as_millis() as u64);
+            let rate = progress.load(Ordering::Relaxed) as f64 / elapsed.as_secs_f64();
+            bar.set_message(format!("{:.2} M calls/s", rate / 1e6));
+        }
+        stop.store(true, Ordering::Relaxed);
+        start
+    });
+    bar.finish_and_clear();
+    let wall = wall.elapsed();
+
+    let mut total = Tally::default();
+    let mut issue_latency = histogram();
+    let mut verify_latency = histogram();
+    for w in &workers {
+        total.add(&w.tally);
+        issue_latency.add(&w.issue_latency).expect("same bounds");
+        verify_latency.add(&w.verify_latency).expect("same bounds");
+    }
+    let stats = engine.stats();
+    let rss = rss_bytes();
+    let engine_rss = rss
+        .saturating_sub(rss_before)
+        .saturating_sub(GENERATOR_BYTES_PER_USER * args.keys);
+    let per = |n: u64| {
+        if n == 0 {
+            0.0
+        } else {
+            engine_rss as f64 / n as f64
+        }
+    };
+    let (bytes_per_entry, bytes_per_held) = (per(stats.live), per(stats.held));
+    let seconds = wall.as_secs_f64();
+    let calls_per_sec = total.calls as f64 / seconds;
+
+    let report = Report {
+        args: &args,
+        threads,
+        preload,
+        seconds,
+        calls_per_sec,
+        total: &total,
+        workers: &workers,
+        stats: &stats,
+        rss,
+        bytes_per_entry,
+        bytes_per_held,
+        issue_latency: &issue_latency,
+        verify_latency: &verify_latency,
+    };
+    report.print();
+
+    let problems = check(&total, &stats_before, &stats);
+    if args.json {
+        println!("{}", report.json(problems.is_empty()));
+    }
+    let _ = std::io::stdout().flush();
+    if !problems.is_empty() {
+        for p in &problems {
+            eprintln!("otp-load: CHECK FAILED: {p}");
+        }
+        std::process::exit(1);
+    }
+}
+
+/// The tallies must add up to the calls made and agree with the engine's counters.
+fn check(total: &Tally, before: &Stats, after: &Stats) -> Vec<String> {
+    let mut problems = Vec::new();
+    if total.answers() != total.calls {
+        problems.push(format!(
+            "answers add up to {}, but {} calls were made",
+            total.answers(),
+            total.calls
+        ));
+    }
+    if total.surprises != 0 {
+        problems.push(format!(
+            "{} answers were not what the user's state called for",
+            total.surprises
+        ));
+    }
+    let pairs = [
+        ("issued", total.issued, after.issued - before.issued),
+        ("verified", total.verified, after.verified - before.verified),
+        (
+            "mismatch",
+            total.mismatch,
+            after.mismatched - before.mismatched,
+        ),
+        ("locked", total.locked, after.locked - before.locked),
+        ("expired", total.expired, after.expired - before.expired),
+        (
+            "not_found",
+            total.not_found,
+            after.not_found - before.not_found,
+        ),
+        (
+            "rate_limited",
+            total.rate_limited,
+            after.rate_limited - before.rate_limited,
+        ),
+        (
+            "capacity_exceeded",
+            total.capacity_exceeded,
+            after.capacity_exceeded - before.capacity_exceeded,
+        ),
+    ];
+    for (name, seen, counted) in pairs {
+        if seen != counted {
+            problems.push(format!(
+                "{name}: the threads saw {seen}, the engine counted {counted}"
+            ));
+        }
+    }
+    problems
+}
+
+struct Report<'a> {
+    args: &'a Args,
+    threads: usize,
+    preload: Duration,
+    seconds: f64,
+    calls_per_sec: f64,
+    total: &'a Tally,
+    workers: &'a [Worker],
+    stats: &'a Stats,
+    rss: u64,
+    bytes_per_entry: f64,
+    bytes_per_held: f64,
+    issue_latency: &'a Histogram<u64>,
+    verify_latency: &'a Histogram<u64>,
+}
+
+fn ns(v: u64) -> String {
+    match v {
+        0..=999 => format!("{v} ns"),
+        1_000..=999_999 => format!("{:.1} µs", v as f64 / 1e3),
+        _ => format!("{:.1} ms", v as f64 / 1e6),
+    }
+}
+
+fn latency_json(h: &Histogram<u64>) -> String {
+    format!(
+        r#"{{"count":{},"p50_ns":{},"p99_ns":{},"p999_ns":{},"max_ns":{}}}"#,
+        h.len(),
+        h.value_at_quantile(0.5),
+        h.value_at_quantile(0.99),
+        h.value_at_quantile(0.999),
+        h.max()
+    )
+}
+
+impl Report<'_> {
+    fn print(&self) {
+        let a = self.args;
+        let t = self.total;
+        println!(
+            "otp-load: {:.1} s, {} threads, {} keys ({}), {:.0}% first attempts wrong, ttl {} s, limits {}",
+            self.seconds,
+            self.threads,
+            a.keys,
+            a.dist.name(),
+            a.wrong * 100.0,
+            a.ttl,
+            if a.limits { "on" } else { "off" }
+        );
+        println!(
+            "preload     every user given a code in {:.2} s",
+            self.preload.as_secs_f64()
+        );
+        let per_thread: Vec<String> = self
+            .workers
+            .iter()
+            .map(|w| {
+                format!(
+                    "{:.2}",
+                    w.tally.calls as f64 / w.tally.elapsed.as_secs_f64() / 1e6
+                )
+            })
+            .collect();
+        println!(
+            "throughput  {:.2} M calls/s in all; per thread {} M calls/s ({} calls)",
+            self.calls_per_sec / 1e6,
+            per_thread.join(", "),
+            t.calls
+        );
+        println!(
+            "latency     {:>8} {:>8} {:>8} {:>8}   (1 call in {LATENCY_SAMPLE} timed)",
+            "p50", "p99", "p99.9", "max"
+        );
+        for (name, h) in [
+            ("issue", self.issue_latency),
+            ("verify", self.verify_latency),
+        ] {
+            println!(
+                "  {name:<9} {:>8} {:>8} {:>8} {:>8}",
+                ns(h.value_at_quantile(0.5)),
+                ns(h.value_at_quantile(0.99)),
+                ns(h.value_at_quantile(0.999)),
+                ns(h.max())
+            );
+        }
+        println!(
+            "answers     issued {}, verified {}, mismatch {}, locked {}, expired {}, not found {}, rate limited {}, capacity exceeded {}: {} of {} calls",
+            t.issued, t.verified, t.mismatch, t.locked, t.expired, t.not_found, t.rate_limited, t.capacity_exceeded, t.answers(), t.calls
+        );
+        println!(
+            "memory      {} live entries, {} keys held; RSS {:.1} MiB; {:.0} bytes per live entry, {:.0} per key held",
+            self.stats.live,
+            self.stats.held,
+            self.rss as f64 / (1024.0 * 1024.0),
+            self.bytes_per_entry,
+            self.bytes_per_held,
+        );
+    }
+
+    fn json(&self, ok: bool) -> String {
+        let t = self.total;
+        format!(
+            concat!(
+                r#"{{"calls_per_sec":{:.0},"threads":{},"keys":{},"seconds":{:.3},"dist":"{}","wrong":{},"limits":{},"#,
+                r#""calls":{},"issue":{},"verify":{},"live_entries":{},"held_keys":{},"rss_bytes":{},"bytes_per_live_entry":{:.1},"bytes_per_held_key":{:.1},"#,
+                r#""issued":{},"verified":{},"mismatch":{},"locked":{},"expired":{},"not_found":{},"rate_limited":{},"capacity_exceeded":{},"#,
+                r#""counts_add_up":{}}}"#
+            ),
+            self.calls_per_sec,
+            self.threads,
+            self.args.keys,
+            self.seconds,
+            self.args.dist.name(),
+            self.args.wrong,
+            self.args.limits,
+            t.calls,
+            latency_json(self.issue_latency),
+            latency_json(self.verify_latency),
+            self.stats.live,
+            self.stats.held,
+            self.rss,
+            self.bytes_per_entry,
+            self.bytes_per_held,
+            t.issued,
+            t.verified,
+            t.mismatch,
+            t.locked,
+            t.expired,
+            t.not_found,
+            t.rate_limited,
+            t.capacity_exceeded,
+            ok
+        )
+    }
+}
