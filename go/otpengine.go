@@ -167,9 +167,8 @@ var (
 // Engine is an otpengine instance; safe for concurrent use by many goroutines.
 // Close it when done (a finalizer frees one that is never closed).
 type Engine struct {
-	mu      sync.RWMutex // calls hold it shared; Close holds it exclusively
-	ptr     *C.otp_engine
-	codeLen int
+	mu  sync.RWMutex // calls hold it shared; Close holds it exclusively
+	ptr *C.otp_engine
 }
 
 // finalized counts engines freed by the finalizer (for the tests).
@@ -211,7 +210,7 @@ func New(cfg Config) (*Engine, error) {
 	if s := C.go_engine_new(&c, &ptr, &msg); s != C.OTP_OK {
 		return nil, statusError(s, msg)
 	}
-	e := &Engine{ptr: ptr, codeLen: cfg.CodeLength}
+	e := &Engine{ptr: ptr}
 	runtime.SetFinalizer(e, func(e *Engine) {
 		if e.free() {
 			finalized.Add(1)
@@ -232,7 +231,9 @@ func (e *Engine) IssueTTL(key, context []byte, ttl time.Duration) (string, time.
 	if ttl <= 0 {
 		return "", 0, fmt.Errorf("%w: ttl must be positive, got %v", ErrInvalidArgument, ttl)
 	}
-	return e.issue(key, context, uint64(ttl.Milliseconds()))
+	// Rounded up, never to 0 (which the C API reads as "the engine's ttl"): the
+	// engine then judges the value itself.
+	return e.issue(key, context, ceilMillis(ttl))
 }
 
 func (e *Engine) issue(key, context []byte, ttlMs uint64) (string, time.Duration, error) {
@@ -248,7 +249,7 @@ func (e *Engine) issue(key, context []byte, ttlMs uint64) (string, time.Duration
 		C.uint64_t(ttlMs), &code[0], C.size_t(len(code)), &issued, &msg)
 	switch s {
 	case C.OTP_OK:
-		return C.GoStringN(&code[0], C.int(e.codeLen)), ms(issued.expires_in_ms), nil
+		return C.GoString(&code[0]), ms(issued.expires_in_ms), nil
 	case C.OTP_RATE_LIMITED:
 		return "", 0, &RateLimitedError{RetryAfter: ms(issued.retry_after_ms)}
 	case C.OTP_LOCKED:
@@ -334,7 +335,7 @@ func (e *Engine) Advance(d time.Duration) error {
 	if e.ptr == nil {
 		return ErrClosed
 	}
-	if C.otp_clock_advance(e.ptr, C.uint64_t(d.Milliseconds())) != C.OTP_OK {
+	if C.otp_clock_advance(e.ptr, C.uint64_t(ceilMillis(d))) != C.OTP_OK {
 		return fmt.Errorf("%w: the clock can only be advanced on an engine built with ManualClock", ErrInvalidArgument)
 	}
 	return nil
@@ -360,20 +361,24 @@ func (e *Engine) free() bool {
 
 func toC(cfg Config) (C.otp_config, error) {
 	var c C.otp_config
-	var err error
+	var err error // the first conversion that failed
 	u32 := func(name string, v int) C.uint32_t {
-		if v < 0 || v > math.MaxUint32 {
-			err = fmt.Errorf("%w: %s must be between 0 and %d, got %d", ErrInvalidArgument, name, uint32(math.MaxUint32), v)
+		if v < 0 || uint64(v) > math.MaxUint32 {
+			if err == nil {
+				err = fmt.Errorf("%w: %s must be between 0 and %d, got %d", ErrInvalidArgument, name, uint32(math.MaxUint32), v)
+			}
 			return 0
 		}
 		return C.uint32_t(v)
 	}
 	msOf := func(name string, d time.Duration) C.uint64_t {
 		if d < 0 {
-			err = fmt.Errorf("%w: %s must not be negative, got %v", ErrInvalidArgument, name, d)
+			if err == nil {
+				err = fmt.Errorf("%w: %s must not be negative, got %v", ErrInvalidArgument, name, d)
+			}
 			return 0
 		}
-		return C.uint64_t(d.Milliseconds())
+		return C.uint64_t(ceilMillis(d))
 	}
 	c.code_length = u32("CodeLength", cfg.CodeLength)
 	c.alphabet = u32("Alphabet", int(cfg.Alphabet))
@@ -415,6 +420,13 @@ func bytes(b []byte) *C.uint8_t {
 		return (*C.uint8_t)(unsafe.Pointer(&emptyByte[0]))
 	}
 	return (*C.uint8_t)(unsafe.Pointer(&b[0]))
+}
+
+// ceilMillis rounds a non-negative duration up to whole milliseconds, the engine's
+// resolution, so that no positive duration becomes 0 (which means "off" or
+// "default" in the C API).
+func ceilMillis(d time.Duration) uint64 {
+	return uint64((d + time.Millisecond - 1) / time.Millisecond)
 }
 
 func ms(v C.uint64_t) time.Duration {

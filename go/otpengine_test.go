@@ -227,8 +227,11 @@ func TestBadArguments(t *testing.T) {
 	if v, err := e.Verify([]byte("a"), "", nil); err != nil || v.Status != NotFound {
 		t.Fatalf("empty code: %+v %v", v, err)
 	}
-	if _, _, err := e.IssueTTL([]byte("a"), nil, 500*time.Millisecond); !errors.Is(err, ErrInvalidArgument) {
-		t.Fatalf("short ttl: %v", err)
+	for _, ttl := range []time.Duration{500 * time.Millisecond, 500 * time.Microsecond, time.Nanosecond} {
+		// Found in review: under 1 ms once truncated to 0, "the engine's ttl".
+		if _, _, err := e.IssueTTL([]byte("a"), nil, ttl); !errors.Is(err, ErrInvalidArgument) || !strings.Contains(err.Error(), "ttl_ms") {
+			t.Fatalf("ttl %v: %v", ttl, err)
+		}
 	}
 	if e.Stats().Issued != 0 {
 		t.Fatal("a refused call issued something")
@@ -343,5 +346,53 @@ func TestGoroutinesHammeringOneEngineKeepCountsExact(t *testing.T) {
 	s := e.Stats()
 	if s.Issued != issued || s.Verified != verified || issued != 16000 || verified == 0 {
 		t.Fatalf("stats %+v vs issued %d verified %d", s, issued, verified)
+	}
+}
+
+func TestSubMillisecondDurationsRoundUpNotToZero(t *testing.T) {
+	e := newEngine(t, func(c *Config) {
+		c.MaxIssuesPerWindow = 0
+		c.ResendCooldown = 500 * time.Microsecond // 1 ms, not "off"
+	})
+	issue(t, e, "alice")
+	var rateLimited *RateLimitedError
+	if _, _, err := e.Issue([]byte("alice"), nil); !errors.As(err, &rateLimited) || rateLimited.RetryAfter != time.Millisecond {
+		t.Fatalf("a 0.5 ms cooldown is a 1 ms cooldown: %v", err)
+	}
+	if err := e.Advance(time.Microsecond); err != nil {
+		t.Fatal(err)
+	}
+	issue(t, e, "alice") // the microsecond moved the clock by its whole millisecond
+}
+
+func TestCloseWhileCallsAreInFlight(t *testing.T) {
+	for round := 0; round < 50; round++ {
+		e, err := New(DefaultConfig())
+		if err != nil {
+			t.Fatal(err)
+		}
+		var wg sync.WaitGroup
+		for g := 0; g < 4; g++ {
+			wg.Add(1)
+			go func(g int) {
+				defer wg.Done()
+				key := []byte{byte(g)}
+				for i := 0; i < 200; i++ {
+					if _, _, err := e.Issue(key, nil); err != nil && !errors.Is(err, ErrClosed) {
+						var rl *RateLimitedError
+						if !errors.As(err, &rl) {
+							t.Error(err)
+						}
+					}
+					if _, err := e.Verify(key, "123456", nil); err != nil && !errors.Is(err, ErrClosed) {
+						t.Error(err)
+					}
+					e.Stats()
+				}
+			}(g)
+		}
+		e.Close()
+		e.Close()
+		wg.Wait()
 	}
 }

@@ -177,15 +177,21 @@ thread_local! {
     static LAST_ERROR: RefCell<String> = const { RefCell::new(String::new()) };
 }
 
+/// Records this thread's last error. `try_with`: during thread or process exit
+/// (an `atexit` handler, a thread-local destructor) the slot may already be gone,
+/// and then the message is dropped rather than the process aborted.
 fn set_last_error(message: String) {
-    LAST_ERROR.with(|m| *m.borrow_mut() = message);
+    let _ = LAST_ERROR.try_with(|m| *m.borrow_mut() = message);
 }
 
 /// The panic boundary: clears this thread's last error, runs `body`, and turns a
 /// failure or a panic into a status (recording its message).
 fn guard(body: impl FnOnce() -> Result<otp_status, Failure>) -> otp_status {
-    set_last_error(String::new());
-    match catch_unwind(AssertUnwindSafe(body)) {
+    let outcome = catch_unwind(AssertUnwindSafe(|| {
+        set_last_error(String::new());
+        body()
+    }));
+    match outcome {
         Ok(Ok(status)) => status,
         Ok(Err(Failure(status, message))) => {
             set_last_error(message);
@@ -615,7 +621,7 @@ pub extern "C" fn otp_status_str(status: otp_status_arg) -> *const c_char {
 pub unsafe extern "C" fn otp_last_error(buf: *mut c_char, buf_len: usize) -> usize {
     // Not run through `guard`, which would clear the message it is asked for.
     catch_unwind(|| {
-        LAST_ERROR.with(|m| {
+        let copied = LAST_ERROR.try_with(|m| {
             let message = m.borrow();
             if buf.is_null() || buf_len == 0 {
                 return message.len();
@@ -626,7 +632,8 @@ pub unsafe extern "C" fn otp_last_error(buf: *mut c_char, buf_len: usize) -> usi
             out[..n].copy_from_slice(&message.as_bytes()[..n]);
             out[n] = 0;
             message.len()
-        })
+        });
+        copied.unwrap_or(0)
     })
     .unwrap_or(0)
 }
@@ -635,4 +642,39 @@ pub unsafe extern "C" fn otp_last_error(buf: *mut c_char, buf_len: usize) -> usi
 #[no_mangle]
 pub extern "C" fn otp_version() -> *const c_char {
     concat!(env!("CARGO_PKG_VERSION"), "\0").as_ptr().cast()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn last_error() -> String {
+        let mut buf = [0u8; 256];
+        // SAFETY: buf is valid for its length.
+        let n = unsafe { otp_last_error(buf.as_mut_ptr().cast(), buf.len()) };
+        String::from_utf8_lossy(&buf[..n.min(255)]).into_owned()
+    }
+
+    #[test]
+    fn a_panic_becomes_an_internal_error_with_a_message() {
+        let status = guard(|| panic!("boom"));
+        assert_eq!(status, otp_status::OTP_INTERNAL_ERROR);
+        let message = last_error();
+        assert!(
+            message.contains("internal error") && message.contains("boom"),
+            "{message}"
+        );
+        // The next call clears it.
+        assert_eq!(guard(|| Ok(otp_status::OTP_OK)), otp_status::OTP_OK);
+        assert_eq!(last_error(), "");
+    }
+
+    #[test]
+    fn unknown_status_numbers_are_matched_not_transmuted() {
+        // SAFETY: otp_status_str returns a static NUL-terminated string.
+        let text = |n| unsafe { std::ffi::CStr::from_ptr(otp_status_str(otp_status_arg(n))) };
+        assert_eq!(text(42).to_str().unwrap(), "unknown status");
+        assert_eq!(text(u32::MAX).to_str().unwrap(), "unknown status");
+        assert_eq!(text(0).to_str().unwrap(), "ok");
+    }
 }

@@ -15,7 +15,7 @@ use otpengine_core::{
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
-use pyo3::types::{PyBytes, PyDict, PyString, PyTuple, PyType};
+use pyo3::types::{PyBool, PyBytes, PyDict, PyFloat, PyInt, PyString, PyTuple, PyType};
 
 /// The Python classes this module hands out, imported once from `otpengine._types`.
 struct Types {
@@ -93,7 +93,10 @@ fn to_py_err(py: Python<'_>, e: Error) -> PyErr {
 /// A key, context or code: `str` (as UTF-8) or `bytes`, borrowed where possible.
 fn byte_arg<'a>(obj: &'a Bound<'_, PyAny>, name: &str) -> PyResult<Cow<'a, [u8]>> {
     if let Ok(s) = obj.cast::<PyString>() {
-        return Ok(Cow::Borrowed(s.to_str()?.as_bytes()));
+        let text = s.to_str().map_err(|e| {
+            PyValueError::new_err(format!("{name} must be encodable as UTF-8: {e}"))
+        })?;
+        return Ok(Cow::Borrowed(text.as_bytes()));
     }
     if let Ok(b) = obj.cast::<PyBytes>() {
         return Ok(Cow::Borrowed(b.as_bytes()));
@@ -132,12 +135,37 @@ fn out_of_bounds(field: Field, raw: String) -> PyErr {
     }
 }
 
-fn count(field: Field, value: i64) -> PyResult<u32> {
-    u32::try_from(value).map_err(|_| out_of_bounds(field, value.to_string()))
+/// A whole-number argument: `TypeError` if it is not an int, `ValueError` naming
+/// the field if it does not fit (a negative count, `2**64`).
+fn int_arg<T: TryFrom<i128>>(field: Field, obj: &Bound<'_, PyAny>) -> PyResult<T> {
+    if obj.is_instance_of::<PyBool>() || !obj.is_instance_of::<PyInt>() {
+        return Err(PyTypeError::new_err(format!(
+            "{} must be an int, got {}",
+            field.name(),
+            obj.get_type().name()?
+        )));
+    }
+    let wide: i128 = obj.extract().map_err(|_| out_of_bounds(field, repr(obj)))?;
+    T::try_from(wide).map_err(|_| out_of_bounds(field, repr(obj)))
 }
 
-fn seconds(field: Field, value: f64) -> PyResult<Duration> {
-    Duration::try_from_secs_f64(value).map_err(|_| out_of_bounds(field, format!("{value:?}")))
+/// A number of seconds: `TypeError` if it is not a number, `ValueError` naming the
+/// field if it is negative, not finite or too large.
+fn seconds_arg(field: Field, obj: &Bound<'_, PyAny>) -> PyResult<Duration> {
+    let number = obj.is_instance_of::<PyFloat>() || obj.is_instance_of::<PyInt>();
+    if obj.is_instance_of::<PyBool>() || !number {
+        return Err(PyTypeError::new_err(format!(
+            "{} must be a number of seconds, got {}",
+            field.name(),
+            obj.get_type().name()?
+        )));
+    }
+    let value: f64 = obj.extract().map_err(|_| out_of_bounds(field, repr(obj)))?;
+    Duration::try_from_secs_f64(value).map_err(|_| out_of_bounds(field, repr(obj)))
+}
+
+fn repr(obj: &Bound<'_, PyAny>) -> String {
+    obj.repr().map(|r| r.to_string()).unwrap_or_default()
 }
 
 /// Whole milliseconds as float seconds (the core's resolution).
@@ -175,57 +203,56 @@ impl PyEngine {
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
-        code_length: Option<i64>,
+        code_length: Option<&Bound<'_, PyAny>>,
         alphabet: Option<&str>,
-        ttl: Option<f64>,
-        max_attempts: Option<i64>,
-        resend_cooldown: Option<f64>,
-        max_issues_per_window: Option<i64>,
-        issue_window: Option<f64>,
-        max_failures_per_key: Option<i64>,
-        lockout: Option<f64>,
-        codes_per_key: Option<i64>,
-        capacity: Option<i64>,
-        shards: Option<i64>,
+        ttl: Option<&Bound<'_, PyAny>>,
+        max_attempts: Option<&Bound<'_, PyAny>>,
+        resend_cooldown: Option<&Bound<'_, PyAny>>,
+        max_issues_per_window: Option<&Bound<'_, PyAny>>,
+        issue_window: Option<&Bound<'_, PyAny>>,
+        max_failures_per_key: Option<&Bound<'_, PyAny>>,
+        lockout: Option<&Bound<'_, PyAny>>,
+        codes_per_key: Option<&Bound<'_, PyAny>>,
+        capacity: Option<&Bound<'_, PyAny>>,
+        shards: Option<&Bound<'_, PyAny>>,
         manual_clock: bool,
     ) -> PyResult<Self> {
         let mut c = Config::default();
         if let Some(v) = code_length {
-            c.code_length = count(Field::CodeLength, v)?;
+            c.code_length = int_arg(Field::CodeLength, v)?;
         }
         if let Some(v) = alphabet {
             c.alphabet = Alphabet::from_name(v).map_err(|e| value_error(&e))?;
         }
         if let Some(v) = ttl {
-            c.ttl = seconds(Field::Ttl, v)?;
+            c.ttl = seconds_arg(Field::Ttl, v)?;
         }
         if let Some(v) = max_attempts {
-            c.max_attempts = count(Field::MaxAttempts, v)?;
+            c.max_attempts = int_arg(Field::MaxAttempts, v)?;
         }
         if let Some(v) = resend_cooldown {
-            c.resend_cooldown = seconds(Field::ResendCooldown, v)?;
+            c.resend_cooldown = seconds_arg(Field::ResendCooldown, v)?;
         }
         if let Some(v) = max_issues_per_window {
-            c.max_issues_per_window = count(Field::MaxIssuesPerWindow, v)?;
+            c.max_issues_per_window = int_arg(Field::MaxIssuesPerWindow, v)?;
         }
         if let Some(v) = issue_window {
-            c.issue_window = seconds(Field::IssueWindow, v)?;
+            c.issue_window = seconds_arg(Field::IssueWindow, v)?;
         }
         if let Some(v) = max_failures_per_key {
-            c.max_failures_per_key = count(Field::MaxFailuresPerKey, v)?;
+            c.max_failures_per_key = int_arg(Field::MaxFailuresPerKey, v)?;
         }
         if let Some(v) = lockout {
-            c.lockout = seconds(Field::Lockout, v)?;
+            c.lockout = seconds_arg(Field::Lockout, v)?;
         }
         if let Some(v) = codes_per_key {
-            c.codes_per_key = count(Field::CodesPerKey, v)?;
+            c.codes_per_key = int_arg(Field::CodesPerKey, v)?;
         }
         if let Some(v) = capacity {
-            c.capacity =
-                u64::try_from(v).map_err(|_| out_of_bounds(Field::Capacity, v.to_string()))?;
+            c.capacity = int_arg(Field::Capacity, v)?;
         }
         if let Some(v) = shards {
-            c.shards = Some(count(Field::Shards, v)?);
+            c.shards = Some(int_arg(Field::Shards, v)?);
         }
         if manual_clock {
             c.clock = Clock::manual(&ManualClock::new());
@@ -246,7 +273,7 @@ impl PyEngine {
         py: Python<'_>,
         key: &Bound<'_, PyAny>,
         context: Option<&Bound<'_, PyAny>>,
-        ttl: Option<f64>,
+        ttl: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<String> {
         let key = key_arg(key)?;
         let context = context_arg(context)?;
@@ -254,7 +281,7 @@ impl PyEngine {
             None => self.engine.issue(&key, &context),
             Some(t) => self
                 .engine
-                .issue_with_ttl(&key, &context, seconds(Field::Ttl, t)?),
+                .issue_with_ttl(&key, &context, seconds_arg(Field::Ttl, t)?),
         };
         issued
             .map(|i| i.code.to_string())
@@ -331,10 +358,11 @@ impl PyEngine {
     }
 
     /// Moves a manual clock forward by ``seconds``; ``OtpError`` on a system clock.
-    fn advance(&self, py: Python<'_>, seconds: f64) -> PyResult<()> {
-        let by = Duration::try_from_secs_f64(seconds).map_err(|_| {
+    fn advance(&self, py: Python<'_>, seconds: &Bound<'_, PyAny>) -> PyResult<()> {
+        let by = Duration::try_from_secs_f64(seconds.extract::<f64>()?).map_err(|_| {
             PyValueError::new_err(format!(
-                "seconds must be a non-negative number, got {seconds:?}"
+                "seconds must be a non-negative number, got {}",
+                repr(seconds)
             ))
         })?;
         self.engine.advance_clock(by).map_err(|e| to_py_err(py, e))
@@ -350,6 +378,11 @@ impl PyEngine {
         keys: &Bound<'_, PyAny>,
         context: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Vec<Option<String>>> {
+        if keys.is_instance_of::<PyString>() || keys.is_instance_of::<PyBytes>() {
+            return Err(PyTypeError::new_err(
+                "keys must be an iterable of keys (str or bytes), not a single str or bytes",
+            ));
+        }
         let keys: Vec<Vec<u8>> = keys
             .try_iter()?
             .map(|k| Ok(key_arg(&k?)?.into_owned()))
@@ -361,14 +394,10 @@ impl PyEngine {
                 .map(|k| engine.issue(k, &context).map(|i| i.code.to_string()))
                 .collect::<Vec<_>>()
         });
-        results
-            .into_iter()
-            .map(|r| match r {
-                Ok(code) => Ok(Some(code)),
-                Err(Error::InvalidInput(e)) => Err(value_error(&e)),
-                Err(_) => Ok(None),
-            })
-            .collect()
+        // Every key and the context were checked before the loop, so a refusal here
+        // is rate limiting, a lockout or a full engine: None, never an exception
+        // that would hide the codes already issued.
+        Ok(results.into_iter().map(Result::ok).collect())
     }
 
     /// Verifies ``(key, code)`` or ``(key, code, context)`` items; returns their
@@ -397,6 +426,7 @@ impl PyEngine {
                 Ok((key, code, context))
             })
             .collect::<PyResult<_>>()?;
+        let t = types(py)?; // before anything is verified: nothing may fail after
         let engine = &self.engine;
         let verdicts = py.detach(|| {
             items
@@ -404,14 +434,13 @@ impl PyEngine {
                 .map(|(k, c, x)| engine.verify(k, c, x))
                 .collect::<Vec<_>>()
         });
-        let t = types(py)?;
-        verdicts
+        Ok(verdicts
             .into_iter()
-            .map(|v| match v {
-                Ok(v) => Ok(t.status[status_index(&v)].clone_ref(py)),
-                Err(e) => Err(to_py_err(py, e)),
+            .map(|v| {
+                let v = v.expect("keys and contexts were checked before the batch");
+                t.status[status_index(&v)].clone_ref(py)
             })
-            .collect()
+            .collect())
     }
 
     fn __repr__(&self) -> String {
@@ -462,12 +491,16 @@ impl PyVerdict {
         self.index == 0
     }
 
-    fn __eq__(&self, other: &Bound<'_, PyAny>) -> bool {
-        other.cast::<PyVerdict>().is_ok_and(|o| {
-            let o = o.get();
-            (o.index, o.attempts_left, o.retry_after)
-                == (self.index, self.attempts_left, self.retry_after)
-        })
+    fn __eq__(&self, py: Python<'_>, other: &Bound<'_, PyAny>) -> Py<PyAny> {
+        match other.cast::<PyVerdict>() {
+            Ok(o) => {
+                let o = o.get();
+                let same = (o.index, o.attempts_left, o.retry_after)
+                    == (self.index, self.attempts_left, self.retry_after);
+                PyBool::new(py, same).to_owned().into_any().unbind()
+            }
+            Err(_) => py.NotImplemented(),
+        }
     }
 
     fn __hash__(&self) -> u64 {

@@ -25,6 +25,11 @@ import otpengine
         (dict(codes_per_key=5), "codes_per_key must be between 1 and 4, got 5"),
         (dict(capacity=0), "capacity must be between 1 and 4294967296, got 0"),
         (dict(shards=3), "shards must be a power of two between 1 and 65536, got 3"),
+        # Found in review: these were an unnamed OverflowError.
+        (dict(capacity=2**64), f"capacity must be between 1 and 4294967296, got {2**64}"),
+        (dict(code_length=2**63), f"code_length must be between 4 and 10, got {2**63}"),
+        (dict(shards=10**30), f"shards must be a power of two between 1 and 65536, got {10**30}"),
+        (dict(ttl=10**400), "ttl must be between 1.0 and 86400.0 seconds, got 1" + "0" * 400),
     ],
 )
 def test_bad_config_values_name_the_keyword_bound_and_value(kwargs: dict[str, object], message: str) -> None:
@@ -33,7 +38,10 @@ def test_bad_config_values_name_the_keyword_bound_and_value(kwargs: dict[str, ob
     assert str(raised.value) == message
 
 
-@pytest.mark.parametrize("kwargs", [dict(code_length="6"), dict(ttl="300"), dict(manual_clock="yes"), dict(colour=1)])
+@pytest.mark.parametrize(
+    "kwargs",
+    [dict(code_length="6"), dict(code_length=6.0), dict(capacity=True), dict(ttl="300"), dict(manual_clock="yes"), dict(colour=1)],
+)
 def test_wrong_types_are_type_errors(kwargs: dict[str, object]) -> None:
     with pytest.raises(TypeError):
         otpengine.Engine(**kwargs)  # type: ignore[arg-type]
@@ -59,8 +67,16 @@ def test_bad_call_arguments_change_nothing() -> None:
         engine.verify("alice", code, context=[1])  # type: ignore[arg-type]
     with pytest.raises(ValueError):
         engine.issue_many(["ok", ""])  # a bad key anywhere: nothing is issued
+    with pytest.raises(TypeError, match="not a single str"):
+        engine.issue_many("alice")  # not five keys "a", "l", "i", "c", "e"
+    with pytest.raises(ValueError):
+        engine.verify_many([("alice", code), ("", "123456")])  # the good item first: still not verified
     with pytest.raises(TypeError):
-        engine.verify_many([("alice",)])  # type: ignore[list-item]
+        engine.verify_many([("alice", code), ("alice",)])  # type: ignore[list-item]
+    with pytest.raises(ValueError, match="ttl must be between"):
+        engine.issue("bob", ttl=10**400)
+    with pytest.raises(ValueError, match="key must be encodable as UTF-8"):
+        engine.issue("\ud800")
     with pytest.raises(ValueError):
         engine.advance(-1.0)
     assert engine.stats() == before
@@ -73,3 +89,16 @@ def test_exceptions_are_real_classes_of_the_package() -> None:
     assert issubclass(otpengine.OtpError, Exception)
     assert [s.name for s in otpengine.Status] == ["VERIFIED", "MISMATCH", "LOCKED", "EXPIRED", "NOT_FOUND"]
     assert set(otpengine.__all__) >= {"Engine", "Verdict", "Status", "OtpError", "RateLimited", "KeyLocked", "CapacityExceeded"}
+
+
+def test_verdicts_compare_by_value_and_not_with_other_types() -> None:
+    engine = otpengine.Engine(manual_clock=True)
+    engine.issue("alice")
+    engine.issue("bob")
+    alice = engine.verify("alice", "------")  # never a code: a mismatch, 4 attempts left
+    bob = engine.verify("bob", "------")
+    assert alice == bob and hash(alice) == hash(bob)
+    assert engine.verify("bob", "------") != bob, "3 attempts left now"
+    assert engine.verify("nobody", "1") == engine.verify("nobody", "2")
+    assert alice.__eq__("mismatch") is NotImplemented
+    assert (alice == "mismatch") is False

@@ -134,12 +134,15 @@ static void test_issue_and_verify(void) {
   CHECK_STATUS(otp_issue(e, KEY("bob"), NULL, 0, 0, code, 7, NULL), OTP_OK);
   char spaced[16] = {code[0], code[1], code[2], '-', code[3], code[4], code[5], ' ', 'Z'};
   CHECK_STATUS(otp_verify(e, KEY("bob"), spaced, 8, NULL, 0, NULL), OTP_OK);
-  /* Overlong input is a mismatch, not an error, and is not read past its cap. */
-  static char huge[100000];
-  memset(huge, ' ', sizeof huge);
+  /* Typed input is read up to 256 bytes: 251 spaces and the code (257 bytes) is a
+   * mismatch without being read further; 250 spaces and the code (256) verifies. */
+  static char typed[257];
   CHECK_STATUS(otp_issue(e, KEY("carol"), NULL, 0, 0, code, sizeof code, NULL), OTP_OK);
-  CHECK_STATUS(otp_verify(e, KEY("carol"), huge, sizeof huge, NULL, 0, &left), OTP_MISMATCH);
+  memset(typed, ' ', sizeof typed);
+  memcpy(typed + 251, code, 6);
+  CHECK_STATUS(otp_verify(e, KEY("carol"), typed, 257, NULL, 0, &left), OTP_MISMATCH);
   CHECK(left == 4);
+  CHECK_STATUS(otp_verify(e, KEY("carol"), typed + 1, 256, NULL, 0, &left), OTP_OK);
   otp_engine_free(e);
 }
 
@@ -275,7 +278,9 @@ static void test_bad_arguments_change_nothing(void) {
   CHECK(last_error_contains("context may be NULL only with context_len 0, got context_len 3"));
   CHECK_STATUS(otp_issue(e, KEY("a"), long_key, sizeof long_key, 0, code, sizeof code, NULL), OTP_INVALID_ARGUMENT);
   CHECK_STATUS(otp_issue(e, KEY("a"), NULL, 0, 0, NULL, 16, NULL), OTP_INVALID_ARGUMENT);
+  memcpy(small, "keep!", 6);
   CHECK_STATUS(otp_issue(e, KEY("a"), NULL, 0, 0, small, sizeof small, &issued), OTP_BUFFER_TOO_SMALL);
+  CHECK(strcmp(small, "keep!") == 0);
   CHECK(last_error_contains("code_out_len must be at least 7"));
   CHECK(issued.expires_in_ms == 7 && issued.retry_after_ms == 7);
   CHECK_STATUS(otp_verify(e, KEY("a"), NULL, 6, NULL, 0, NULL), OTP_INVALID_ARGUMENT);
@@ -309,7 +314,18 @@ static void test_alphanumeric(void) {
   otp_engine_free(e);
 }
 
+/* Freed from an atexit handler, after the C library has torn down the main
+ * thread's thread-locals: must neither panic nor abort. */
+static otp_engine *freed_at_exit;
+static void free_at_exit(void) {
+  otp_stats s;
+  otp_engine_stats(freed_at_exit, &s);
+  otp_engine_free(freed_at_exit);
+}
+
 int main(void) {
+  freed_at_exit = manual_engine(NULL);
+  atexit(free_at_exit);
   test_defaults_and_version();
   test_status_strings();
   test_engine_new_rejects_bad_config();
