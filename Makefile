@@ -22,10 +22,10 @@ TSAN     := -fsanitize=thread
 C_LINK   := -L$(DEBUG) -lotpengine -lpthread -Wl,-rpath,$(DEBUG)
 
 .PHONY: test toolchains fmt-check clippy doc rust-test c-test go-test examples install install-test \
-        header ffi-debug go-lib quickstart bench-ffi python-test python-install bench-python load load-smoke clean
+        header ffi-debug go-lib quickstart bench-ffi python-test python-install bench-python load load-smoke bench bench-build clean
 
 ## Everything CI checks: formatting, lints, docs, and every test suite in every language.
-test: toolchains fmt-check clippy doc rust-test load-smoke c-test go-test examples install-test python-test
+test: toolchains fmt-check clippy doc rust-test bench-build load-smoke c-test go-test examples install-test python-test
 	@echo "make test: all checks passed"
 
 ## Fail loudly, naming what is missing, instead of skipping a suite.
@@ -125,6 +125,14 @@ header:
 
 quickstart:
 	$(CARGO) run --release --example quickstart
+
+## The criterion suite: otpengine beside Mutex<HashMap>, dashmap and moka; threads; pieces.
+bench:
+	$(CARGO) bench -p otpengine-benches
+
+## The benches compile (running them is a measurement, not a test).
+bench-build:
+	$(CARGO) bench --no-run -p otpengine-benches
 
 ## The main job: the load generator against the embedded engine (10 s, every core).
 load:
