@@ -185,6 +185,10 @@ fn pieces(c: &mut Criterion) {
 
     // Expiry: the cost per entry of reclaiming N codes that fell due together.
     let mut group = c.benchmark_group("pieces/expire");
+    // Each sample rebuilds an engine outside the timing: keep the samples few.
+    group
+        .sample_size(10)
+        .measurement_time(Duration::from_secs(1));
     for n in [1_000u64, 100_000] {
         group.throughput(Throughput::Elements(n));
         group.bench_function(BenchmarkId::from_parameter(n), |b| {
