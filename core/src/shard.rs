@@ -9,8 +9,9 @@
 //!
 //! # Ground rules
 //! - Every slot is in the table once and, between operations, scheduled in the
-//!   wheel once, at [`Shard::next_event`]: the earliest pending code's expiry, else
-//!   the moment the slot may be forgotten.
+//!   wheel once, no later than [`Shard::next_event`] (the earliest pending code's
+//!   expiry, else the moment the slot may be forgotten). A slot that fires early
+//!   is simply rescheduled; one that would fire late is moved at once.
 //! - A slot exists while anything about its key must be remembered: a code
 //!   (pending, expired or burned) until its expiry plus its ttl; the cooldown and
 //!   window of its last issues; its failure count until one lockout after the last
@@ -517,7 +518,12 @@ impl Shard {
         }
         let when = self.next_event(i, forget_at);
         let slot = &self.slots[i as usize];
-        if slot.pos != Pos::NONE && slot.link.when == when {
+        if slot.pos != Pos::NONE && slot.link.when <= when {
+            // Scheduled no later than needed: leave it. If it fires early, this
+            // runs again then and moves it on. Moving it now would cost a removal
+            // and an insertion, each touching random neighbours' cache lines, on
+            // nearly every call (a new code, a consumed one, both push the event
+            // later).
             return;
         }
         self.wheel.remove(&mut self.slots, i);
@@ -726,6 +732,11 @@ impl Shard {
             let found = self.find(shared.hash(slot.key_id), slot.key_id);
             assert_eq!(found, Some(i as u32), "slot {i} is found through the table");
             assert_ne!(slot.pos, Pos::NONE, "slot {i} is scheduled");
+            let due = self.next_event(i as u32, self.forget_at(&shared.policy, i as u32));
+            assert!(
+                slot.link.when <= due,
+                "slot {i} is scheduled no later than its next event"
+            );
             if slot.older != NIL {
                 assert_eq!(self.older[slot.older as usize].owner, i as u32);
             }
