@@ -35,7 +35,7 @@ toolchains:
 	@$(CARGO) clippy --version >/dev/null 2>&1 || { echo "ERROR: clippy missing; run: rustup component add clippy" >&2; exit 1; }
 	@command -v $(CC) >/dev/null 2>&1 || { echo "ERROR: no C compiler ($(CC)); the C suite needs gcc or clang" >&2; exit 1; }
 	@command -v $(CXX) >/dev/null 2>&1 || { echo "ERROR: no C++ compiler ($(CXX)); the header's C++ check needs g++ or clang++" >&2; exit 1; }
-	@command -v $(GO) >/dev/null 2>&1 || { echo "ERROR: go not found; the Go suite needs Go 1.21 or newer (https://go.dev/dl)" >&2; exit 1; }
+	@command -v $(GO) >/dev/null 2>&1 || { echo "ERROR: go not found; the Go suite needs Go 1.22 or newer (https://go.dev/dl)" >&2; exit 1; }
 	@command -v pkg-config >/dev/null 2>&1 || { echo "ERROR: pkg-config not found; install pkgconf (apt-get install pkgconf)" >&2; exit 1; }
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "ERROR: $(PYTHON) not found; the Python suite needs Python 3.10 or newer" >&2; exit 1; }
 	@$(PYTHON) -c 'import sys, venv; sys.exit(sys.version_info < (3, 10))' 2>/dev/null || { echo "ERROR: $(PYTHON) must be 3.10 or newer with the venv module" >&2; exit 1; }
