@@ -22,7 +22,7 @@ TSAN     := -fsanitize=thread
 C_LINK   := -L$(DEBUG) -lotpengine -lpthread -Wl,-rpath,$(DEBUG)
 
 .PHONY: test toolchains fmt-check clippy doc rust-test c-test go-test examples install install-test \
-        header ffi-debug go-lib quickstart bench-ffi python-test python-install bench-python load load-smoke bench bench-build clean
+        header ffi-debug go-lib quickstart bench-ffi python-test python-install bench-python load load-smoke soak bench bench-build clean
 
 ## Everything CI checks: formatting, lints, docs, and every test suite in every language.
 test: toolchains fmt-check clippy doc rust-test bench-build load-smoke c-test go-test examples install-test python-test
@@ -125,6 +125,13 @@ header:
 
 quickstart:
 	$(CARGO) run --release --example quickstart
+
+## Soak: a churning key space with 1 s codes, RSS sampled every second; fails if
+## memory still grows (last third vs middle third, > 5%) or any answer is off.
+## SOAK_SECONDS=600 for a long run.
+SOAK_SECONDS ?= 60
+soak:
+	$(CARGO) run --release --bin otp-load -- --seconds $(SOAK_SECONDS) --keys 200000 --ttl 1 --churn 0.3 --max-rss-growth 5 --json
 
 ## The criterion suite: otpengine beside Mutex<HashMap>, dashmap and moka; threads; pieces.
 bench:

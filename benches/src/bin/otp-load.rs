@@ -25,9 +25,9 @@ use otpengine_core::{Config, Engine, Error, Stats, Verdict};
 const LATENCY_SAMPLE: u64 = 8;
 /// Calls between two updates of the shared progress counter.
 const PUBLISH_EVERY: u64 = 1024;
-/// Bytes the generator itself keeps per user (code and flags), left out of the
-/// engine's bytes per entry.
-const GENERATOR_BYTES_PER_USER: u64 = 11;
+/// Bytes the generator itself keeps per user (code, flags, key generation), left
+/// out of the engine's bytes per entry.
+const GENERATOR_BYTES_PER_USER: u64 = 15;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -61,6 +61,14 @@ struct Args {
     /// Also print one JSON object on the last line of output
     #[arg(long)]
     json: bool,
+    /// Share of steps in which the user abandons its key, pending code and all, and
+    /// starts over under a fresh one, 0 to 1 (a churning key space, for soaks)
+    #[arg(long, default_value_t = 0.0)]
+    churn: f64,
+    /// Fail if the peak RSS of the run's last third is more than this many percent
+    /// above the second third's (the first third is warm-up): memory that keeps growing
+    #[arg(long)]
+    max_rss_growth: Option<f64>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -128,6 +136,8 @@ struct Users {
     codes: Vec<[u8; 10]>,
     /// bit 0: holds a pending code; bit 1: will mistype it first.
     flags: Vec<u8>,
+    /// How many times the user has moved to a fresh key (`--churn`).
+    generation: Vec<u32>,
 }
 
 const PENDING: u8 = 1;
@@ -141,6 +151,13 @@ struct Worker {
     rng: SplitMix64,
     zipf: Option<Zipf>,
     wrong: f64,
+    churn: f64,
+    /// Codes can be forgotten during the run (twice the ttl is shorter than the
+    /// run): then a user who comes back late rightly hears NotFound.
+    forgettable: bool,
+    /// Users of all threads together: key ids of one generation never collide
+    /// with those of another.
+    total_users: u64,
     issue_latency: Histogram<u64>,
     verify_latency: Histogram<u64>,
     tally: Tally,
@@ -148,7 +165,8 @@ struct Worker {
 
 impl Worker {
     fn key(&self, local: usize) -> [u8; 8] {
-        (local as u64 * self.threads + self.thread).to_le_bytes()
+        let user = local as u64 * self.threads + self.thread;
+        (u64::from(self.users.generation[local]) * self.total_users + user).to_le_bytes()
     }
 
     fn pick(&mut self) -> usize {
@@ -214,7 +232,7 @@ impl Worker {
             Verdict::Mismatch { .. } => mistype,
             // Possible with --limits (failure budget) or a short --ttl.
             Verdict::Locked { .. } | Verdict::Expired => true,
-            Verdict::NotFound => false,
+            Verdict::NotFound => self.forgettable,
         };
         if !expected {
             self.tally.surprises += 1;
@@ -230,6 +248,12 @@ impl Worker {
         let mut published = 0;
         while !stop.load(Ordering::Relaxed) {
             let i = self.pick();
+            if self.churn > 0.0 && self.rng.next_f64() < self.churn {
+                // The user walks away, pending code and all, and starts over under a
+                // fresh key: the abandoned state must expire and be reclaimed.
+                self.users.generation[i] = self.users.generation[i].wrapping_add(1);
+                self.users.flags[i] = 0;
+            }
             if self.users.flags[i] & PENDING != 0 {
                 self.verify(i, code_len);
             } else {
@@ -260,6 +284,12 @@ fn main() {
         fail(&format!(
             "--wrong must be between 0 and 1, got {}",
             args.wrong
+        ));
+    }
+    if !(0.0..=1.0).contains(&args.churn) {
+        fail(&format!(
+            "--churn must be between 0 and 1, got {}",
+            args.churn
         ));
     }
     if !(args.seconds > 0.0 && args.seconds.is_finite()) {
@@ -299,7 +329,7 @@ fn main() {
             .map(|t| {
                 let engine = Arc::clone(&engine);
                 let n = (args.keys - t).div_ceil(threads as u64) as usize;
-                let (wrong, dist) = (args.wrong, args.dist);
+                let (wrong, dist, churn) = (args.wrong, args.dist, args.churn);
                 s.spawn(move || {
                     let mut w = Worker {
                         engine,
@@ -308,10 +338,14 @@ fn main() {
                         users: Users {
                             codes: vec![[0; 10]; n],
                             flags: vec![0; n],
+                            generation: vec![0; n],
                         },
                         rng: SplitMix64::new(0x5EED ^ t),
                         zipf: (dist == Dist::Zipf).then(|| Zipf::new(n as u64, 0.99)),
                         wrong,
+                        churn: 0.0, // set after the preload gives every user a first key
+                        forgettable: 2.0 * args.ttl < args.seconds,
+                        total_users: args.keys,
                         issue_latency: histogram(),
                         verify_latency: histogram(),
                         tally: Tally::default(),
@@ -321,6 +355,7 @@ fn main() {
                     }
                     w.tally = Tally::default();
                     w.issue_latency.reset();
+                    w.churn = churn;
                     w
                 })
             })
@@ -341,6 +376,7 @@ fn main() {
             .expect("valid template")
             .progress_chars("=> "),
     );
+    let mut rss_samples: Vec<(f64, u64)> = Vec::new();
     let wall = std::thread::scope(|s| {
         for w in workers.iter_mut() {
             let (stop, progress, go) = (&stop, &progress, &go);
@@ -352,7 +388,12 @@ fn main() {
         go.wait();
         let start = Instant::now();
         let end = start + Duration::from_secs_f64(args.seconds);
+        let mut next_sample = start;
         while Instant::now() < end {
+            if Instant::now() >= next_sample {
+                rss_samples.push((start.elapsed().as_secs_f64(), rss_bytes()));
+                next_sample += Duration::from_secs(1);
+            }
             std::thread::sleep(
                 Duration::from_millis(100).min(end.saturating_duration_since(Instant::now())),
             );
@@ -408,9 +449,44 @@ fn main() {
     };
     report.print();
 
-    let problems = check(&total, &stats_before, &stats);
+    rss_samples.push((seconds, rss));
+    let curve = RssCurve::from_samples(&rss_samples, seconds);
+    let samples_mib: Vec<String> = rss_samples
+        .iter()
+        .map(|&(_, r)| format!("{:.1}", mib(r)))
+        .collect();
+    println!(
+        "rss curve   start {:.1} MiB; peaks by thirds {:.1}, {:.1}, {:.1} MiB; end {:.1} MiB ({} samples, 1 a second)",
+        mib(curve.start),
+        mib(curve.warmup_peak),
+        mib(curve.middle_peak),
+        mib(curve.last_peak),
+        mib(curve.end),
+        rss_samples.len()
+    );
+    let mut problems = check(&total, &stats_before, &stats);
+    if let Some(limit) = args.max_rss_growth {
+        let growth = curve.growth_percent();
+        if growth > limit {
+            problems.push(format!(
+                "RSS grew {growth:.1}% in the last third of the run ({:.1} -> {:.1} MiB), more than --max-rss-growth {limit}%",
+                mib(curve.middle_peak),
+                mib(curve.last_peak)
+            ));
+        }
+    }
     if args.json {
-        println!("{}", report.json(problems.is_empty()));
+        let json = report.json(problems.is_empty());
+        let curve = format!(
+            r#","rss_start_bytes":{},"rss_peak_bytes_by_third":[{},{},{}],"rss_end_bytes":{},"rss_samples_mib":[{}]}}"#,
+            curve.start,
+            curve.warmup_peak,
+            curve.middle_peak,
+            curve.last_peak,
+            curve.end,
+            samples_mib.join(",")
+        );
+        println!("{}{curve}", json.trim_end_matches('}'));
     }
     let _ = std::io::stdout().flush();
     if !problems.is_empty() {
@@ -418,6 +494,50 @@ fn main() {
             eprintln!("otp-load: CHECK FAILED: {p}");
         }
         std::process::exit(1);
+    }
+}
+
+fn mib(bytes: u64) -> f64 {
+    bytes as f64 / (1024.0 * 1024.0)
+}
+
+/// RSS over the run, in thirds: the first is warm-up; tables and slot arrays grow
+/// in doubling steps while the held keys find their level, so one step may still
+/// come in the second. A leak keeps growing: the last third's peak must not rise
+/// above the second third's.
+struct RssCurve {
+    start: u64,
+    warmup_peak: u64,
+    middle_peak: u64,
+    last_peak: u64,
+    end: u64,
+}
+
+impl RssCurve {
+    fn from_samples(samples: &[(f64, u64)], seconds: f64) -> Self {
+        let third = seconds / 3.0;
+        let peak = |from: f64, to: f64| {
+            samples
+                .iter()
+                .filter(|(t, _)| (from..to).contains(t))
+                .map(|&(_, r)| r)
+                .max()
+                .unwrap_or(0)
+        };
+        RssCurve {
+            start: samples.first().map_or(0, |s| s.1),
+            warmup_peak: peak(0.0, third),
+            middle_peak: peak(third, 2.0 * third),
+            last_peak: peak(2.0 * third, f64::INFINITY),
+            end: samples.last().map_or(0, |s| s.1),
+        }
+    }
+
+    fn growth_percent(&self) -> f64 {
+        if self.middle_peak == 0 {
+            return 0.0;
+        }
+        (self.last_peak as f64 / self.middle_peak as f64 - 1.0) * 100.0
     }
 }
 
