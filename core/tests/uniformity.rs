@@ -103,7 +103,7 @@ fn the_test_detects_modulo_bias() {
 }
 
 #[test]
-fn the_sampler_rejects_exactly_the_biased_range() {
+fn rejection_limits_are_the_largest_multiples_of_the_alphabet_size() {
     assert_eq!(Alphabet::Digits.rejection_limit(), 250);
     assert_eq!(
         Alphabet::Alphanumeric.rejection_limit(),
