@@ -362,12 +362,11 @@ impl Shard {
             self.counters.locked += 1;
             return Outcome::Locked(left);
         }
-        let codes = self.codes(i);
-        if codes.iter().all(|c| c.state == CodeState::Empty) {
+        if self.codes(i).all(|c| c.state == CodeState::Empty) {
             self.counters.not_found += 1;
             return Outcome::NotFound;
         }
-        if codes[0].state == CodeState::Burned {
+        if self.slots[i as usize].state == CodeState::Burned {
             self.counters.locked += 1;
             return Outcome::Locked(0);
         }
@@ -377,7 +376,7 @@ impl Shard {
         let guess = guess.unwrap_or_default();
         let (mut hit_pending, mut hit_expired) = (Choice::from(0), Choice::from(0));
         let mut any_pending = false;
-        for c in &codes {
+        for c in self.codes(i) {
             let hit = c.digest.ct_eq(guess) & well_formed;
             match c.state {
                 CodeState::Pending => {
@@ -533,7 +532,6 @@ impl Shard {
     /// The earliest pending expiry, else `forget_at`.
     fn next_event(&self, i: u32, forget_at: Millis) -> Millis {
         self.codes(i)
-            .iter()
             .filter(|c| c.state == CodeState::Pending)
             .map(|c| c.expires_at)
             .min()
@@ -544,9 +542,8 @@ impl Shard {
         let slot = &self.slots[i as usize];
         let mut at = self
             .codes(i)
-            .iter()
             .filter(|c| c.state != CodeState::Empty)
-            .map(CodeRecord::forget_at)
+            .map(|c| c.forget_at())
             .max()
             .unwrap_or(0);
         if p.resend_cooldown > 0 {
@@ -594,7 +591,7 @@ impl Shard {
     }
 
     fn is_live(&self, i: u32) -> bool {
-        self.codes(i).iter().any(|c| c.state == CodeState::Pending)
+        self.codes(i).any(|c| c.state == CodeState::Pending)
     }
 
     /// Updates `live` after slot `i` changed; `was_live` is what it was before.
@@ -606,16 +603,27 @@ impl Shard {
         }
     }
 
+    /// Turns pending codes whose time is over into expired ones, in place.
     fn expire_due_codes(&mut self, i: u32, now: Millis) {
-        let was_live = self.is_live(i);
-        let mut codes = self.codes(i);
-        for c in &mut codes {
-            if c.state == CodeState::Pending && now >= c.expires_at {
-                c.state = CodeState::Expired;
+        let expire = |state: &mut CodeState, expires_at: Millis| {
+            let due = *state == CodeState::Pending && now >= expires_at;
+            if due {
+                *state = CodeState::Expired;
+            }
+            due
+        };
+        let slot = &mut self.slots[i as usize];
+        let mut expired = expire(&mut slot.state, slot.expires_at);
+        if slot.older != NIL {
+            for c in &mut self.older[slot.older as usize].codes {
+                expired |= expire(&mut c.state, c.expires_at);
             }
         }
-        self.set_codes(i, &codes);
-        self.relive(i, was_live);
+        // Something expired, so the key had a pending code: it is live no longer
+        // unless another one is still pending.
+        if expired && !self.is_live(i) {
+            self.live -= 1;
+        }
     }
 
     /// Sets every code of slot `i` to `state` (`Empty`: forgotten; `Burned`: the
@@ -654,25 +662,14 @@ impl Shard {
         codes[0] = newest;
     }
 
-    /// The key's codes, newest first; unused places are `Empty`.
-    fn codes(&self, i: u32) -> [CodeRecord; 4] {
+    /// The key's codes, newest first; with one code per key, just the newest.
+    fn codes(&self, i: u32) -> impl Iterator<Item = CodeRecord> + '_ {
         let slot = &self.slots[i as usize];
-        let mut out = [CodeRecord::EMPTY; 4];
-        out[0] = slot.newest();
-        if slot.older != NIL {
-            out[1..].copy_from_slice(&self.older[slot.older as usize].codes);
-        }
-        out
-    }
-
-    fn set_codes(&mut self, i: u32, codes: &[CodeRecord; 4]) {
-        let slot = &mut self.slots[i as usize];
-        slot.set_newest(codes[0]);
-        if slot.older != NIL {
-            self.older[slot.older as usize]
-                .codes
-                .copy_from_slice(&codes[1..]);
-        }
+        let older: &[CodeRecord] = match slot.older {
+            NIL => &[],
+            o => &self.older[o as usize].codes,
+        };
+        std::iter::once(slot.newest()).chain(older.iter().copied())
     }
 
     fn free_older(&mut self, i: u32) {
