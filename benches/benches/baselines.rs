@@ -59,6 +59,13 @@ pub trait Store: Sync {
     fn verify(&self, key: u64, code: &[u8]) -> bool;
 }
 
+/// Hands a fresh entry to `store` (which replaces the key's old one); returns its code.
+fn issue_with(store: impl FnOnce(Entry)) -> [u8; 6] {
+    let entry = Entry::fresh();
+    store(entry);
+    entry.code
+}
+
 /// Checks a guess against an entry; returns (verified, keep the entry).
 fn check(entry: &mut Entry, code: &[u8]) -> (bool, bool) {
     if Instant::now() >= entry.expires_at {
@@ -84,9 +91,9 @@ impl Store for MutexHashMap {
         "Mutex<HashMap>"
     }
     fn issue(&self, key: u64) -> [u8; 6] {
-        let e = Entry::fresh();
-        self.0.lock().insert(key, e);
-        e.code
+        issue_with(|e| {
+            self.0.lock().insert(key, e);
+        })
     }
     fn verify(&self, key: u64, code: &[u8]) -> bool {
         let mut map = self.0.lock();
@@ -114,9 +121,9 @@ impl Store for DashMapStore {
         "dashmap"
     }
     fn issue(&self, key: u64) -> [u8; 6] {
-        let e = Entry::fresh();
-        self.0.insert(key, e);
-        e.code
+        issue_with(|e| {
+            self.0.insert(key, e);
+        })
     }
     fn verify(&self, key: u64, code: &[u8]) -> bool {
         let mut ok = false;
@@ -163,9 +170,9 @@ impl Store for MokaStore {
         "moka"
     }
     fn issue(&self, key: u64) -> [u8; 6] {
-        let e = Entry::fresh();
-        self.0.insert(key, e);
-        e.code
+        issue_with(|e| {
+            self.0.insert(key, e);
+        })
     }
     fn verify(&self, key: u64, code: &[u8]) -> bool {
         let mut ok = false;

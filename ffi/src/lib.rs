@@ -29,9 +29,6 @@ use otpengine_core::{
     Field, InvalidInput, ManualClock, Verdict,
 };
 
-/// `OTP_ALPHABET_DIGITS` in the header.
-const ALPHABET_DIGITS: u32 = 0;
-
 /// The result of every call. Numbers are stable; a retired one is never reused.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -259,6 +256,27 @@ unsafe fn bytes<'a>(
     Ok(unsafe { std::slice::from_raw_parts(ptr, len) })
 }
 
+/// The engine and key every keyed call starts with, and the context when the call
+/// has one (`None`: it has none).
+///
+/// # Safety
+/// As [`engine`] and [`bytes`].
+unsafe fn call_args<'a>(
+    engine: *const otp_engine,
+    key: *const u8,
+    key_len: usize,
+    context: Option<(*const u8, usize)>,
+) -> Result<(&'a Engine, &'a [u8], &'a [u8]), Failure> {
+    // SAFETY (all three): forwarded from the caller.
+    let engine = unsafe { self::engine(engine) }?;
+    let key = unsafe { self::key(key, key_len) }?;
+    let context = match context {
+        Some((ptr, len)) => unsafe { self::context(ptr, len) }?,
+        None => &[],
+    };
+    Ok((engine, key, context))
+}
+
 /// # Safety
 /// As [`bytes`].
 unsafe fn key<'a>(ptr: *const u8, len: usize) -> Result<&'a [u8], Failure> {
@@ -315,7 +333,7 @@ pub unsafe extern "C" fn otp_config_default(config: *mut otp_config) {
             let d = Config::default();
             *config = otp_config {
                 code_length: d.code_length,
-                alphabet: ALPHABET_DIGITS,
+                alphabet: d.alphabet.index(),
                 ttl_ms: ms(d.ttl),
                 max_attempts: d.max_attempts,
                 resend_cooldown_ms: ms(d.resend_cooldown),
@@ -400,10 +418,9 @@ pub unsafe extern "C" fn otp_issue(
     issued_out: *mut otp_issued,
 ) -> otp_status {
     guard(|| {
-        // SAFETY (all four): forwarded from the caller.
-        let engine = unsafe { self::engine(engine) }?;
-        let key = unsafe { self::key(key, key_len) }?;
-        let context = unsafe { self::context(context, context_len) }?;
+        // SAFETY: forwarded from the caller.
+        let (engine, key, context) =
+            unsafe { call_args(engine, key, key_len, Some((context, context_len))) }?;
         if code_out.is_null() {
             return Err(Failure::invalid("code_out must not be NULL"));
         }
@@ -473,10 +490,9 @@ pub unsafe extern "C" fn otp_verify(
     attempts_left_out: *mut u32,
 ) -> otp_status {
     guard(|| {
-        // SAFETY (all three): forwarded from the caller.
-        let engine = unsafe { self::engine(engine) }?;
-        let key = unsafe { self::key(key, key_len) }?;
-        let context = unsafe { self::context(context, context_len) }?;
+        // SAFETY: forwarded from the caller.
+        let (engine, key, context) =
+            unsafe { call_args(engine, key, key_len, Some((context, context_len))) }?;
         if code.is_null() {
             return Err(Failure::invalid("code must not be NULL"));
         }
@@ -511,12 +527,8 @@ pub unsafe extern "C" fn otp_revoke(
     key: *const u8,
     key_len: usize,
 ) -> otp_status {
-    guard(|| {
-        // SAFETY (both): forwarded from the caller.
-        let engine = unsafe { self::engine(engine) }?;
-        let key = unsafe { self::key(key, key_len) }?;
-        Ok(found(engine.revoke(key)?))
-    })
+    // SAFETY: forwarded from the caller.
+    unsafe { key_call(engine, key, key_len, |e, k| e.revoke(k)) }
 }
 
 /// Lifts the key's lockout and clears its failure count. Returns `OTP_OK` if there
@@ -530,20 +542,29 @@ pub unsafe extern "C" fn otp_unlock(
     key: *const u8,
     key_len: usize,
 ) -> otp_status {
-    guard(|| {
-        // SAFETY (both): forwarded from the caller.
-        let engine = unsafe { self::engine(engine) }?;
-        let key = unsafe { self::key(key, key_len) }?;
-        Ok(found(engine.unlock(key)?))
-    })
+    // SAFETY: forwarded from the caller.
+    unsafe { key_call(engine, key, key_len, |e, k| e.unlock(k)) }
 }
 
-fn found(done: bool) -> otp_status {
-    if done {
-        otp_status::OTP_OK
-    } else {
-        otp_status::OTP_NOT_FOUND
-    }
+/// Revoke and unlock: a key in; `OTP_OK` if there was something to do, else
+/// `OTP_NOT_FOUND`.
+///
+/// # Safety
+/// As [`call_args`].
+unsafe fn key_call(
+    engine: *mut otp_engine,
+    key: *const u8,
+    key_len: usize,
+    op: fn(&Engine, &[u8]) -> Result<bool, Error>,
+) -> otp_status {
+    guard(|| {
+        // SAFETY: forwarded from the caller.
+        let (engine, key, _) = unsafe { call_args(engine, key, key_len, None) }?;
+        Ok(match op(engine, key)? {
+            true => otp_status::OTP_OK,
+            false => otp_status::OTP_NOT_FOUND,
+        })
+    })
 }
 
 /// Writes the engine's counters to `*stats_out`. Returns `OTP_OK` or

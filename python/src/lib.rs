@@ -168,11 +168,6 @@ fn repr(obj: &Bound<'_, PyAny>) -> String {
     obj.repr().map(|r| r.to_string()).unwrap_or_default()
 }
 
-/// Whole milliseconds as float seconds (the core's resolution).
-fn secs(d: Duration) -> f64 {
-    d.as_secs_f64()
-}
-
 /// An OTP engine. Safe to share between threads; batch calls release the GIL.
 #[pyclass(module = "otpengine", name = "Engine", frozen)]
 struct PyEngine {
@@ -468,7 +463,7 @@ impl From<Verdict> for PyVerdict {
     fn from(v: Verdict) -> Self {
         let (attempts_left, retry_after) = match v {
             Verdict::Mismatch { attempts_left } => (attempts_left, 0.0),
-            Verdict::Locked { retry_after } => (0, secs(retry_after)),
+            Verdict::Locked { retry_after } => (0, retry_after.as_secs_f64()),
             _ => (0, 0.0),
         };
         PyVerdict {
