@@ -1,9 +1,14 @@
 //! Codes: the alphabets, uniform generation, and normalisation of what a person typed.
 //!
-//! Generation draws one byte per character from a CSPRNG and rejects bytes at or
-//! above the largest multiple of the alphabet size that fits in a byte, so every
-//! symbol is exactly equally likely (no modulo bias): for digits, bytes 250..=255
-//! are rejected and `b % 10` is taken; for the 32-symbol alphabet no byte is rejected.
+//! A code of `L` symbols over an alphabet of `B` symbols is one number below
+//! `B^L` (at most 32^10 = 2^50), written in base `B`. The number is drawn from one
+//! 64-bit CSPRNG word by Lemire's multiply-and-reject method ("Fast Random Integer
+//! Generation in an Interval", 2019): the word times `B^L` is a 128-bit product
+//! whose high half is the number, and a word whose low half falls below
+//! `2^64 mod B^L` is rejected, so every number is reached by exactly
+//! `floor(2^64 / B^L)` words (no modulo bias). A rejection has a chance below
+//! 2^-30 for any code this engine issues, so a code costs one word and no division
+//! by a variable.
 
 use std::fmt;
 
@@ -87,11 +92,16 @@ impl Alphabet {
         }
     }
 
-    /// Bytes at or above this are rejected by the sampler: the largest multiple
-    /// of the alphabet size that is at most 256.
-    pub fn rejection_limit(self) -> u16 {
-        let n = self.symbols().len() as u16;
-        256 - 256 % n
+    /// How many different codes of `length` symbols there are: `symbols^length`.
+    ///
+    /// # Panics
+    /// If `length` is outside 4..=10.
+    pub fn code_space(self, length: u32) -> u64 {
+        assert!(
+            (MIN_CODE_LENGTH..=MAX_CODE_LENGTH).contains(&length),
+            "code length {length} outside {MIN_CODE_LENGTH}..={MAX_CODE_LENGTH}"
+        );
+        (self.symbols().len() as u64).pow(length)
     }
 
     /// The canonical symbol for a typed byte, or `None` when it is not in the alphabet.
@@ -167,42 +177,61 @@ impl fmt::Debug for Code {
     }
 }
 
-/// Draws a uniform code of `length` symbols (4..=10) from `rng` by rejection sampling.
+/// Draws a uniform code of `length` symbols (4..=10) from `rng`: one 64-bit word,
+/// almost always (see the module documentation).
 ///
 /// # Panics
 /// If `length` is outside 4..=10; the engine validates it first.
 pub fn generate<R: Rng + ?Sized>(rng: &mut R, alphabet: Alphabet, length: u32) -> Code {
-    assert!(
-        (MIN_CODE_LENGTH..=MAX_CODE_LENGTH).contains(&length),
-        "code length {length} outside {MIN_CODE_LENGTH}..={MAX_CODE_LENGTH}"
-    );
-    let symbols = alphabet.symbols();
-    let n = symbols.len() as u16;
-    let limit = alphabet.rejection_limit();
+    let space = alphabet.code_space(length);
+    let mut number = loop {
+        if let Some(number) = scale(rng.next_u64(), space, u64::BITS) {
+            break number;
+        }
+    };
     let mut code = Code {
         bytes: [0; MAX_CODE_LENGTH as usize],
         len: length as u8,
     };
-    // One u64 gives eight candidate bytes; a 6-digit code almost always needs one draw.
-    let mut pool = 0u64;
-    let mut left = 0u32;
-    for slot in &mut code.bytes[..length as usize] {
-        let byte = loop {
-            if left == 0 {
-                pool = rng.next_u64();
-                left = 8;
-            }
-            let candidate = (pool & 0xff) as u16;
-            pool >>= 8;
-            left -= 1;
-            if candidate < limit {
-                break candidate;
-            }
-        };
-        *slot = symbols[(byte % n) as usize];
+    let digits = &mut code.bytes[..length as usize];
+    // Constant divisors, so the compiler turns `/` and `%` into multiplies and shifts.
+    match alphabet {
+        Alphabet::Digits => spell::<10>(number, DIGITS, digits),
+        Alphabet::Alphanumeric => spell::<32>(number, ALPHANUMERIC, digits),
     }
-    pool.zeroize();
+    number.zeroize();
     code
+}
+
+/// Lemire's multiply-and-reject over a `word_bits`-bit word (64 in the engine;
+/// tests use narrower words to check every word exhaustively): the uniform
+/// number below `n` that `word` gives, or `None` when `word` lies in the range
+/// that would favour some numbers (`word * n mod 2^word_bits < 2^word_bits mod n`).
+///
+/// `word` must be below `2^word_bits`, `n` between 1 and `2^word_bits`.
+#[inline]
+pub fn scale(word: u64, n: u64, word_bits: u32) -> Option<u64> {
+    debug_assert!((1..=64).contains(&word_bits));
+    debug_assert!(n >= 1 && u128::from(n) <= 1u128 << word_bits);
+    let product = u128::from(word) * u128::from(n);
+    let modulus = 1u128 << word_bits;
+    let low = product % modulus;
+    // `low < n` is rare, and only then is the division for the threshold needed.
+    if low < u128::from(n) {
+        let threshold = modulus % u128::from(n);
+        if low < threshold {
+            return None;
+        }
+    }
+    Some((product >> word_bits) as u64)
+}
+
+/// Writes `number` in base `BASE` over `symbols`, most significant symbol first.
+fn spell<const BASE: u64>(mut number: u64, symbols: &[u8], out: &mut [u8]) {
+    for symbol in out.iter_mut().rev() {
+        *symbol = symbols[(number % BASE) as usize];
+        number /= BASE;
+    }
 }
 
 /// What a person typed, reduced to canonical symbols: ASCII spaces and hyphens
@@ -255,6 +284,35 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// Over every word of a 16-bit sampler, each number below `n` comes out exactly
+    /// `floor(2^16 / n)` times and exactly `2^16 mod n` words are rejected: the same
+    /// function the engine runs with 64-bit words, checked exhaustively.
+    #[test]
+    fn scaling_reaches_every_number_equally_often_and_rejects_only_the_excess() {
+        for n in [10u64, 1000, 10_000, 32, 32 * 32 * 32, 65_535, 65_536] {
+            let mut counts = vec![0u32; n as usize];
+            let mut rejected = 0u64;
+            for word in 0..1u64 << 16 {
+                match scale(word, n, 16) {
+                    Some(number) => counts[number as usize] += 1,
+                    None => rejected += 1,
+                }
+            }
+            let each = ((1u64 << 16) / n) as u32;
+            assert!(counts.iter().all(|&c| c == each), "n = {n}: {counts:?}");
+            assert_eq!(rejected, (1u64 << 16) % n, "n = {n}");
+        }
+    }
+
+    #[test]
+    fn codes_spell_the_number_most_significant_symbol_first() {
+        let mut out = [0u8; 6];
+        spell::<10>(42_917, DIGITS, &mut out);
+        assert_eq!(&out, b"042917");
+        spell::<32>(31 * 32 + 1, ALPHANUMERIC, &mut out[..4]);
+        assert_eq!(&out[..4], b"22Z3");
     }
 
     #[test]

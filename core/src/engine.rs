@@ -360,7 +360,7 @@ impl Engine {
         for shard in self.inner.shards.iter() {
             let mut shard = shard.lock();
             shard.validate(&self.inner.shared);
-            held += shard.held() as u64;
+            held += shard.reserved() as u64;
         }
         assert_eq!(
             held,
@@ -379,9 +379,12 @@ impl Inner {
         &self.shards[((hash >> 32) & self.shard_mask) as usize]
     }
 
+    /// Frees everything that can be freed: due timers everywhere, and spare slots.
     fn reclaim_all(&self, now: Millis) {
         for shard in self.shards.iter() {
-            shard.lock().reclaim(&self.shared, now, usize::MAX);
+            let mut shard = shard.lock();
+            shard.reclaim(&self.shared, now, usize::MAX);
+            shard.drop_spares(&self.shared);
         }
     }
 

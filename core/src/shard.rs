@@ -16,6 +16,14 @@
 //!   (pending, expired or burned) until its expiry plus its ttl; the cooldown and
 //!   window of its last issues; its failure count until one lockout after the last
 //!   failure. After that it is removed and its capacity returned.
+//! - A slot whose key has nothing left to remember may be kept, reset, as a
+//!   *spare* (`ttl == 0`) for the same key's next issue, until its timer fires.
+//!   Consuming a code and issuing the next one for the same key then costs no
+//!   table removal and insertion, no wheel unlinking (whose neighbours are random
+//!   cache lines) and no slot relocation. Spares are answered exactly like
+//!   absent keys, are not counted in `held()`, and keep their capacity
+//!   reservation; they are made only while the engine is under half full, and a
+//!   full engine drops them all before refusing a new key.
 //! - `live` counts slots with at least one code in state `Pending`. A pending code
 //!   past its deadline is turned into `Expired` when the wheel fires or when an
 //!   operation finds it, whichever comes first; deadlines themselves are always
@@ -109,6 +117,9 @@ struct OlderCodes {
 }
 
 /// Everything the engine holds for one key: 80 bytes.
+///
+/// `ttl == 0` marks a spare (see the ground rules): a slot that holds a code
+/// always has a ttl of at least a second.
 struct Slot {
     key_id: KeyId,
     link: Link,
@@ -169,6 +180,20 @@ impl Slot {
     fn last_issue_at(&self) -> Millis {
         self.expires_at - Millis::from(self.ttl)
     }
+
+    fn is_spare(&self) -> bool {
+        self.ttl == 0
+    }
+}
+
+/// What a shard holds for a key, as of now.
+enum Lookup {
+    /// A slot with state to remember.
+    Held(u32),
+    /// A spare slot: the key is forgotten, but its slot can be reused.
+    Spare(u32),
+    /// Nothing.
+    Absent,
 }
 
 impl Nodes for Vec<Slot> {
@@ -226,6 +251,8 @@ pub(crate) struct Shard {
     /// clock before waiting for the lock never moves the shard's time back.
     now: Millis,
     live: u64,
+    /// Spare slots (see the ground rules).
+    spares: usize,
     pub(crate) counters: Counters,
 }
 
@@ -240,6 +267,7 @@ impl Shard {
             rng_generation: fork::generation(),
             now,
             live: 0,
+            spares: 0,
             counters: Counters::default(),
         }
     }
@@ -251,6 +279,12 @@ impl Shard {
 
     /// Keys this shard holds any state for.
     pub(crate) fn held(&self) -> usize {
+        self.slots.len() - self.spares
+    }
+
+    /// Slots, spares included: what this shard has reserved against the capacity.
+    #[cfg(test)]
+    pub(crate) fn reserved(&self) -> usize {
         self.slots.len()
     }
 
@@ -271,9 +305,17 @@ impl Shard {
             let Some(i) = self.wheel.pop_due(&mut self.slots, now) else {
                 break;
             };
-            self.forget_old_failures(&shared.policy, i, now);
-            self.settle(shared, i, now);
             ran += 1;
+            if !self.slots[i as usize].is_spare() {
+                self.forget_old_failures(&shared.policy, i, now);
+                self.expire_due_codes(i, now);
+                if self.forget_at(&shared.policy, i) > now {
+                    self.settle(shared, i, now);
+                    continue;
+                }
+            }
+            // A timer that finds nothing left to remember frees the slot for good.
+            self.remove_slot(shared, i);
         }
         ran
     }
@@ -287,8 +329,8 @@ impl Shard {
     ) -> Result<Code, Refusal> {
         let p = &shared.policy;
         let now = self.begin(shared, now);
-        let i = match self.current(shared, req.hash, req.key_id, now) {
-            Some(i) => {
+        let i = match self.lookup(shared, req.hash, req.key_id, now) {
+            Lookup::Held(i) => {
                 if let Some(left) = self.lockout_left(p, i, now) {
                     self.counters.locked += 1;
                     return Err(Refusal::Locked(left));
@@ -300,7 +342,12 @@ impl Shard {
                 }
                 i
             }
-            None => {
+            Lookup::Spare(i) => {
+                // A forgotten key: its spare slot is as good as a new one.
+                self.spares -= 1;
+                i
+            }
+            Lookup::Absent => {
                 if self.slots.len() >= NIL as usize || !shared.reserve() {
                     if count_full {
                         self.counters.capacity_exceeded += 1;
@@ -476,18 +523,74 @@ impl Shard {
         self.now
     }
 
-    /// The key's slot as of `now`: past failures and codes brought up to date, and
-    /// `None` if everything about the key is due to be forgotten (the wheel may not
-    /// have got to it yet; answers never depend on when it does).
+    /// The key's slot as of `now`, if it holds anything: past failures and codes
+    /// brought up to date, and `None` if everything about the key is due to be
+    /// forgotten (the wheel may not have got to it yet; answers never depend on
+    /// when it does).
     fn current(&mut self, shared: &Shared, hash: u64, key_id: KeyId, now: Millis) -> Option<u32> {
-        let i = self.find(hash, key_id)?;
+        match self.lookup(shared, hash, key_id, now) {
+            Lookup::Held(i) => Some(i),
+            Lookup::Spare(_) | Lookup::Absent => None,
+        }
+    }
+
+    /// [`Shard::current`], telling a spare slot apart from none.
+    fn lookup(&mut self, shared: &Shared, hash: u64, key_id: KeyId, now: Millis) -> Lookup {
+        let Some(i) = self.find(hash, key_id) else {
+            return Lookup::Absent;
+        };
+        if self.slots[i as usize].is_spare() {
+            return Lookup::Spare(i);
+        }
         self.forget_old_failures(&shared.policy, i, now);
         self.expire_due_codes(i, now);
         if self.forget_at(&shared.policy, i) <= now {
+            return match self.forget(shared, i, now) {
+                Some(spare) => Lookup::Spare(spare),
+                None => Lookup::Absent,
+            };
+        }
+        Lookup::Held(i)
+    }
+
+    /// Forgets slot `i`'s key: keeps the slot as a spare while the engine is under
+    /// half full (returning it), else removes it.
+    fn forget(&mut self, shared: &Shared, i: u32, now: Millis) -> Option<u32> {
+        debug_assert!(
+            !self.is_live(i),
+            "a slot with a pending code is never forgotten"
+        );
+        if shared.held.load(Ordering::Relaxed) >= shared.policy.capacity / 2 {
             self.remove_slot(shared, i);
             return None;
         }
+        self.free_older(i);
+        let slot = &mut self.slots[i as usize];
+        let (link, pos) = (slot.link, slot.pos);
+        *slot = Slot {
+            link,
+            pos,
+            ..Slot::new(slot.key_id)
+        };
+        if pos == Pos::NONE {
+            // Every slot has a timer; a spare's removes it when it fires.
+            self.wheel.insert(&mut self.slots, i, now);
+        }
+        self.spares += 1;
         Some(i)
+    }
+
+    /// Removes every spare slot: a full engine makes room before refusing a key.
+    pub(crate) fn drop_spares(&mut self, shared: &Shared) {
+        // Downwards, so the slot that `swap_remove` moves into a hole was seen.
+        for i in (0..self.slots.len() as u32).rev() {
+            if self.spares == 0 {
+                break;
+            }
+            if self.slots[i as usize].is_spare() {
+                self.remove_slot(shared, i);
+            }
+        }
     }
 
     fn find(&self, hash: u64, key_id: KeyId) -> Option<u32> {
@@ -512,7 +615,7 @@ impl Shard {
         self.expire_due_codes(i, now);
         let forget_at = self.forget_at(&shared.policy, i);
         if forget_at <= now {
-            self.remove_slot(shared, i);
+            self.forget(shared, i, now);
             return;
         }
         let when = self.next_event(i, forget_at);
@@ -689,6 +792,9 @@ impl Shard {
             !self.is_live(i),
             "a slot with a pending code is never forgotten"
         );
+        if self.slots[i as usize].is_spare() {
+            self.spares -= 1;
+        }
         self.wheel.remove(&mut self.slots, i);
         self.free_older(i);
         let hash = shared.hash(self.slots[i as usize].key_id);
@@ -729,6 +835,16 @@ impl Shard {
             let found = self.find(shared.hash(slot.key_id), slot.key_id);
             assert_eq!(found, Some(i as u32), "slot {i} is found through the table");
             assert_ne!(slot.pos, Pos::NONE, "slot {i} is scheduled");
+            if slot.is_spare() {
+                assert_eq!(slot.state, CodeState::Empty, "spare {i} holds no code");
+                assert_eq!(slot.older, NIL, "spare {i} holds no older codes");
+                assert_eq!(
+                    (slot.failures, slot.window_count),
+                    (0, 0),
+                    "spare {i} holds no counts"
+                );
+                continue;
+            }
             let due = self.next_event(i as u32, self.forget_at(&shared.policy, i as u32));
             assert!(
                 slot.link.when <= due,
@@ -746,6 +862,8 @@ impl Shard {
             .filter(|&i| self.is_live(i))
             .count();
         assert_eq!(self.live, live as u64, "live count");
+        let spares = self.slots.iter().filter(|s| s.is_spare()).count();
+        assert_eq!(self.spares, spares, "spare count");
         let linked = self.wheel.validate(&mut self.slots);
         assert_eq!(linked, self.slots.len(), "every slot is in the wheel once");
     }

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use otpengine_core::code::generate;
+use otpengine_core::code::{generate, scale};
 use otpengine_core::{Alphabet, Clock, Config, Engine, Error, ManualClock, Verdict};
 use rand_core::{Infallible, TryRng};
 
@@ -95,8 +95,9 @@ fn a_full_engine_refuses_new_keys_evicts_nothing_and_does_not_grow() {
     }
 }
 
-/// A random source that replays given bytes, eight to a `u64`, as the sampler reads them.
-struct Replay(Vec<u8>, usize);
+/// A random source that replays given 64-bit words, then fails the test if asked
+/// for more.
+struct Replay(Vec<u64>, usize);
 
 impl TryRng for Replay {
     type Error = Infallible;
@@ -104,56 +105,62 @@ impl TryRng for Replay {
         Ok(self.try_next_u64()? as u32)
     }
     fn try_next_u64(&mut self) -> Result<u64, Infallible> {
-        let mut word = [0u8; 8];
-        for b in &mut word {
-            *b = self.0[self.1 % self.0.len()];
-            self.1 += 1;
-        }
-        Ok(u64::from_le_bytes(word))
+        let word = *self
+            .0
+            .get(self.1)
+            .expect("the sampler asked for one word too many");
+        self.1 += 1;
+        Ok(word)
     }
-    fn try_fill_bytes(&mut self, dst: &mut [u8]) -> Result<(), Infallible> {
-        for b in dst {
-            *b = self.0[self.1 % self.0.len()];
-            self.1 += 1;
-        }
-        Ok(())
+    fn try_fill_bytes(&mut self, _: &mut [u8]) -> Result<(), Infallible> {
+        unreachable!("the sampler reads whole words")
     }
+}
+
+/// The word whose product with `n` has low half `low`: `word * n = low (mod 2^64)`.
+/// `n = 2^k * odd`; `low` must be a multiple of `2^k`. Inverts the odd part by
+/// Newton's iteration (each step doubles the correct low bits).
+fn word_with_low_product(n: u64, low: u64) -> u64 {
+    let k = n.trailing_zeros();
+    let odd = n >> k;
+    assert_eq!(low % (1 << k), 0);
+    let mut inverse = odd; // correct to 3 bits for any odd number
+    for _ in 0..6 {
+        inverse = inverse.wrapping_mul(2u64.wrapping_sub(odd.wrapping_mul(inverse)));
+    }
+    (low >> k).wrapping_mul(inverse)
 }
 
 #[test]
 fn the_sampler_rejects_exactly_the_biased_range() {
-    // Digits: 250..=255 would favour 0-5, so they are skipped; 249 is the last kept.
-    let bytes = vec![
-        250, 251, 252, 253, 254, 255, 249, 0, 9, 10, 99, 100, 248, 255, 3, 7,
-    ];
-    let code = generate(&mut Replay(bytes, 0), Alphabet::Digits, 6);
-    assert_eq!(
-        code.as_str(),
-        "909090",
-        "249 -> 9, 0 -> 0, 9 -> 9, 10 -> 0, 99 -> 9, 100 -> 0"
-    );
-    // Every byte value below 250 is kept, each digit exactly 25 times.
-    let all: Vec<u8> = (0..=255).collect();
-    let mut rng = Replay(all, 0);
-    let mut counts = [0u32; 10];
-    for _ in 0..25 {
-        for b in generate(&mut rng, Alphabet::Digits, 10).bytes() {
-            counts[(b - b'0') as usize] += 1;
-        }
-    }
-    assert_eq!(
-        counts, [25; 10],
-        "one pass over the byte values gives each digit 25 times"
-    );
-    // 32 symbols divide 256: nothing is rejected, 255 is the last symbol.
+    // Six digits: numbers below 10^6 from 64-bit words. Words whose low product is
+    // below 2^64 mod 10^6 = 551,616 would favour some numbers and are skipped.
+    let n = Alphabet::Digits.code_space(6);
+    let threshold = n.wrapping_neg() % n;
+    assert_eq!(threshold, 551_616);
+    // Products of 10^6 = 2^6 * 15,625 are multiples of 64: the largest rejected
+    // low half is threshold - 64, the smallest kept one is the threshold itself.
+    let last_rejected = word_with_low_product(n, threshold - 64);
+    let first_kept = word_with_low_product(n, threshold);
+    assert_eq!(last_rejected.wrapping_mul(n), threshold - 64);
+    assert_eq!(scale(last_rejected, n, 64), None);
+    let kept = scale(first_kept, n, 64).expect("the threshold itself is kept");
     let code = generate(
-        &mut Replay(vec![255, 0, 31, 32, 224, 1], 0),
-        Alphabet::Alphanumeric,
+        &mut Replay(vec![last_rejected, first_kept], 0),
+        Alphabet::Digits,
         6,
     );
     assert_eq!(
         code.as_str(),
-        "Z2Z223",
-        "255 -> Z, 0 -> 2, 31 -> Z, 32 -> 2, 224 -> 2, 1 -> 3"
+        format!("{kept:06}"),
+        "the rejected word is skipped, the next one is the code"
     );
+    // Word 0 is rejected (low product 0); the top word gives the top code.
+    let code = generate(&mut Replay(vec![0, u64::MAX], 0), Alphabet::Digits, 6);
+    assert_eq!(code.as_str(), "999999");
+    // 32^6 = 2^30 divides 2^64: no word is rejected, not even word 0.
+    let code = generate(&mut Replay(vec![0], 0), Alphabet::Alphanumeric, 6);
+    assert_eq!(code.as_str(), "222222");
+    let code = generate(&mut Replay(vec![u64::MAX], 0), Alphabet::Alphanumeric, 6);
+    assert_eq!(code.as_str(), "ZZZZZZ");
 }

@@ -103,11 +103,8 @@ fn the_test_detects_modulo_bias() {
 }
 
 #[test]
-fn rejection_limits_are_the_largest_multiples_of_the_alphabet_size() {
-    assert_eq!(Alphabet::Digits.rejection_limit(), 250);
-    assert_eq!(
-        Alphabet::Alphanumeric.rejection_limit(),
-        256,
-        "32 divides 256: nothing to reject"
-    );
+fn code_spaces_are_the_alphabet_size_to_the_length() {
+    assert_eq!(Alphabet::Digits.code_space(6), 1_000_000);
+    assert_eq!(Alphabet::Digits.code_space(10), 10_000_000_000);
+    assert_eq!(Alphabet::Alphanumeric.code_space(10), 1 << 50);
 }
