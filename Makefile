@@ -22,10 +22,11 @@ TSAN     := -fsanitize=thread
 C_LINK   := -L$(DEBUG) -lotpengine -lpthread -Wl,-rpath,$(DEBUG)
 
 .PHONY: test toolchains fmt-check clippy doc rust-test c-test go-test examples install install-test \
-        header ffi-debug go-lib quickstart bench-ffi python-test python-install bench-python load load-smoke soak bench bench-build clean
+        header ffi-debug go-lib quickstart bench-ffi python-test python-install bench-python load load-smoke soak bench bench-build clean \
+        fuzz fuzz-build fuzz-smoke miri
 
 ## Everything CI checks: formatting, lints, docs, and every test suite in every language.
-test: toolchains fmt-check clippy doc rust-test bench-build load-smoke c-test go-test examples install-test python-test
+test: toolchains fmt-check clippy doc rust-test bench-build load-smoke soak c-test go-test examples install-test python-test fuzz-smoke
 	@echo "make test: all checks passed"
 
 ## Fail loudly, naming what is missing, instead of skipping a suite.
@@ -42,6 +43,7 @@ toolchains:
 
 fmt-check:
 	$(CARGO) fmt --all -- --check
+	cd fuzz && $(CARGO) fmt -- --check
 	@test -z "$$(gofmt -l go examples/go)" || { echo "ERROR: gofmt would change:"; gofmt -l go examples/go; exit 1; }
 
 clippy:
@@ -132,6 +134,37 @@ quickstart:
 SOAK_SECONDS ?= 60
 soak:
 	$(CARGO) run --release --bin otp-load -- --seconds $(SOAK_SECONDS) --keys 200000 --ttl 1 --churn 0.3 --max-rss-growth 5 --json
+
+## Fuzzing: the C ABI with arbitrary bytes, and the engine against its reference
+## model (fuzz/fuzz_targets). Built with the flags cargo-fuzz uses (libFuzzer,
+## AddressSanitizer, comparison tracing), on stable through RUSTC_BOOTSTRAP, so
+## neither nightly nor a cargo-fuzz install is needed; `cargo fuzz run ops` works
+## too where cargo-fuzz is installed. Both targets run side by side for
+## FUZZ_SECONDS (default 600); CI runs them for 60 s (fuzz-smoke).
+FUZZ_SECONDS ?= 600
+FUZZ_TARGETS := ops c_abi
+FUZZ_TRIPLE  := $(shell rustc -vV 2>/dev/null | sed -n 's/^host: //p')
+FUZZ_BIN     := $(CURDIR)/fuzz/target/$(FUZZ_TRIPLE)/release
+FUZZ_FLAGS   := -Cpasses=sancov-module -Cllvm-args=-sanitizer-coverage-level=4 \
+                -Cllvm-args=-sanitizer-coverage-inline-8bit-counters \
+                -Cllvm-args=-sanitizer-coverage-pc-table \
+                -Cllvm-args=-sanitizer-coverage-trace-compares \
+                --cfg fuzzing -Zsanitizer=address
+
+fuzz-build:
+	cd fuzz && RUSTC_BOOTSTRAP=1 RUSTFLAGS="$(FUZZ_FLAGS)" $(CARGO) build --release --target $(FUZZ_TRIPLE)
+
+fuzz: fuzz-build
+	fuzz/run.sh $(FUZZ_BIN) $(BUILD)/fuzz $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+
+fuzz-smoke: fuzz-build
+	fuzz/run.sh $(FUZZ_BIN) $(BUILD)/fuzz 60 $(FUZZ_TARGETS)
+
+## Miri over the core's unit tests (needs `rustup +nightly component add miri`);
+## the property tests run with a few cases, since Miri is ~1000x slower.
+miri:
+	@$(CARGO) +nightly miri --version >/dev/null 2>&1 || { echo "ERROR: Miri missing; run: rustup toolchain install nightly --component miri" >&2; exit 1; }
+	PROPTEST_CASES=4 $(CARGO) +nightly miri test -p otpengine-core --lib
 
 ## The criterion suite: otpengine beside Mutex<HashMap>, dashmap and moka; threads; pieces.
 bench:

@@ -354,7 +354,7 @@ impl Engine {
     }
 
     /// Checks the store's invariants in every shard; for tests.
-    #[cfg(test)]
+    #[cfg(any(test, feature = "model"))]
     pub(crate) fn validate(&self) {
         let mut held = 0;
         for shard in self.inner.shards.iter() {

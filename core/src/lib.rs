@@ -40,6 +40,9 @@ pub mod digest;
 mod engine;
 mod error;
 mod fork;
+#[cfg(any(test, feature = "model"))]
+#[doc(hidden)]
+pub mod model;
 #[cfg(test)]
 mod model_tests;
 mod policy;

@@ -283,7 +283,7 @@ impl Shard {
     }
 
     /// Slots, spares included: what this shard has reserved against the capacity.
-    #[cfg(test)]
+    #[cfg(any(test, feature = "model"))]
     pub(crate) fn reserved(&self) -> usize {
         self.slots.len()
     }
@@ -828,7 +828,7 @@ impl Shard {
     }
 
     /// Checks every ground rule; for tests.
-    #[cfg(test)]
+    #[cfg(any(test, feature = "model"))]
     pub(crate) fn validate(&mut self, shared: &Shared) {
         assert_eq!(self.table.len(), self.slots.len());
         for (i, slot) in self.slots.iter().enumerate() {

@@ -299,7 +299,7 @@ impl Wheel {
     }
 
     /// Checks every ground rule; for tests. Returns the number of nodes linked.
-    #[cfg(test)]
+    #[cfg(any(test, feature = "model"))]
     pub(crate) fn validate<N: Nodes + ?Sized>(&mut self, nodes: &mut N) -> usize {
         let mut count = 0;
         let mut lists = vec![(Pos::DUE, self.due)];

@@ -1,0 +1,542 @@
+//! The reference model of the engine's semantics, and a runner that drives an
+//! engine and the model with the same operations and reports the first answer
+//! on which they differ. The property test (`model_tests.rs`) and the fuzz
+//! target `fuzz_targets/ops.rs` generate the operations.
+//!
+//! The model keeps plaintext codes in a `HashMap` and forgets nothing early: it
+//! is the engine's semantics written as plainly as possible. Not part of the
+//! public API (compiled for tests and with the `model` feature only).
+
+#![allow(missing_docs)]
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use crate::code::MAX_TYPED_LEN;
+use crate::{Alphabet, Clock, Config, Engine, Error, ManualClock, Stats, Verdict};
+
+/// Returns `Err` naming the step when the two sides differ.
+macro_rules! check_eq {
+    ($got:expr, $want:expr $(,)?) => {
+        check_eq!($got, $want, "")
+    };
+    ($got:expr, $want:expr, $($what:tt)+) => {{
+        let (got, want) = (&$got, &$want);
+        if got != want {
+            return Err(format!(
+                "engine answered {:?}, the model {:?}: {}",
+                got,
+                want,
+                format!($($what)+)
+            ));
+        }
+    }};
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum State {
+    Pending,
+    Expired,
+    Burned,
+}
+
+#[derive(Clone, Debug)]
+struct ModelCode {
+    code: String,
+    context: Vec<u8>,
+    expires_at: u64,
+    ttl: u64,
+    state: State,
+}
+
+#[derive(Clone, Debug, Default)]
+struct ModelKey {
+    /// Newest first; consumed or revoked codes are simply gone.
+    codes: Vec<ModelCode>,
+    attempts_left: u32,
+    last_issue_at: u64,
+    window_start: u64,
+    window_count: u32,
+    failures: u32,
+    last_failure_at: u64,
+}
+
+/// The engine's semantics, written as plainly as possible.
+pub struct Model {
+    c: ModelConfig,
+    keys: HashMap<u8, ModelKey>,
+    stats: Stats,
+    now: u64,
+}
+
+#[derive(Clone, Debug)]
+pub struct ModelConfig {
+    pub code_length: u32,
+    pub alphabet: Alphabet,
+    pub ttl: u64,
+    pub max_attempts: u32,
+    pub cooldown: u64,
+    pub max_issues: u32,
+    pub window: u64,
+    pub max_failures: u32,
+    pub lockout: u64,
+    pub codes_per_key: usize,
+    pub capacity: usize,
+    pub shards: u32,
+}
+
+impl ModelKey {
+    fn forget_at(&self, c: &ModelConfig) -> u64 {
+        let mut at = self
+            .codes
+            .iter()
+            .map(|x| x.expires_at + x.ttl)
+            .max()
+            .unwrap_or(0);
+        if c.cooldown > 0 {
+            at = at.max(self.last_issue_at + c.cooldown);
+        }
+        if c.max_issues > 0 && self.window_count > 0 {
+            at = at.max(self.window_start + c.window);
+        }
+        if self.failures > 0 {
+            at = at.max(self.last_failure_at + c.lockout);
+        }
+        at
+    }
+
+    fn lockout_left(&self, c: &ModelConfig, now: u64) -> Option<u64> {
+        let until = self.last_failure_at + c.lockout;
+        (c.max_failures > 0 && self.failures >= c.max_failures && now < until).then(|| until - now)
+    }
+}
+
+impl Model {
+    /// Brings every key up to `now`: expired codes, old failures, forgotten keys.
+    fn tick(&mut self) {
+        let (c, now) = (&self.c, self.now);
+        for k in self.keys.values_mut() {
+            if k.failures > 0 && now >= k.last_failure_at + c.lockout {
+                k.failures = 0;
+            }
+            for code in &mut k.codes {
+                if code.state == State::Pending && now >= code.expires_at {
+                    code.state = State::Expired;
+                }
+            }
+        }
+        self.keys.retain(|_, k| k.forget_at(c) > now);
+    }
+
+    fn issue(
+        &mut self,
+        key: u8,
+        context: &[u8],
+        ttl: Option<u64>,
+        code: Option<&str>,
+    ) -> Result<(), Error> {
+        self.tick();
+        let (c, now) = (self.c.clone(), self.now);
+        if let Some(k) = self.keys.get(&key) {
+            if let Some(left) = k.lockout_left(&c, now) {
+                self.stats.locked += 1;
+                return Err(Error::Locked {
+                    retry_after: ms(left),
+                });
+            }
+            let mut wait = 0;
+            if c.cooldown > 0 && now < k.last_issue_at + c.cooldown {
+                wait = k.last_issue_at + c.cooldown - now;
+            }
+            if c.max_issues > 0 && k.window_count >= c.max_issues && now < k.window_start + c.window
+            {
+                wait = wait.max(k.window_start + c.window - now);
+            }
+            if wait > 0 {
+                self.stats.rate_limited += 1;
+                return Err(Error::RateLimited {
+                    retry_after: ms(wait),
+                });
+            }
+        } else if self.keys.len() >= c.capacity {
+            self.stats.capacity_exceeded += 1;
+            return Err(Error::CapacityExceeded {
+                capacity: c.capacity as u64,
+            });
+        }
+        let code = code.expect("the engine issued when the model says it must");
+        let k = self.keys.entry(key).or_default();
+        let ttl = ttl.unwrap_or(c.ttl);
+        let new = ModelCode {
+            code: code.to_string(),
+            context: context.to_vec(),
+            expires_at: now + ttl,
+            ttl,
+            state: State::Pending,
+        };
+        if k.codes.first().is_some_and(|x| x.state != State::Burned) {
+            k.codes.insert(0, new);
+            k.codes.truncate(c.codes_per_key);
+        } else {
+            k.codes = vec![new];
+        }
+        k.attempts_left = c.max_attempts;
+        k.last_issue_at = now;
+        if c.max_issues > 0 {
+            if k.window_count == 0 || now >= k.window_start + c.window {
+                k.window_start = now;
+                k.window_count = 1;
+            } else {
+                k.window_count += 1;
+            }
+        }
+        self.stats.issued += 1;
+        Ok(())
+    }
+
+    fn verify(&mut self, key: u8, typed: &[u8], context: &[u8]) -> Verdict {
+        self.tick();
+        let (c, now) = (self.c.clone(), self.now);
+        let Some(k) = self.keys.get_mut(&key) else {
+            self.stats.not_found += 1;
+            return Verdict::NotFound;
+        };
+        if let Some(left) = k.lockout_left(&c, now) {
+            self.stats.locked += 1;
+            return Verdict::Locked {
+                retry_after: ms(left),
+            };
+        }
+        if k.codes.is_empty() {
+            self.stats.not_found += 1;
+            return Verdict::NotFound;
+        }
+        if k.codes[0].state == State::Burned {
+            self.stats.locked += 1;
+            return Verdict::Locked {
+                retry_after: Duration::ZERO,
+            };
+        }
+        let typed = canonical(typed, &c);
+        let hit = |x: &ModelCode, state| {
+            x.state == state && typed.as_deref() == Some(x.code.as_str()) && x.context == context
+        };
+        if k.codes.iter().any(|x| hit(x, State::Pending)) {
+            k.codes.clear();
+            k.failures = 0;
+            self.stats.verified += 1;
+            return Verdict::Verified;
+        }
+        if !k.codes.iter().any(|x| x.state == State::Pending)
+            || k.codes.iter().any(|x| hit(x, State::Expired))
+        {
+            self.stats.expired += 1;
+            return Verdict::Expired;
+        }
+        k.attempts_left -= 1;
+        let mut left = k.attempts_left;
+        if c.max_failures > 0 {
+            k.failures += 1;
+            k.last_failure_at = now;
+            left = left.min(c.max_failures.saturating_sub(k.failures));
+        }
+        if left > 0 {
+            self.stats.mismatched += 1;
+            return Verdict::Mismatch {
+                attempts_left: left,
+            };
+        }
+        k.codes.truncate(1);
+        k.codes[0].state = State::Burned;
+        self.stats.locked += 1;
+        Verdict::Locked {
+            retry_after: ms(k.lockout_left(&c, now).unwrap_or(0)),
+        }
+    }
+
+    fn revoke(&mut self, key: u8) -> bool {
+        self.tick();
+        let Some(k) = self.keys.get_mut(&key) else {
+            return false;
+        };
+        let had = k.codes.iter().any(|x| x.state == State::Pending);
+        k.codes.clear();
+        if had {
+            self.stats.revoked += 1;
+        }
+        had
+    }
+
+    fn unlock(&mut self, key: u8) -> bool {
+        self.tick();
+        let Some(k) = self.keys.get_mut(&key) else {
+            return false;
+        };
+        let had = k.failures > 0;
+        k.failures = 0;
+        had
+    }
+
+    fn expected_stats(&mut self) -> Stats {
+        self.tick();
+        let mut stats = self.stats;
+        stats.live = self
+            .keys
+            .values()
+            .filter(|k| k.codes.iter().any(|x| x.state == State::Pending))
+            .count() as u64;
+        stats.held = self.keys.len() as u64;
+        stats
+    }
+}
+
+/// The documented rule: ASCII spaces and hyphens dropped, letters upper-cased for
+/// the alphanumeric alphabet, nothing else changed; over 256 bytes typed is never
+/// a code.
+fn canonical(typed: &[u8], c: &ModelConfig) -> Option<String> {
+    if typed.len() > MAX_TYPED_LEN {
+        return None;
+    }
+    let kept: Vec<u8> = typed
+        .iter()
+        .copied()
+        .filter(|&b| b != b' ' && b != b'-')
+        .collect();
+    let kept = match c.alphabet {
+        Alphabet::Digits => kept,
+        Alphabet::Alphanumeric => kept.to_ascii_uppercase(),
+    };
+    let ok = kept.len() == c.code_length as usize
+        && kept.iter().all(|b| c.alphabet.symbols().contains(b));
+    ok.then(|| String::from_utf8(kept).expect("alphabet symbols are ASCII"))
+}
+
+fn ms(v: u64) -> Duration {
+    Duration::from_millis(v)
+}
+
+#[derive(Clone, Debug)]
+pub enum Guess {
+    /// The newest code issued for the key.
+    Newest,
+    /// The n-th code before the newest.
+    Older(usize),
+    /// Same shape, equal to no code issued for the key.
+    Wrong,
+    /// The newest code with one symbol too many.
+    Malformed,
+    /// The newest code with spaces and a hyphen.
+    Spaced,
+    /// The newest code in lower case.
+    Lowercase,
+    /// The newest code respelled by `Respelling`: separators, case, look-alikes.
+    Respelled(Vec<Respelling>),
+    /// Arbitrary bytes.
+    Raw(Vec<u8>),
+}
+
+/// One change to how a code is typed, at a position taken modulo its length.
+#[derive(Clone, Debug)]
+pub enum Respelling {
+    /// Insert an ASCII space.
+    Space(usize),
+    /// Insert an ASCII hyphen.
+    Hyphen(usize),
+    /// Insert a tab, a no-break space (U+00A0) or an en dash (U+2013): not ignored.
+    OtherSeparator(usize, u8),
+    /// Flip the case of an ASCII letter.
+    FlipCase(usize),
+    /// Replace a digit by its full-width (U+FF10..) or Arabic-Indic (U+0660..) form.
+    LookAlike(usize, bool),
+    /// Append this many spaces (past 256 bytes typed, never a code).
+    TrailingSpaces(usize),
+}
+
+#[derive(Clone, Debug)]
+pub enum Op {
+    Issue {
+        key: u8,
+        context: u8,
+        ttl: Option<u64>,
+    },
+    Verify {
+        key: u8,
+        guess: Guess,
+        context: u8,
+    },
+    Revoke {
+        key: u8,
+    },
+    Unlock {
+        key: u8,
+    },
+    Advance {
+        ms: u64,
+    },
+}
+
+fn context(n: u8) -> &'static [u8] {
+    [&b""[..], b"EUR 10 to bob", b"EUR 99 to eve"][n as usize]
+}
+
+/// What to type for `guess`, from the codes the engine has issued for the key.
+fn typed(guess: &Guess, issued: &[String], alphabet: Alphabet) -> Vec<u8> {
+    let newest = issued.last().cloned().unwrap_or_else(|| "123456".into());
+    let text = match guess {
+        Guess::Newest => newest,
+        Guess::Older(n) => issued.iter().rev().nth(*n).cloned().unwrap_or(newest),
+        Guess::Wrong => {
+            // Same shape, equal to no code ever issued for the key.
+            let symbols = alphabet.symbols();
+            let mut bytes = newest.into_bytes();
+            for step in 1.. {
+                let i = step % bytes.len();
+                let at = symbols.iter().position(|&s| s == bytes[i]).unwrap_or(0);
+                bytes[i] = symbols[(at + 1) % symbols.len()];
+                let candidate = String::from_utf8(bytes.clone()).unwrap();
+                if !issued.contains(&candidate) {
+                    return candidate.into_bytes();
+                }
+            }
+            unreachable!()
+        }
+        Guess::Malformed => format!("{newest}7"),
+        Guess::Spaced => {
+            let (a, b) = newest.split_at(2);
+            format!(" {a}-{b} ")
+        }
+        Guess::Lowercase => newest.to_lowercase(),
+        Guess::Respelled(changes) => return respell(newest, changes),
+        Guess::Raw(bytes) => return bytes.clone(),
+    };
+    text.into_bytes()
+}
+
+fn respell(code: String, changes: &[Respelling]) -> Vec<u8> {
+    let mut chars: Vec<String> = code.chars().map(String::from).collect();
+    let at = |i: usize, chars: &Vec<String>| i % (chars.len() + 1);
+    for change in changes {
+        match *change {
+            Respelling::Space(i) => chars.insert(at(i, &chars), " ".into()),
+            Respelling::Hyphen(i) => chars.insert(at(i, &chars), "-".into()),
+            Respelling::OtherSeparator(i, which) => {
+                let sep = ["\t", "\u{a0}", "\u{2013}"][usize::from(which) % 3];
+                chars.insert(at(i, &chars), sep.into());
+            }
+            Respelling::FlipCase(i) => {
+                let c = &mut chars[i % code.len()];
+                *c = if c.chars().all(|x| x.is_ascii_lowercase()) {
+                    c.to_ascii_uppercase()
+                } else {
+                    c.to_ascii_lowercase()
+                };
+            }
+            Respelling::LookAlike(i, full_width) => {
+                let c = &mut chars[i % code.len()];
+                if let Some(d) = c.chars().next().and_then(|x| x.to_digit(10)) {
+                    let base = if full_width { 0xFF10 } else { 0x0660 };
+                    *c = char::from_u32(base + d)
+                        .expect("a digit's look-alike")
+                        .into();
+                }
+            }
+            Respelling::TrailingSpaces(n) => chars.push(" ".repeat(n % 400)),
+        }
+    }
+    chars.concat().into_bytes()
+}
+
+/// `stats_every_step` reads the stats (which runs every due timer) after each op;
+/// without it, answers must be exact however far behind the wheels are.
+pub fn run(c: ModelConfig, ops: Vec<Op>, stats_every_step: bool) -> Result<(), String> {
+    let clock = ManualClock::new();
+    let engine = Engine::new(Config {
+        code_length: c.code_length,
+        alphabet: c.alphabet,
+        ttl: ms(c.ttl),
+        max_attempts: c.max_attempts,
+        resend_cooldown: ms(c.cooldown),
+        max_issues_per_window: c.max_issues,
+        issue_window: ms(c.window),
+        max_failures_per_key: c.max_failures,
+        lockout: ms(c.lockout),
+        codes_per_key: c.codes_per_key as u32,
+        capacity: c.capacity as u64,
+        shards: Some(c.shards),
+        clock: Clock::manual(&clock),
+        reaper_interval: None,
+        ..Config::default()
+    })
+    .expect("valid config");
+    let mut model = Model {
+        c: c.clone(),
+        keys: HashMap::new(),
+        stats: Stats::default(),
+        now: 0,
+    };
+    let mut issued: HashMap<u8, Vec<String>> = HashMap::new();
+    let name = |key: u8| format!("user-{key}");
+
+    for op in ops {
+        match op.clone() {
+            Op::Issue {
+                key,
+                context: ctx,
+                ttl,
+            } => {
+                let got = match ttl {
+                    Some(t) => engine.issue_with_ttl(name(key), context(ctx), ms(t)),
+                    None => engine.issue(name(key), context(ctx)),
+                };
+                let code = got.as_ref().ok().map(|i| i.code.to_string());
+                let want = model.issue(key, context(ctx), ttl, code.as_deref());
+                check_eq!(
+                    got.as_ref().map(|_| ()).map_err(Clone::clone),
+                    want,
+                    "{:?}",
+                    op
+                );
+                if let Ok(i) = got {
+                    check_eq!(i.expires_in, ms(ttl.unwrap_or(c.ttl)));
+                    issued.entry(key).or_default().push(i.code.to_string());
+                }
+            }
+            Op::Verify {
+                key,
+                ref guess,
+                context: ctx,
+            } => {
+                let codes = issued.get(&key).map(Vec::as_slice).unwrap_or(&[]);
+                let typed = typed(guess, codes, c.alphabet);
+                let got = engine
+                    .verify(name(key), &typed, context(ctx))
+                    .expect("keys and contexts are valid");
+                check_eq!(
+                    got,
+                    model.verify(key, &typed, context(ctx)),
+                    "{:?} typed {:?}",
+                    op,
+                    String::from_utf8_lossy(&typed)
+                );
+            }
+            Op::Revoke { key } => {
+                check_eq!(engine.revoke(name(key)).unwrap(), model.revoke(key))
+            }
+            Op::Unlock { key } => {
+                check_eq!(engine.unlock(name(key)).unwrap(), model.unlock(key))
+            }
+            Op::Advance { ms: by } => {
+                clock.advance(ms(by));
+                model.now += by;
+            }
+        }
+        engine.validate();
+        if stats_every_step {
+            check_eq!(engine.stats(), model.expected_stats(), "after {:?}", op);
+        }
+    }
+    check_eq!(engine.stats(), model.expected_stats());
+    check_eq!(engine.len() as u64, model.expected_stats().live);
+    engine.validate();
+    Ok(())
+}

@@ -1,0 +1,275 @@
+//! Drives the C ABI with arbitrary bytes for keys, codes and contexts, arbitrary
+//! lengths up to past the limits, buffers of every size, NULL where the header
+//! allows it to be checked, and arbitrary configurations. Every call must return
+//! one of its documented statuses (never `OTP_INTERNAL_ERROR`, a caught panic),
+//! write nothing past the lengths it was given, and leave the engine usable.
+//! Built with AddressSanitizer by `make fuzz`.
+
+#![no_main]
+
+use std::ffi::c_char;
+use std::ptr;
+
+use libfuzzer_sys::arbitrary::{Result, Unstructured};
+use libfuzzer_sys::fuzz_target;
+use otpengine::{
+    otp_clock_advance, otp_config, otp_config_default, otp_engine, otp_engine_free, otp_engine_new,
+    otp_engine_stats, otp_issue, otp_issued, otp_last_error, otp_revoke, otp_stats, otp_status,
+    otp_status_str, otp_unlock, otp_verify,
+};
+
+/// Bytes written after every output buffer, checked to be untouched.
+const CANARY: u8 = 0xA5;
+
+fuzz_target!(|data: &[u8]| {
+    let mut u = Unstructured::new(data);
+    let _ = exercise(&mut u);
+});
+
+fn exercise(u: &mut Unstructured) -> Result<()> {
+    let mut config = default_config();
+    perturb(u, &mut config)?;
+    let mut engine: *mut otp_engine = ptr::null_mut();
+    // SAFETY: `config` is a valid otp_config and `engine` a valid out-pointer.
+    let status = unsafe { otp_engine_new(&config, &mut engine) };
+    expect(
+        status,
+        &[otp_status::OTP_OK, otp_status::OTP_INVALID_ARGUMENT],
+        "new",
+    );
+    if status != otp_status::OTP_OK {
+        assert!(engine.is_null(), "a failed otp_engine_new writes no handle");
+        assert_ne!(last_error_len(), 0, "a refused config says why");
+        return Ok(());
+    }
+    let result = calls(u, engine);
+    // SAFETY: `engine` came from otp_engine_new and is freed once.
+    unsafe { otp_engine_free(engine) };
+    result
+}
+
+fn calls(u: &mut Unstructured, engine: *mut otp_engine) -> Result<()> {
+    let mut last_code: Vec<u8> = Vec::new();
+    while !u.is_empty() {
+        match u.int_in_range(0..=5u8)? {
+            0 | 1 => {
+                let key = bytes(u)?;
+                let context = bytes(u)?;
+                let ttl_ms = match u.int_in_range(0..=3u8)? {
+                    0 => 0,
+                    1 => u.int_in_range(1000..=86_400_000)?,
+                    _ => u.arbitrary()?,
+                };
+                let code_len = u.int_in_range(0..=16usize)?;
+                let mut code = vec![CANARY; code_len + 8];
+                let mut issued = otp_issued {
+                    expires_in_ms: 0,
+                    retry_after_ms: 0,
+                };
+                // SAFETY: every pointer is NULL or valid for the length passed with it.
+                let status = unsafe {
+                    otp_issue(
+                        engine,
+                        key.ptr(),
+                        key.len,
+                        context.ptr(),
+                        context.len,
+                        ttl_ms,
+                        if code_len == 0 && u.arbitrary()? {
+                            ptr::null_mut()
+                        } else {
+                            code.as_mut_ptr().cast::<c_char>()
+                        },
+                        code_len,
+                        if u.arbitrary()? {
+                            ptr::null_mut()
+                        } else {
+                            &mut issued
+                        },
+                    )
+                };
+                use otp_status::*;
+                expect(
+                    status,
+                    &[
+                        OTP_OK,
+                        OTP_RATE_LIMITED,
+                        OTP_LOCKED,
+                        OTP_CAPACITY_EXCEEDED,
+                        OTP_BUFFER_TOO_SMALL,
+                        OTP_INVALID_ARGUMENT,
+                    ],
+                    "issue",
+                );
+                assert!(
+                    code[code_len..].iter().all(|&b| b == CANARY),
+                    "otp_issue wrote past code_out_len"
+                );
+                if status == OTP_OK {
+                    let end = code.iter().position(|&b| b == 0).expect("NUL-terminated");
+                    last_code = code[..end].to_vec();
+                }
+            }
+            2 => {
+                let key = bytes(u)?;
+                let context = bytes(u)?;
+                let typed = if u.arbitrary()? {
+                    Input::from(last_code.clone())
+                } else {
+                    bytes(u)?
+                };
+                let mut attempts_left = u32::MAX;
+                // SAFETY: every pointer is NULL or valid for the length passed with it.
+                let status = unsafe {
+                    otp_verify(
+                        engine,
+                        key.ptr(),
+                        key.len,
+                        typed.ptr().cast::<c_char>(),
+                        typed.len,
+                        context.ptr(),
+                        context.len,
+                        if u.arbitrary()? {
+                            ptr::null_mut()
+                        } else {
+                            &mut attempts_left
+                        },
+                    )
+                };
+                use otp_status::*;
+                expect(
+                    status,
+                    &[
+                        OTP_OK,
+                        OTP_MISMATCH,
+                        OTP_LOCKED,
+                        OTP_EXPIRED,
+                        OTP_NOT_FOUND,
+                        OTP_INVALID_ARGUMENT,
+                    ],
+                    "verify",
+                );
+            }
+            3 => {
+                let key = bytes(u)?;
+                // SAFETY: the key pointer is NULL or valid for its length.
+                let status = if u.arbitrary()? {
+                    unsafe { otp_revoke(engine, key.ptr(), key.len) }
+                } else {
+                    unsafe { otp_unlock(engine, key.ptr(), key.len) }
+                };
+                use otp_status::*;
+                expect(
+                    status,
+                    &[OTP_OK, OTP_NOT_FOUND, OTP_INVALID_ARGUMENT],
+                    "revoke/unlock",
+                );
+            }
+            4 => {
+                let ms = u.arbitrary()?;
+                // SAFETY: `engine` is a live handle.
+                let status = unsafe { otp_clock_advance(engine, ms) };
+                expect(status, &[otp_status::OTP_OK], "clock_advance");
+            }
+            _ => {
+                let mut stats = std::mem::MaybeUninit::<otp_stats>::zeroed();
+                // SAFETY: `engine` is a live handle, `stats` valid for a write.
+                let status = unsafe { otp_engine_stats(engine, stats.as_mut_ptr()) };
+                expect(status, &[otp_status::OTP_OK], "stats");
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Bytes with a length to pass: sometimes NULL (length 0 or not), sometimes
+/// past the 1024-byte limits.
+struct Input {
+    bytes: Option<Vec<u8>>,
+    len: usize,
+}
+
+impl Input {
+    fn ptr(&self) -> *const u8 {
+        self.bytes.as_ref().map_or(ptr::null(), |b| b.as_ptr())
+    }
+}
+
+impl From<Vec<u8>> for Input {
+    fn from(bytes: Vec<u8>) -> Self {
+        let len = bytes.len();
+        Input {
+            bytes: Some(bytes),
+            len,
+        }
+    }
+}
+
+fn bytes(u: &mut Unstructured) -> Result<Input> {
+    Ok(match u.int_in_range(0..=9u8)? {
+        0 => Input {
+            bytes: None,
+            len: if u.arbitrary()? { 0 } else { u.arbitrary()? },
+        },
+        1 => Input::from(vec![
+            u.arbitrary::<u8>()?;
+            u.int_in_range(1000..=1100usize)?
+        ]),
+        _ => {
+            let n = u.int_in_range(0..=24usize)?;
+            Input::from(u.bytes(n.min(u.len()))?.to_vec())
+        }
+    })
+}
+
+fn default_config() -> otp_config {
+    let mut config = std::mem::MaybeUninit::<otp_config>::zeroed();
+    // SAFETY: `config` is valid for a write of an otp_config.
+    unsafe { otp_config_default(config.as_mut_ptr()) };
+    // SAFETY: otp_config_default wrote every field.
+    unsafe { config.assume_init() }
+}
+
+/// Sets a few fields to arbitrary values, in range or not; always a manual
+/// clock, so that the fuzzer controls time.
+fn perturb(u: &mut Unstructured, c: &mut otp_config) -> Result<()> {
+    c.manual_clock = 1;
+    c.shards = 1 << u.int_in_range(0..=3)?;
+    for _ in 0..u.int_in_range(0..=4u8)? {
+        match u.int_in_range(0..=11u8)? {
+            0 => c.code_length = u.arbitrary()?,
+            1 => c.alphabet = u.arbitrary()?,
+            2 => c.ttl_ms = u.arbitrary()?,
+            3 => c.max_attempts = u.arbitrary()?,
+            4 => c.resend_cooldown_ms = u.arbitrary()?,
+            5 => c.max_issues_per_window = u.arbitrary()?,
+            6 => c.issue_window_ms = u.arbitrary()?,
+            7 => c.max_failures_per_key = u.arbitrary()?,
+            8 => c.lockout_ms = u.arbitrary()?,
+            9 => c.codes_per_key = u.arbitrary()?,
+            10 => c.capacity = u.int_in_range(0..=16)?,
+            _ => c.shards = u.arbitrary()?,
+        }
+    }
+    Ok(())
+}
+
+fn expect(status: otp_status, allowed: &[otp_status], call: &str) {
+    if !allowed.contains(&status) {
+        let mut message = vec![0u8; 512];
+        // SAFETY: `message` is valid for writes of its length.
+        let n = unsafe { otp_last_error(message.as_mut_ptr().cast(), message.len()) };
+        message.truncate(n.min(511));
+        panic!(
+            "{call} returned {status:?}, not one of {allowed:?}: {}",
+            String::from_utf8_lossy(&message)
+        );
+    }
+    // Every status has a text.
+    assert!(!otp_status_str(otpengine::otp_status_arg(status as u32)).is_null());
+}
+
+fn last_error_len() -> usize {
+    // SAFETY: a NULL buffer with length 0 asks only for the length.
+    unsafe { otp_last_error(ptr::null_mut(), 0) }
+}

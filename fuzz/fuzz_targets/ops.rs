@@ -1,0 +1,119 @@
+//! Decodes the input as an engine configuration and a sequence of operations
+//! (issue, verify with any spelling or arbitrary bytes, revoke, unlock, advance
+//! the clock), runs them against an engine and against the reference model of
+//! the property test, and fails on the first answer, `len()` or statistic on
+//! which they differ, or on a broken store invariant.
+
+#![no_main]
+
+use libfuzzer_sys::arbitrary::{Result, Unstructured};
+use libfuzzer_sys::fuzz_target;
+use otpengine_core::model::{run, Guess, ModelConfig, Op, Respelling};
+use otpengine_core::Alphabet;
+
+/// Keys the operations use: few, so that operations meet on the same key.
+const KEYS: u8 = 6;
+
+fuzz_target!(|data: &[u8]| {
+    let mut u = Unstructured::new(data);
+    let Ok((config, ops, stats_every_step)) = decode(&mut u) else {
+        return;
+    };
+    if let Err(difference) = run(config.clone(), ops, stats_every_step) {
+        panic!("{difference}\nconfig: {config:?}");
+    }
+});
+
+fn decode(u: &mut Unstructured) -> Result<(ModelConfig, Vec<Op>, bool)> {
+    let config = ModelConfig {
+        code_length: u.int_in_range(4..=6)?,
+        alphabet: if u.arbitrary()? {
+            Alphabet::Alphanumeric
+        } else {
+            Alphabet::Digits
+        },
+        ttl: u.int_in_range(1..=20)? * 1000,
+        max_attempts: u.int_in_range(1..=4)?,
+        cooldown: u.int_in_range(0..=5)? * 1000,
+        max_issues: u.int_in_range(0..=3)?,
+        window: u.int_in_range(1..=30)? * 1000,
+        max_failures: u.int_in_range(0..=6)?,
+        lockout: u.int_in_range(1..=60)? * 1000,
+        codes_per_key: u.int_in_range(1..=4)?,
+        capacity: u.int_in_range(1..=8)?,
+        shards: 1 << u.int_in_range(0..=2)?,
+    };
+    let stats_every_step = u.arbitrary()?;
+    let mut ops = Vec::new();
+    while !u.is_empty() && ops.len() < 500 {
+        ops.push(op(u)?);
+    }
+    Ok((config, ops, stats_every_step))
+}
+
+fn op(u: &mut Unstructured) -> Result<Op> {
+    let key = u.int_in_range(0..=KEYS - 1)?;
+    Ok(match u.int_in_range(0..=9u8)? {
+        0..=2 => Op::Issue {
+            key,
+            context: u.int_in_range(0..=2)?,
+            ttl: if u.ratio(1, 4)? {
+                Some(u.int_in_range(1..=30)? * 1000)
+            } else {
+                None
+            },
+        },
+        3..=6 => Op::Verify {
+            key,
+            guess: guess(u)?,
+            context: if u.ratio(1, 4)? {
+                u.int_in_range(0..=2)?
+            } else {
+                0
+            },
+        },
+        7 => Op::Revoke { key },
+        8 => Op::Unlock { key },
+        _ => Op::Advance {
+            ms: match u.int_in_range(0..=9u8)? {
+                0..=7 => u.int_in_range(0..=70_000)?,
+                8 => u.int_in_range(1 << 29..=1 << 31)?,
+                _ => u.int_in_range((1 << 36) - 10_000..=1 << 37)?,
+            },
+        },
+    })
+}
+
+fn guess(u: &mut Unstructured) -> Result<Guess> {
+    Ok(match u.int_in_range(0..=7u8)? {
+        0 | 1 => Guess::Newest,
+        2 => Guess::Older(u.int_in_range(1..=3)?),
+        3 => Guess::Wrong,
+        4 => Guess::Malformed,
+        5 => Guess::Lowercase,
+        6 => {
+            let n = u.int_in_range(1..=5)?;
+            let mut changes = Vec::with_capacity(n);
+            for _ in 0..n {
+                changes.push(respelling(u)?);
+            }
+            Guess::Respelled(changes)
+        }
+        _ => {
+            let n = u.int_in_range(0..=300usize)?;
+            Guess::Raw(u.bytes(n.min(u.len()))?.to_vec())
+        }
+    })
+}
+
+fn respelling(u: &mut Unstructured) -> Result<Respelling> {
+    let at = u.int_in_range(0..=11)?;
+    Ok(match u.int_in_range(0..=5u8)? {
+        0 => Respelling::Space(at),
+        1 => Respelling::Hyphen(at),
+        2 => Respelling::OtherSeparator(at, u.int_in_range(0..=2)?),
+        3 => Respelling::FlipCase(at),
+        4 => Respelling::LookAlike(at, u.arbitrary()?),
+        _ => Respelling::TrailingSpaces(u.int_in_range(240..=270)?),
+    })
+}
