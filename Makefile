@@ -23,7 +23,7 @@ C_LINK   := -L$(DEBUG) -lotpengine -lpthread -Wl,-rpath,$(DEBUG)
 
 .PHONY: test toolchains fmt-check clippy doc rust-test c-test go-test examples install install-test \
         header ffi-debug go-lib quickstart bench-ffi python-test python-install bench-python load load-smoke soak bench bench-build clean \
-        fuzz fuzz-build fuzz-smoke miri
+        fuzz fuzz-build fuzz-smoke miri plots
 
 ## Everything CI checks: formatting, lints, docs, and every test suite in every language.
 test: toolchains fmt-check clippy doc rust-test bench-build load-smoke soak c-test go-test examples install-test python-test fuzz-smoke
@@ -169,6 +169,15 @@ miri:
 ## The criterion suite: otpengine beside Mutex<HashMap>, dashmap and moka; threads; pieces.
 bench:
 	$(CARGO) bench -p otpengine-benches
+
+## BENCHMARKS.md's plot: otp-load over threads and live keys (3 runs per point,
+## about 3 minutes), then benches/plots/throughput.png.
+plots: $(VENV)/bin/pytest
+	$(VENV)/bin/pip install --quiet "matplotlib>=3.8"
+	$(CARGO) build --release --bin otp-load
+	@mkdir -p $(BUILD)/plots
+	benches/plots/collect.sh $(RELEASE)/otp-load $(BUILD)/plots/runs.jsonl 4 3
+	$(VENV)/bin/python benches/plots/plot.py $(BUILD)/plots/runs.jsonl benches/plots/throughput.png
 
 ## The benches compile (running them is a measurement, not a test).
 bench-build:
