@@ -48,6 +48,7 @@ mod model_tests;
 mod policy;
 mod shard;
 mod stats;
+mod table;
 mod wheel;
 
 pub use clock::{Clock, ManualClock};

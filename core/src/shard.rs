@@ -2,10 +2,12 @@
 //! wheel and its code generator, all behind one lock held by [`crate::Engine`].
 //!
 //! # Layout
-//! Slots live densely in a `Vec` (removal swaps the last slot into the hole), and a
-//! `hashbrown::HashTable<u32>` maps a key's hash to its slot index. Keeping the big
-//! slots out of the table means the table's empty buckets cost 5 bytes, not a
-//! slot's 80, and the slot array never has holes that are resident but unused.
+//! Slots live densely in a `Vec` (removal swaps the last slot into the hole), and
+//! an [`IndexTable`] maps a key's hash to its slot index: one 64-byte group per
+//! probe holds the tags and the indices together, so a lookup costs one cache
+//! miss for the index and one for the slot. Keeping the big slots out of the
+//! table means its empty entries cost 5 bytes, not a slot's 80, and the slot
+//! array never has holes that are resident but unused.
 //!
 //! # Ground rules
 //! - Every slot is in the table once and, between operations, scheduled in the
@@ -33,7 +35,6 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use hashbrown::HashTable;
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 use subtle::Choice;
@@ -44,6 +45,7 @@ use crate::digest::{CodeDigest, CodeDigestPrefix, KeyId};
 use crate::fork;
 use crate::policy::Policy;
 use crate::stats::Counters;
+use crate::table::IndexTable;
 use crate::wheel::{Link, Nodes, Pos, Wheel, NIL};
 
 /// Most timers an ordinary operation processes before doing its own work, so a
@@ -241,7 +243,7 @@ pub(crate) struct ShardMemory {
 }
 
 pub(crate) struct Shard {
-    table: HashTable<u32>,
+    table: IndexTable,
     slots: Vec<Slot>,
     older: Vec<OlderCodes>,
     wheel: Wheel,
@@ -259,7 +261,7 @@ pub(crate) struct Shard {
 impl Shard {
     pub(crate) fn new(now: Millis) -> Self {
         Shard {
-            table: HashTable::new(),
+            table: IndexTable::default(),
             slots: Vec::new(),
             older: Vec::new(),
             wheel: Wheel::new(now),
@@ -596,8 +598,7 @@ impl Shard {
     fn find(&self, hash: u64, key_id: KeyId) -> Option<u32> {
         let slots = &self.slots;
         self.table
-            .find(hash, |&i| slots[i as usize].key_id == key_id)
-            .copied()
+            .find(hash, |i| slots[i as usize].key_id == key_id)
     }
 
     fn insert_slot(&mut self, shared: &Shared, key_id: KeyId, hash: u64) -> u32 {
@@ -605,7 +606,7 @@ impl Shard {
         self.slots.push(Slot::new(key_id));
         let slots = &self.slots;
         self.table
-            .insert_unique(hash, i, |&j| shared.hash(slots[j as usize].key_id));
+            .insert(hash, i, |j| shared.hash(slots[j as usize].key_id));
         i
     }
 
@@ -798,20 +799,16 @@ impl Shard {
         self.wheel.remove(&mut self.slots, i);
         self.free_older(i);
         let hash = shared.hash(self.slots[i as usize].key_id);
+        let slots = &self.slots;
         self.table
-            .find_entry(hash, |&j| j == i)
-            .expect("every slot is in the table")
-            .remove();
+            .remove(hash, i, |j| shared.hash(slots[j as usize].key_id));
         let last = (self.slots.len() - 1) as u32;
         self.slots.swap_remove(i as usize);
         if i != last {
             let moved = &self.slots[i as usize];
             let hash = shared.hash(moved.key_id);
             let older = moved.older;
-            *self
-                .table
-                .find_mut(hash, |&j| j == last)
-                .expect("every slot is in the table") = i;
+            self.table.replace(hash, last, i);
             self.wheel.relocate(&mut self.slots, last, i);
             if older != NIL {
                 self.older[older as usize].owner = i;
@@ -819,18 +816,15 @@ impl Shard {
         }
         shared.held.fetch_sub(1, Ordering::Relaxed);
         shrink_vec(&mut self.slots);
-        if self.table.capacity() >= 64 && self.table.len() * 4 < self.table.capacity() {
-            let slots = &self.slots;
-            self.table.shrink_to(self.table.len() * 2, |&j| {
-                shared.hash(slots[j as usize].key_id)
-            });
-        }
     }
 
     /// Checks every ground rule; for tests.
     #[cfg(any(test, feature = "model"))]
     pub(crate) fn validate(&mut self, shared: &Shared) {
         assert_eq!(self.table.len(), self.slots.len());
+        let slots = &self.slots;
+        self.table
+            .validate(|j| shared.hash(slots[j as usize].key_id));
         for (i, slot) in self.slots.iter().enumerate() {
             let found = self.find(shared.hash(slot.key_id), slot.key_id);
             assert_eq!(found, Some(i as u32), "slot {i} is found through the table");
