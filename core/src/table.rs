@@ -80,8 +80,8 @@ impl IndexTable {
 
     /// The index stored under `hash` for which `eq` holds.
     #[inline]
-    pub(crate) fn find(&self, hash: u64, mut eq: impl FnMut(u32) -> bool) -> Option<u32> {
-        self.position(hash, |i| eq(i))
+    pub(crate) fn find(&self, hash: u64, eq: impl FnMut(u32) -> bool) -> Option<u32> {
+        self.position(hash, eq)
             .map(|(g, e)| self.groups[g].indices[e])
     }
 
