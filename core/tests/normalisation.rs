@@ -75,7 +75,7 @@ fn break_spelling(code: &str, change: &Refused) -> Option<String> {
             let d = c.to_digit(10)?; // letters have no look-alike here
             *c = char::from_u32(if full_width { 0xFF10 } else { 0x0660 } + d)?;
         }
-        Refused::Overlong => chars.extend(std::iter::repeat_n(' ', 260)),
+        Refused::Overlong => chars.resize(chars.len() + 260, ' '),
     }
     Some(chars.into_iter().collect())
 }
