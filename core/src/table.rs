@@ -277,18 +277,20 @@ mod tests {
 
     #[test]
     fn grows_and_shrinks_with_the_load() {
+        let n: u32 = if cfg!(miri) { 3_000 } else { 100_000 };
         let mut table = IndexTable::default();
         let h = |i: u32| hash_of(i, 1 << 30);
-        for i in 0..100_000 {
+        for i in 0..n {
             table.insert(h(i), i, h);
         }
         let grown = table.allocation_size();
-        assert!(grown <= 100_000 * 64 * 2 / 10, "{grown} bytes for 100,000");
-        for i in 0..99_990 {
+        // At most 2 × 64 bytes per 10 entries: the table is over 5/12 full.
+        assert!(grown <= n as usize * 64 * 2 / 10, "{grown} bytes for {n}");
+        for i in 0..n - 10 {
             table.remove(h(i), i, h);
         }
-        assert!(table.allocation_size() < grown / 100);
-        for i in 99_990..100_000 {
+        assert!(table.allocation_size() <= 4 * 64, "shrunk to a few groups");
+        for i in n - 10..n {
             assert_eq!(table.find(h(i), |j| j == i), Some(i));
         }
     }
