@@ -1,5 +1,8 @@
 //! Shared pieces of the load generator and the benchmarks: a fast non-crypto
-//! random source for picking keys, a Zipf sampler, and the process's RSS.
+//! random source for picking keys, a Zipf sampler, the process's RSS, and the
+//! statistics of the constant-time checks (`otp-dudect`).
+
+pub mod dudect;
 
 /// SplitMix64: a tiny, fast generator for choosing keys and mistakes (the codes
 /// themselves come from the engine's ChaCha).
