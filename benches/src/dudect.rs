@@ -148,6 +148,9 @@ pub struct Summary {
     /// crop alone would flag. The narrower crops can be more sensitive still, but
     /// over coarse timer ticks their variances say little about a shift.
     pub body_standard_error: f64,
+    /// Mean of class 0 minus mean of class 1 in that crop: the size of a leak, or
+    /// of the noise when there is none.
+    pub body_difference: f64,
 }
 
 impl Dudect {
@@ -224,6 +227,7 @@ impl Dudect {
             max_at,
             tests_counted,
             body_standard_error: self.cropped[CROPS - 1].standard_error(),
+            body_difference: self.cropped[CROPS - 1].mean(0) - self.cropped[CROPS - 1].mean(1),
         }
     }
 }
