@@ -62,16 +62,18 @@ ffi-debug:
 go-lib:
 	$(CARGO) build --release -p otpengine-ffi
 
-## C tests against the shared library: ASan+UBSan for the API and threads, TSan for threads, C++ header check.
+## C tests against the shared library: ASan+UBSan for the API, Redis and threads, TSan for threads, C++ header check.
 c-test: ffi-debug
 	@mkdir -p $(BUILD)/c
 	$(CC) $(C_STRICT) $(ASAN) ffi/tests/c/test_api.c $(C_LINK) -o $(BUILD)/c/test_api
+	$(CC) $(C_STRICT) $(ASAN) ffi/tests/c/test_redis.c $(C_LINK) -o $(BUILD)/c/test_redis
 	$(CC) $(C_STRICT) $(ASAN) ffi/tests/c/test_threads.c $(C_LINK) -o $(BUILD)/c/test_threads_asan
 	$(CC) $(C_STRICT) $(TSAN) ffi/tests/c/test_threads.c $(C_LINK) -o $(BUILD)/c/test_threads_tsan
 	$(CXX) -std=c++11 -Wall -Wextra -Werror -pedantic -Iinclude ffi/tests/c/header_cpp.cpp $(C_LINK) -o $(BUILD)/c/header_cpp
 	@nm $(BUILD)/c/test_api | grep -q __asan_init || { echo "ERROR: AddressSanitizer is not linked into test_api" >&2; exit 1; }
 	@nm $(BUILD)/c/test_threads_tsan | grep -q __tsan_init || { echo "ERROR: ThreadSanitizer is not linked into test_threads_tsan" >&2; exit 1; }
 	$(BUILD)/c/test_api
+	$(BUILD)/c/test_redis
 	$(BUILD)/c/test_threads_asan
 	$(BUILD)/c/test_threads_tsan
 	$(BUILD)/c/header_cpp
