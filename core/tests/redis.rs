@@ -628,3 +628,165 @@ fn a_hung_server_times_out_as_configured_and_is_used_again_once_it_answers() {
         "{again:?}"
     );
 }
+
+// ---- memory and Redis, side by side on random histories ------------------------
+
+mod differential {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[derive(Clone, Debug)]
+    enum Op {
+        Issue {
+            key: u8,
+            context: u8,
+            ttl_s: Option<u64>,
+        },
+        /// Which code to type: 0 the newest, 1 an older one, 2 a wrong one, 3 not a code.
+        Verify {
+            key: u8,
+            context: u8,
+            which: u8,
+        },
+        Revoke {
+            key: u8,
+        },
+        Unlock {
+            key: u8,
+        },
+        Advance {
+            ms: u64,
+        },
+        Stats,
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        let key = 0u8..4;
+        let context = 0u8..2;
+        prop_oneof![
+            4 => (key.clone(), context.clone(), prop::option::of(1u64..30))
+                .prop_map(|(key, context, ttl_s)| Op::Issue { key, context, ttl_s }),
+            6 => (key.clone(), context, 0u8..4).prop_map(|(key, context, which)| Op::Verify { key, context, which }),
+            1 => key.clone().prop_map(|key| Op::Revoke { key }),
+            1 => key.prop_map(|key| Op::Unlock { key }),
+            3 => prop_oneof![1u64..2_000, 2_000u64..40_000, 40_000u64..200_000].prop_map(|ms| Op::Advance { ms }),
+            1 => Just(Op::Stats),
+        ]
+    }
+
+    fn config() -> impl Strategy<Value = Config> {
+        (
+            (1u32..4, 0u64..3, 0u32..4, 1u64..4),
+            (0u32..5, 1u64..4, 1u32..5, 1u64..4),
+            (1u64..8, prop::bool::ANY),
+        )
+            .prop_map(
+                |(
+                    (max_attempts, cooldown_s, max_issues, window_s),
+                    (max_failures, lockout_s, codes_per_key, ttl_s),
+                    (capacity, alphanumeric),
+                )| Config {
+                    code_length: 4,
+                    alphabet: if alphanumeric {
+                        otpengine_core::Alphabet::Alphanumeric
+                    } else {
+                        otpengine_core::Alphabet::Digits
+                    },
+                    ttl: Duration::from_secs(ttl_s * 10),
+                    max_attempts,
+                    resend_cooldown: Duration::from_secs(cooldown_s * 5),
+                    max_issues_per_window: max_issues,
+                    issue_window: Duration::from_secs(window_s * 20),
+                    max_failures_per_key: max_failures,
+                    lockout: Duration::from_secs(lockout_s * 15),
+                    codes_per_key,
+                    capacity,
+                    shards: Some(2),
+                    reaper_interval: None,
+                    ..Config::default()
+                },
+            )
+    }
+
+    /// One engine and the codes it issued, newest first, per key and context.
+    struct Side {
+        engine: Engine,
+        codes: std::collections::HashMap<(u8, u8), Vec<String>>,
+    }
+
+    impl Side {
+        fn typed(&self, key: u8, context: u8, which: u8) -> String {
+            let codes = self.codes.get(&(key, context)).cloned().unwrap_or_default();
+            let newest = codes.first().cloned().unwrap_or_else(|| "0000".into());
+            match which {
+                0 => newest,
+                1 => codes.get(1).cloned().unwrap_or(newest),
+                2 => wrong(&newest),
+                _ => "not a code".into(),
+            }
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 128, failure_persistence: None, ..ProptestConfig::default() })]
+
+        /// Every answer, and the stats, of a Redis engine equal the memory engine's
+        /// on the same random history (codes themselves are random, so each side
+        /// types its own).
+        #[test]
+        fn memory_and_redis_answer_alike(config in config(), ops in prop::collection::vec(op(), 1..80)) {
+            let Some(url) = common::redis_url(STANDALONE) else {
+                return Ok(());
+            };
+            let clock = ManualClock::new();
+            let with_clock = |c: &Config| Config { clock: Clock::manual(&clock), ..c.clone() };
+            let mut sides = [
+                Side { engine: Engine::new(with_clock(&config)).unwrap(), codes: Default::default() },
+                Side { engine: common::engine(&url, with_clock(&config)), codes: Default::default() },
+            ];
+            for (step, op) in ops.iter().enumerate() {
+                let answers: Vec<String> = sides
+                    .iter_mut()
+                    .map(|side| match *op {
+                        Op::Issue { key, context, ttl_s } => {
+                            let result = match ttl_s {
+                                Some(t) => side.engine.issue_with_ttl([key], [context], Duration::from_secs(t)),
+                                None => side.engine.issue([key], [context]),
+                            };
+                            match result {
+                                Ok(issued) => {
+                                    for c in 0..2 {
+                                        // A new code replaces (or, with several per key,
+                                        // precedes) the key's codes in every context.
+                                        let list = side.codes.entry((key, c)).or_default();
+                                        if c == context {
+                                            list.insert(0, issued.code.to_string());
+                                        } else {
+                                            list.insert(0, "----".into());
+                                        }
+                                    }
+                                    format!("issued {:?}", issued.expires_in)
+                                }
+                                Err(e) => format!("{e:?}"),
+                            }
+                        }
+                        Op::Verify { key, context, which } => {
+                            let typed = side.typed(key, context, which);
+                            format!("{:?}", side.engine.verify([key], typed, [context]).unwrap())
+                        }
+                        Op::Revoke { key } => format!("revoke {:?}", side.engine.revoke([key]).unwrap()),
+                        Op::Unlock { key } => format!("unlock {:?}", side.engine.unlock([key]).unwrap()),
+                        Op::Advance { .. } => String::new(), // one clock: moved below
+
+                        Op::Stats => format!("{:?}", side.engine.stats()),
+                    })
+                    .collect();
+                if let Op::Advance { ms } = *op {
+                    clock.advance(Duration::from_millis(ms));
+                }
+                prop_assert_eq!(&answers[0], &answers[1], "step {} {:?} of {:?}", step, op, ops);
+            }
+            prop_assert_eq!(sides[0].engine.stats(), sides[1].engine.stats());
+        }
+    }
+}

@@ -104,6 +104,16 @@ local function load()
   return st
 end
 
+local function live_until(st)
+  local at = nil
+  for _, c in ipairs(st.codes) do
+    if c.state == PENDING then
+      at = math.max(at or 0, c.expires_at)
+    end
+  end
+  return at
+end
+
 local function last_issue_at(st)
   local newest = st.codes[1]
   return newest.expires_at - newest.ttl
@@ -166,10 +176,14 @@ local function current()
     st.failures = 0
   end
   expire_due_codes(st)
-  if forget_at(st) <= now then
+  st.stored_forget_at = forget_at(st)
+  if st.stored_forget_at <= now then
     forget()
     return nil
   end
+  -- What the indexes hold for the key now (expiring codes does not move them:
+  -- an expired code still counts for forget_at, and live_until is then past).
+  st.stored_live_until = live_until(st)
   return st
 end
 
@@ -202,8 +216,8 @@ local function clear_codes(st, state)
   st.codes[1].state = state
 end
 
--- Writes the key back (or deletes it when nothing needs remembering) and puts
--- it in the indexes.
+-- Writes the key back (or deletes it when nothing needs remembering), and its
+-- expiry and index entries where they changed.
 local function settle(st)
   expire_due_codes(st)
   local at = forget_at(st)
@@ -218,7 +232,6 @@ local function settle(st)
     'lf', int(st.last_failure),
     'f', int(st.failures),
   }
-  local live_until = nil
   for i, c in ipairs(st.codes) do
     local n = i - 1
     fields[#fields + 1] = 'd' .. n
@@ -229,20 +242,22 @@ local function settle(st)
     fields[#fields + 1] = int(c.ttl)
     fields[#fields + 1] = 's' .. n
     fields[#fields + 1] = int(c.state)
-    if c.state == PENDING then
-      live_until = math.max(live_until or 0, c.expires_at)
-    end
   end
   redis.call('HSET', state_key, unpack(fields))
   for n = #st.codes, (st.stored_codes or 0) - 1 do
     redis.call('HDEL', state_key, 'd' .. n, 'e' .. n, 't' .. n, 's' .. n)
   end
-  redis.call('PEXPIRE', state_key, int(at - now + slack))
-  redis.call('ZADD', held_key, int(at), member)
-  if live_until then
-    redis.call('ZADD', live_key, int(live_until), member)
-  else
-    redis.call('ZREM', live_key, member)
+  if at ~= st.stored_forget_at then
+    redis.call('PEXPIRE', state_key, int(at - now + slack))
+    redis.call('ZADD', held_key, int(at), member)
+  end
+  local live = live_until(st)
+  if live ~= st.stored_live_until then
+    if live then
+      redis.call('ZADD', live_key, int(live), member)
+    else
+      redis.call('ZREM', live_key, member)
+    end
   end
 end
 

@@ -22,6 +22,10 @@ else
       return { FULL, 0 }
     end
   end
+  -- Only a new key adds index entries (two at most), so pruning here, up to
+  -- PRUNE_BUDGET each time, keeps the indexes from growing with stale ones.
+  prune(held_key, PRUNE_BUDGET)
+  prune(live_key, PRUNE_BUDGET)
   st = {
     attempts = 0,
     window_start = 0,
@@ -32,8 +36,6 @@ else
     stored_codes = 0,
   }
 end
-prune(held_key, PRUNE_BUDGET)
-prune(live_key, PRUNE_BUDGET)
 
 -- With codes_per_key > 1 the newest code, if still pending or expired, becomes
 -- the first of the older ones (the oldest drops off); else they all go.
