@@ -178,6 +178,20 @@ struct PyEngine {
     engine: Engine,
 }
 
+impl PyEngine {
+    /// Runs `call` on the engine, without the GIL when it is a Redis engine (a
+    /// network round trip, during which other Python threads should run); an
+    /// in-memory call is shorter than releasing and taking back the GIL.
+    fn call<R: Send>(&self, py: Python<'_>, call: impl FnOnce(&Engine) -> R + Send) -> R {
+        let engine = &self.engine;
+        if engine.redis_server().is_some() {
+            py.detach(|| call(engine))
+        } else {
+            call(engine)
+        }
+    }
+}
+
 #[pymethods]
 impl PyEngine {
     /// Builds an engine. Every argument is keyword-only; ``None`` keeps the
@@ -328,12 +342,11 @@ impl PyEngine {
     ) -> PyResult<String> {
         let key = key_arg(key)?;
         let context = context_arg(context)?;
-        let issued = match ttl {
-            None => self.engine.issue(&key, &context),
-            Some(t) => self
-                .engine
-                .issue_with_ttl(&key, &context, seconds_arg(Field::Ttl, t)?),
-        };
+        let ttl = ttl.map(|t| seconds_arg(Field::Ttl, t)).transpose()?;
+        let issued = self.call(py, |engine| match ttl {
+            None => engine.issue(&key, &context),
+            Some(ttl) => engine.issue_with_ttl(&key, &context, ttl),
+        });
         issued
             .map(|i| i.code.to_string())
             .map_err(|e| to_py_err(py, e))
@@ -354,29 +367,28 @@ impl PyEngine {
         let code = byte_arg(code, "code")?;
         let context = context_arg(context)?;
         let verdict = self
-            .engine
-            .verify(&key, &code, &context)
+            .call(py, |engine| engine.verify(&key, &code, &context))
             .map_err(|e| to_py_err(py, e))?;
         Ok(PyVerdict::from(verdict))
     }
 
     /// Drops the key's codes; ``True`` if one was pending. Limits stay.
     fn revoke(&self, py: Python<'_>, key: &Bound<'_, PyAny>) -> PyResult<bool> {
-        self.engine
-            .revoke(&key_arg(key)?)
+        let key = key_arg(key)?;
+        self.call(py, |engine| engine.revoke(&key))
             .map_err(|e| to_py_err(py, e))
     }
 
     /// Lifts the key's lockout and clears its failure count; ``True`` if there was one.
     fn unlock(&self, py: Python<'_>, key: &Bound<'_, PyAny>) -> PyResult<bool> {
-        self.engine
-            .unlock(&key_arg(key)?)
+        let key = key_arg(key)?;
+        self.call(py, |engine| engine.unlock(&key))
             .map_err(|e| to_py_err(py, e))
     }
 
     /// Keys with a pending code.
-    fn __len__(&self) -> usize {
-        self.engine.len()
+    fn __len__(&self, py: Python<'_>) -> usize {
+        self.call(py, Engine::len)
     }
 
     /// Counters of answers since the engine was built, and the keys held now:
@@ -384,7 +396,7 @@ impl PyEngine {
     /// not_found, capacity_exceeded, unavailable, held. With Redis, ``live`` and
     /// ``held`` are the whole store's (the last values read, while it is down).
     fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let s = self.engine.stats();
+        let s = self.call(py, Engine::stats);
         let d = PyDict::new(py);
         for (name, value) in [
             ("issued", s.issued),
@@ -406,8 +418,8 @@ impl PyEngine {
     }
 
     /// The stats in the Prometheus text format.
-    fn prometheus(&self) -> String {
-        self.engine.stats().to_prometheus()
+    fn prometheus(&self, py: Python<'_>) -> String {
+        self.call(py, Engine::stats).to_prometheus()
     }
 
     /// Moves a manual clock forward by ``seconds``; ``OtpError`` on a system clock.
