@@ -8,6 +8,7 @@
 mod common;
 
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
@@ -462,6 +463,15 @@ fn bad_options_are_named() {
     assert_eq!(f, Field::Ttl, "the rules are checked as in memory");
 }
 
+/// A bounded poll (10 s) for something the test's own threads make happen.
+fn wait_until(what: &str, done: impl Fn() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !done() {
+        assert!(Instant::now() < deadline, "gave up waiting until {what}");
+        std::thread::yield_now();
+    }
+}
+
 /// Calls made while the server is down or hung: every one fails closed.
 fn assert_unavailable(engine: &Engine, key: &str, code: &str, what: &str) {
     for result in [
@@ -501,15 +511,19 @@ fn a_server_stopped_mid_run_fails_every_call_closed_and_is_used_again_once_back(
     let pending = engine.issue("alice", "").unwrap().code.to_string();
 
     // Users keep coming while the server dies: each thread issues and verifies
-    // fresh keys and notes when each call started and what it got.
-    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    // fresh keys and notes when each call started and what it got; `verified`
+    // and `failed` let the test wait for the load to reach each phase.
+    let stop = Arc::new(AtomicBool::new(false));
+    let verified = Arc::new(AtomicU64::new(0));
+    let failed = Arc::new(AtomicU64::new(0));
     let workers: Vec<_> = (0..4)
         .map(|t| {
             let (engine, stop) = (Arc::clone(&engine), Arc::clone(&stop));
+            let (verified, failed) = (Arc::clone(&verified), Arc::clone(&failed));
             std::thread::spawn(move || {
                 let mut log: Vec<(Instant, Result<bool, Error>)> = Vec::new();
                 let mut n = 0u64;
-                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                while !stop.load(Ordering::Relaxed) {
                     n += 1;
                     let key = format!("user-{t}-{n}");
                     let started = Instant::now();
@@ -518,22 +532,35 @@ fn a_server_stopped_mid_run_fails_every_call_closed_and_is_used_again_once_back(
                             log.push((started, Ok(false)));
                             let started = Instant::now();
                             let verdict = engine.verify(&key, &issued.code, "");
+                            let counter = match verdict {
+                                Ok(Verdict::Verified) => &verified,
+                                _ => &failed,
+                            };
+                            counter.fetch_add(1, Ordering::Relaxed);
                             log.push((started, verdict.map(|v| v.is_verified())));
                         }
-                        Err(e) => log.push((started, Err(e))),
+                        Err(e) => {
+                            failed.fetch_add(1, Ordering::Relaxed);
+                            log.push((started, Err(e)));
+                        }
                     }
                 }
                 log
             })
         })
         .collect();
-    std::thread::sleep(Duration::from_millis(200)); // let the load run a little
+    wait_until("the load verifies codes", || {
+        verified.load(Ordering::Relaxed) >= 20
+    });
     server.kill();
     let down = Instant::now();
     assert_unavailable(&engine, "alice", &pending, "server down");
     let unavailable = engine.stats().unavailable;
     assert!(unavailable >= 4, "counted: {unavailable}");
-    std::thread::sleep(Duration::from_millis(200)); // the load runs into the outage
+    let failed_before = failed.load(Ordering::Relaxed);
+    wait_until("the load runs into the outage", || {
+        failed.load(Ordering::Relaxed) >= failed_before + 20
+    });
 
     let restarting = Instant::now();
     server.restart();
@@ -548,8 +575,11 @@ fn a_server_stopped_mid_run_fails_every_call_closed_and_is_used_again_once_back(
         engine.verify("alice", &code, "").unwrap(),
         Verdict::Verified
     );
-    std::thread::sleep(Duration::from_millis(200)); // and the load recovers
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let verified_before = verified.load(Ordering::Relaxed);
+    wait_until("the load recovers", || {
+        verified.load(Ordering::Relaxed) >= verified_before + 20
+    });
+    stop.store(true, Ordering::Relaxed);
 
     let (mut verified_before, mut failed_during, mut verified_after) = (0, 0, 0);
     for worker in workers {
