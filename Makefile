@@ -21,13 +21,19 @@ ASAN     := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-r
 TSAN     := -fsanitize=thread
 C_LINK   := -L$(DEBUG) -lotpengine -lpthread -Wl,-rpath,$(DEBUG)
 
-.PHONY: test toolchains fmt-check clippy doc rust-test c-test go-test examples install install-test \
-        header ffi-debug go-lib quickstart bench-ffi python-test python-install bench-python load load-smoke dudect dudect-smoke soak bench bench-build clean \
-        fuzz fuzz-build fuzz-smoke miri plots
+.PHONY: test test-suites toolchains fmt-check clippy doc rust-test c-test go-test examples install install-test \
+        header ffi-debug go-lib quickstart bench-ffi python-test python-install bench-python load load-smoke dudect dudect-smoke soak \
+        bench bench-build bench-redis clean fuzz fuzz-build fuzz-smoke miri plots
 
-## Everything CI checks: formatting, lints, docs, and every test suite in every language.
-test: toolchains fmt-check clippy doc rust-test bench-build load-smoke dudect-smoke soak c-test go-test examples install-test python-test fuzz-smoke
+## Everything CI checks: formatting, lints, docs, and every test suite in every language,
+## with real Redis servers (a standalone one and a 3-node cluster on free loopback ports,
+## redis-server installed from Debian's packages if missing) started before and stopped
+## after, also on failure. Under it the Redis tests fail, rather than skip, without a server.
+test: toolchains
+	scripts/with-redis.sh $(MAKE) --no-print-directory test-suites
 	@echo "make test: all checks passed"
+
+test-suites: fmt-check clippy doc rust-test bench-build load-smoke dudect-smoke soak c-test go-test examples install-test python-test fuzz-smoke
 
 ## Fail loudly, naming what is missing, instead of skipping a suite.
 toolchains:
@@ -46,13 +52,17 @@ fmt-check:
 	cd fuzz && $(CARGO) fmt -- --check
 	@test -z "$$(gofmt -l go examples/go)" || { echo "ERROR: gofmt would change:"; gofmt -l go examples/go; exit 1; }
 
+## The workspace builds otpengine-core with its `redis` feature (the C library and the Python
+## module turn it on); the second run lints the core as an embedded-only user builds it.
 clippy:
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(CARGO) clippy -p otpengine-core --all-targets -- -D warnings
 
 doc:
 	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --workspace --no-deps --quiet
 
-## Rust unit, integration, property and doc tests; include/otpengine.h freshness.
+## Rust unit, integration, property and doc tests (the semantic suite on memory, Redis and a
+## Redis Cluster); include/otpengine.h freshness.
 rust-test:
 	$(CARGO) test --workspace
 
@@ -62,16 +72,18 @@ ffi-debug:
 go-lib:
 	$(CARGO) build --release -p otpengine-ffi
 
-## C tests against the shared library: ASan+UBSan for the API and threads, TSan for threads, C++ header check.
+## C tests against the shared library: ASan+UBSan for the API, Redis and threads, TSan for threads, C++ header check.
 c-test: ffi-debug
 	@mkdir -p $(BUILD)/c
 	$(CC) $(C_STRICT) $(ASAN) ffi/tests/c/test_api.c $(C_LINK) -o $(BUILD)/c/test_api
+	$(CC) $(C_STRICT) $(ASAN) ffi/tests/c/test_redis.c $(C_LINK) -o $(BUILD)/c/test_redis
 	$(CC) $(C_STRICT) $(ASAN) ffi/tests/c/test_threads.c $(C_LINK) -o $(BUILD)/c/test_threads_asan
 	$(CC) $(C_STRICT) $(TSAN) ffi/tests/c/test_threads.c $(C_LINK) -o $(BUILD)/c/test_threads_tsan
 	$(CXX) -std=c++11 -Wall -Wextra -Werror -pedantic -Iinclude ffi/tests/c/header_cpp.cpp $(C_LINK) -o $(BUILD)/c/header_cpp
 	@nm $(BUILD)/c/test_api | grep -q __asan_init || { echo "ERROR: AddressSanitizer is not linked into test_api" >&2; exit 1; }
 	@nm $(BUILD)/c/test_threads_tsan | grep -q __tsan_init || { echo "ERROR: ThreadSanitizer is not linked into test_threads_tsan" >&2; exit 1; }
 	$(BUILD)/c/test_api
+	$(BUILD)/c/test_redis
 	$(BUILD)/c/test_threads_asan
 	$(BUILD)/c/test_threads_tsan
 	$(BUILD)/c/header_cpp
@@ -214,6 +226,12 @@ dudect-smoke:
 	$(CARGO) run --release --bin otp-dudect -- --samples 100000 --json \
 	  --test ct-eq-fixed-vs-random,ct-eq-first-vs-last-byte,verify-first-vs-last-char,control-early-exit | tee $(BUILD)/dudect-smoke.txt
 	@tail -n 1 $(BUILD)/dudect-smoke.txt | grep -q '"ok":true' || { echo "ERROR: otp-dudect saw a leak or missed a control" >&2; exit 1; }
+
+## The Redis backend: issue + verify per second at 1, 2 and 16 callers (otp-load --redis)
+## beside redis-benchmark GET/SET on the same server in the same run; ratios in the output.
+bench-redis:
+	$(CARGO) build --release --bin otp-load
+	scripts/with-redis.sh $(PYTHON) scripts/bench-redis.py
 
 ## issue + verify per call from Rust, C and Go, one after the other on the same workload.
 bench-ffi: go-lib

@@ -12,6 +12,10 @@
 //	// send code by SMS; later:
 //	verdict, err := engine.Verify([]byte("+15551234567/login"), typed, nil)
 //	if verdict.Status == otpengine.Verified { ... }
+//
+// With Config.RedisURL and Config.Secret set, the engine keeps its state in
+// Redis, shared by every instance of a service; the calls are the same, and
+// any of them may then fail with ErrBackendUnavailable (never a Verified).
 package otpengine
 
 /*
@@ -20,10 +24,10 @@ package otpengine
 #cgo nocallback go_issue
 #cgo noescape go_verify
 #cgo nocallback go_verify
-#cgo noescape otp_revoke
-#cgo nocallback otp_revoke
-#cgo noescape otp_unlock
-#cgo nocallback otp_unlock
+#cgo noescape go_revoke
+#cgo nocallback go_revoke
+#cgo noescape go_unlock
+#cgo nocallback go_unlock
 #cgo noescape otp_engine_stats
 #cgo nocallback otp_engine_stats
 #include <stdlib.h>
@@ -45,6 +49,14 @@ static otp_status go_engine_new(const otp_config *config, otp_engine **out, char
 	return s;
 }
 
+static otp_status go_engine_new_redis(const otp_config *config, const char *url,
+                                      const uint8_t *secret, size_t secret_len, otp_engine **out,
+                                      char **err) {
+	otp_status s = otp_engine_new_redis(config, url, secret, secret_len, out);
+	if (s != OTP_OK) *err = go_last_error();
+	return s;
+}
+
 static otp_status go_issue(otp_engine *e, const uint8_t *key, size_t key_len, const uint8_t *ctx,
                            size_t ctx_len, uint64_t ttl_ms, char *code, size_t code_len,
                            otp_issued *issued, char **err) {
@@ -57,7 +69,20 @@ static otp_status go_verify(otp_engine *e, const uint8_t *key, size_t key_len, c
                             size_t code_len, const uint8_t *ctx, size_t ctx_len, uint32_t *left,
                             char **err) {
 	otp_status s = otp_verify(e, key, key_len, code, code_len, ctx, ctx_len, left);
-	if (s == OTP_INVALID_ARGUMENT || s == OTP_INTERNAL_ERROR) *err = go_last_error();
+	if (s == OTP_INVALID_ARGUMENT || s == OTP_INTERNAL_ERROR || s == OTP_BACKEND_UNAVAILABLE)
+		*err = go_last_error();
+	return s;
+}
+
+static otp_status go_revoke(otp_engine *e, const uint8_t *key, size_t key_len, char **err) {
+	otp_status s = otp_revoke(e, key, key_len);
+	if (s != OTP_OK && s != OTP_NOT_FOUND) *err = go_last_error();
+	return s;
+}
+
+static otp_status go_unlock(otp_engine *e, const uint8_t *key, size_t key_len, char **err) {
+	otp_status s = otp_unlock(e, key, key_len);
+	if (s != OTP_OK && s != OTP_NOT_FOUND) *err = go_last_error();
 	return s;
 }
 */
@@ -102,14 +127,31 @@ type Config struct {
 	Capacity           uint64        // keys with any state, 1..2^32 (10,000,000)
 	Shards             int           // power of two, 1..65536; 0 picks the default
 	ManualClock        bool          // time moves only by Advance (for tests)
+
+	// RedisURL, when set, keeps the engine's state in Redis, shared by every
+	// engine built over the same server with the same Secret (the instances of
+	// one service): redis://[user:password@]host:port[/db], redis+unix:///path,
+	// or a cluster as redis+cluster://host:port,host:port,... Capacity holds on
+	// a standalone server only; Shards is unused.
+	RedisURL string
+	// Secret keys the digests of keys and codes: 16..1024 bytes, the same on
+	// every instance. Required with RedisURL, and used only with it.
+	Secret []byte
+	// RedisConnectTimeout and RedisResponseTimeout bound the wait for a
+	// connection and for an answer, 1ms..1m (1s each); past them a call fails
+	// with ErrBackendUnavailable.
+	RedisConnectTimeout  time.Duration
+	RedisResponseTimeout time.Duration
 }
 
-// Status is the outcome of a Verify.
+// Status is the outcome of a Verify. The zero Status is none of the outcomes:
+// Verify returns it, in a zero Verdict, together with an error, so that a
+// caller who forgets to check the error never reads a failure as Verified.
 type Status int
 
 const (
 	// Verified: the right code, in time, with the right context; now consumed.
-	Verified Status = iota
+	Verified Status = iota + 1
 	// Mismatch: a wrong code or context; the failure was counted.
 	Mismatch
 	// Locked: the code's attempts are used up, or the key is locked out.
@@ -124,8 +166,8 @@ var statusNames = [...]string{"Verified", "Mismatch", "Locked", "Expired", "NotF
 
 // String gives the status's name, e.g. "Verified".
 func (s Status) String() string {
-	if s >= 0 && int(s) < len(statusNames) {
-		return statusNames[s]
+	if s >= Verified && int(s) <= len(statusNames) {
+		return statusNames[s-Verified]
 	}
 	return fmt.Sprintf("Status(%d)", int(s))
 }
@@ -136,9 +178,11 @@ type Verdict struct {
 	AttemptsLeft int // wrong guesses left, on Mismatch; 0 otherwise
 }
 
-// Stats counts the engine's answers since it was built, and the keys with a pending code now.
+// Stats counts the engine's answers since it was built, and the keys with a
+// pending code now (with RedisURL: in the whole store). Unavailable counts the
+// calls that failed with ErrBackendUnavailable.
 type Stats struct {
-	Issued, Verified, Mismatched, Locked, Expired, RateLimited, Revoked, Live uint64
+	Issued, Verified, Mismatched, Locked, Expired, RateLimited, Revoked, Live, Unavailable uint64
 }
 
 // RateLimitedError is returned by Issue inside the key's cooldown or beyond its window.
@@ -162,6 +206,10 @@ var (
 	ErrInvalidArgument = errors.New("otpengine: invalid argument")
 	// ErrClosed: the engine was closed.
 	ErrClosed = errors.New("otpengine: engine closed")
+	// ErrBackendUnavailable: an engine with RedisURL could not reach Redis, or
+	// Redis did not answer in time; the wrapping error names the server and why.
+	// Nothing was verified. The engine reconnects by itself.
+	ErrBackendUnavailable = errors.New("otpengine: backend unavailable")
 )
 
 // Engine is an otpengine instance; safe for concurrent use by many goroutines.
@@ -196,10 +244,15 @@ func DefaultConfig() Config {
 		Capacity:           uint64(c.capacity),
 		Shards:             int(c.shards),
 		ManualClock:        c.manual_clock != 0,
+
+		RedisConnectTimeout:  ms(c.redis_connect_timeout_ms),
+		RedisResponseTimeout: ms(c.redis_response_timeout_ms),
 	}
 }
 
-// New builds an engine.
+// New builds an engine: in memory, or over Redis when cfg.RedisURL is set. It
+// fails with ErrInvalidArgument for a bad value (the error names it), or with
+// ErrBackendUnavailable when Redis cannot be reached.
 func New(cfg Config) (*Engine, error) {
 	c, err := toC(cfg)
 	if err != nil {
@@ -207,7 +260,18 @@ func New(cfg Config) (*Engine, error) {
 	}
 	var ptr *C.otp_engine
 	var msg *C.char
-	if s := C.go_engine_new(&c, &ptr, &msg); s != C.OTP_OK {
+	var s C.otp_status
+	if cfg.RedisURL == "" {
+		if len(cfg.Secret) > 0 {
+			return nil, fmt.Errorf("%w: Secret is used only with RedisURL", ErrInvalidArgument)
+		}
+		s = C.go_engine_new(&c, &ptr, &msg)
+	} else {
+		url := C.CString(cfg.RedisURL)
+		defer C.free(unsafe.Pointer(url))
+		s = C.go_engine_new_redis(&c, url, bytes(cfg.Secret), C.size_t(len(cfg.Secret)), &ptr, &msg)
+	}
+	if s != C.OTP_OK {
 		return nil, statusError(s, msg)
 	}
 	e := &Engine{ptr: ptr}
@@ -221,7 +285,7 @@ func New(cfg Config) (*Engine, error) {
 
 // Issue issues a code for key, bound to context (nil: none), valid for the engine's TTL.
 // It returns *RateLimitedError or *LockedError (use errors.As), ErrCapacityExceeded,
-// ErrInvalidArgument or ErrClosed (use errors.Is).
+// ErrInvalidArgument, ErrBackendUnavailable or ErrClosed (use errors.Is).
 func (e *Engine) Issue(key, context []byte) (code string, expiresIn time.Duration, err error) {
 	return e.issue(key, context, 0)
 }
@@ -259,8 +323,9 @@ func (e *Engine) issue(key, context []byte, ttlMs uint64) (string, time.Duration
 }
 
 // Verify checks what a person typed for key with context (nil: none). Spaces and
-// hyphens are ignored. It returns an error only for bad arguments or a closed
-// engine; every other outcome is a Verdict.
+// hyphens are ignored. It returns an error only for bad arguments, a closed
+// engine or an unreachable Redis (ErrBackendUnavailable); every other outcome
+// is a Verdict.
 func (e *Engine) Verify(key []byte, code string, context []byte) (Verdict, error) {
 	e.mu.RLock()
 	defer e.mu.RUnlock()
@@ -290,24 +355,37 @@ func (e *Engine) Verify(key []byte, code string, context []byte) (Verdict, error
 	return Verdict{}, statusError(s, msg)
 }
 
-// Revoke drops the key's codes; true if one was pending. Limits stay.
-func (e *Engine) Revoke(key []byte) bool {
-	return e.keyCall(key, func(p *C.otp_engine, k *C.uint8_t, n C.size_t) C.enum_otp_status {
-		return C.otp_revoke(p, k, n)
+// Revoke drops the key's codes; true if one was pending. Limits stay. It fails
+// with ErrInvalidArgument, ErrBackendUnavailable or ErrClosed.
+func (e *Engine) Revoke(key []byte) (bool, error) {
+	return e.keyCall(key, func(p *C.otp_engine, k *C.uint8_t, n C.size_t, msg **C.char) C.otp_status {
+		return C.go_revoke(p, k, n, msg)
 	})
 }
 
-// Unlock lifts the key's lockout and clears its failure count; true if there was one.
-func (e *Engine) Unlock(key []byte) bool {
-	return e.keyCall(key, func(p *C.otp_engine, k *C.uint8_t, n C.size_t) C.enum_otp_status {
-		return C.otp_unlock(p, k, n)
+// Unlock lifts the key's lockout and clears its failure count; true if there
+// was one. It fails like Revoke.
+func (e *Engine) Unlock(key []byte) (bool, error) {
+	return e.keyCall(key, func(p *C.otp_engine, k *C.uint8_t, n C.size_t, msg **C.char) C.otp_status {
+		return C.go_unlock(p, k, n, msg)
 	})
 }
 
-func (e *Engine) keyCall(key []byte, call func(*C.otp_engine, *C.uint8_t, C.size_t) C.enum_otp_status) bool {
+func (e *Engine) keyCall(key []byte, call func(*C.otp_engine, *C.uint8_t, C.size_t, **C.char) C.otp_status) (bool, error) {
 	e.mu.RLock()
 	defer e.mu.RUnlock()
-	return e.ptr != nil && call(e.ptr, bytes(key), C.size_t(len(key))) == C.OTP_OK
+	if e.ptr == nil {
+		return false, ErrClosed
+	}
+	var msg *C.char
+	switch s := call(e.ptr, bytes(key), C.size_t(len(key)), &msg); s {
+	case C.OTP_OK:
+		return true, nil
+	case C.OTP_NOT_FOUND:
+		return false, nil
+	default:
+		return false, statusError(s, msg)
+	}
 }
 
 // Stats returns the engine's counters (zero after Close).
@@ -321,7 +399,7 @@ func (e *Engine) Stats() Stats {
 	return Stats{
 		Issued: uint64(s.issued), Verified: uint64(s.verified), Mismatched: uint64(s.mismatched),
 		Locked: uint64(s.locked), Expired: uint64(s.expired), RateLimited: uint64(s.rate_limited),
-		Revoked: uint64(s.revoked), Live: uint64(s.live),
+		Revoked: uint64(s.revoked), Live: uint64(s.live), Unavailable: uint64(s.unavailable),
 	}
 }
 
@@ -392,6 +470,8 @@ func toC(cfg Config) (C.otp_config, error) {
 	c.codes_per_key = u32("CodesPerKey", cfg.CodesPerKey)
 	c.capacity = C.uint64_t(cfg.Capacity)
 	c.shards = u32("Shards", cfg.Shards)
+	c.redis_connect_timeout_ms = msOf("RedisConnectTimeout", cfg.RedisConnectTimeout)
+	c.redis_response_timeout_ms = msOf("RedisResponseTimeout", cfg.RedisResponseTimeout)
 	if cfg.ManualClock {
 		c.manual_clock = 1
 	}
@@ -410,6 +490,8 @@ func statusError(s C.otp_status, msg *C.char) error {
 		return fmt.Errorf("%w: %s", ErrCapacityExceeded, detail)
 	case C.OTP_INVALID_ARGUMENT:
 		return fmt.Errorf("%w: %s", ErrInvalidArgument, detail)
+	case C.OTP_BACKEND_UNAVAILABLE:
+		return fmt.Errorf("%w: %s", ErrBackendUnavailable, detail)
 	}
 	return fmt.Errorf("otpengine: %s: %s", C.GoString(C.otp_status_str(s)), detail)
 }

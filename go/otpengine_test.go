@@ -65,7 +65,8 @@ func TestDefaults(t *testing.T) {
 	if c.CodeLength != 6 || c.Alphabet != Digits || c.TTL != 5*time.Minute || c.MaxAttempts != 5 ||
 		c.ResendCooldown != 30*time.Second || c.MaxIssuesPerWindow != 5 || c.IssueWindow != 10*time.Minute ||
 		c.MaxFailuresPerKey != 100 || c.Lockout != time.Hour || c.CodesPerKey != 1 ||
-		c.Capacity != 10_000_000 || c.Shards != 0 || c.ManualClock {
+		c.Capacity != 10_000_000 || c.Shards != 0 || c.ManualClock ||
+		c.RedisURL != "" || c.Secret != nil || c.RedisConnectTimeout != time.Second || c.RedisResponseTimeout != time.Second {
 		t.Fatalf("unexpected defaults: %+v", c)
 	}
 }
@@ -85,7 +86,8 @@ func TestIssueVerifyOnce(t *testing.T) {
 	if v := verify(t, e, "alice", code); v.Status != NotFound {
 		t.Fatalf("replay: %+v", v)
 	}
-	if Verified.String() != "Verified" || NotFound.String() != "NotFound" || Status(9).String() != "Status(9)" {
+	if Verified.String() != "Verified" || NotFound.String() != "NotFound" || Status(9).String() != "Status(9)" ||
+		Status(0).String() != "Status(0)" || (Verdict{}).Status == Verified {
 		t.Fatal("Status names")
 	}
 }
@@ -173,8 +175,11 @@ func TestRateLimitedAndLockedErrors(t *testing.T) {
 	if !errors.As(err, &locked) || locked.RetryAfter != 59*time.Second {
 		t.Fatalf("locked out: %v", err)
 	}
-	if !e.Unlock([]byte("alice")) || e.Unlock([]byte("alice")) {
-		t.Fatal("Unlock should lift the lockout once")
+	if ok, err := e.Unlock([]byte("alice")); !ok || err != nil {
+		t.Fatalf("Unlock should lift the lockout: %v %v", ok, err)
+	}
+	if ok, err := e.Unlock([]byte("alice")); ok || err != nil {
+		t.Fatalf("Unlock should lift the lockout once: %v %v", ok, err)
 	}
 	e.Advance(30 * time.Second)
 	issue(t, e, "alice")
@@ -187,8 +192,16 @@ func TestCapacityRevokeAndStats(t *testing.T) {
 	if _, _, err := e.Issue([]byte("c"), nil); !errors.Is(err, ErrCapacityExceeded) {
 		t.Fatalf("full: %v", err)
 	}
-	if !e.Revoke([]byte("b")) || e.Revoke([]byte("b")) || e.Revoke([]byte("nobody")) {
-		t.Fatal("Revoke")
+	for _, c := range []struct {
+		key  string
+		want bool
+	}{{"b", true}, {"b", false}, {"nobody", false}} {
+		if got, err := e.Revoke([]byte(c.key)); got != c.want || err != nil {
+			t.Fatalf("Revoke(%q) = %v, %v; want %v", c.key, got, err, c.want)
+		}
+	}
+	if _, err := e.Revoke(nil); !errors.Is(err, ErrInvalidArgument) {
+		t.Fatalf("Revoke(nil): %v", err)
 	}
 	verify(t, e, "a", a)
 	s := e.Stats()
@@ -255,8 +268,14 @@ func TestCloseIsIdempotentAndFinal(t *testing.T) {
 	if _, err := e.Verify([]byte("a"), "123456", nil); !errors.Is(err, ErrClosed) {
 		t.Fatalf("Verify after Close: %v", err)
 	}
-	if e.Revoke([]byte("a")) || e.Unlock([]byte("a")) || e.Stats() != (Stats{}) {
-		t.Fatal("calls after Close")
+	if _, err := e.Revoke([]byte("a")); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Revoke after Close: %v", err)
+	}
+	if _, err := e.Unlock([]byte("a")); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Unlock after Close: %v", err)
+	}
+	if e.Stats() != (Stats{}) {
+		t.Fatal("Stats after Close")
 	}
 }
 

@@ -1,5 +1,7 @@
-//! The engine: validates a call, turns key and context into digests, picks the
-//! shard and runs the call under that shard's lock.
+//! The engine: validates a call, then runs it on its backend. In memory that
+//! means turning key and context into digests, picking the shard and running the
+//! call under that shard's lock; the Redis backend (`crate::redis`) runs the same
+//! rules as one script per call in Redis.
 
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Weak};
@@ -111,6 +113,19 @@ impl MemoryUsage {
 /// # Ok::<(), otpengine_core::Error>(())
 /// ```
 pub struct Engine {
+    backend: Backend,
+}
+
+/// Where an engine keeps its state. Every rule of the memory store lives in
+/// `shard.rs`; the Redis store runs the same rules as Lua scripts in Redis.
+enum Backend {
+    Memory(Memory),
+    #[cfg(feature = "redis")]
+    Redis(Box<crate::redis::RedisStore>),
+}
+
+/// The in-process store: shards behind locks, and the reaper that sweeps them.
+struct Memory {
     inner: Arc<Inner>,
     reaper: Option<Reaper>,
 }
@@ -126,37 +141,35 @@ struct Inner {
 impl Engine {
     /// Builds an engine; fails with [`Error::InvalidInput`] naming the first bad field.
     pub fn new(config: Config) -> Result<Engine, Error> {
-        let policy = Policy::from_config(&config)?;
-        fork::register();
-        let time = config.clock.start();
-        let now = time.now();
-        let secret = config.secret.clone().unwrap_or_else(Secret::random);
-        let shards = (0..policy.shards)
-            .map(|_| CachePadded::new(Mutex::new(Shard::new(now))))
-            .collect();
-        let inner = Arc::new(Inner {
-            shard_mask: u64::from(policy.shards - 1),
-            shared: Shared {
-                policy,
-                held: CachePadded::new(AtomicU64::new(0)),
-                hasher: ahash::RandomState::new(),
-            },
-            shards,
-            digester: Digester::new(&secret, config.digest),
-            time,
-        });
-        let reaper = config
-            .reaper_interval
-            .map(|interval| Reaper::start(Arc::downgrade(&inner), interval));
-        Ok(Engine { inner, reaper })
+        Ok(Engine {
+            backend: Backend::Memory(Memory::new(config)?),
+        })
+    }
+
+    /// Builds an engine whose state lives in Redis (or Valkey), standalone or
+    /// cluster, shared by every engine built over the same server, namespace and
+    /// secret: a code issued by one instance verifies on another. The rules are
+    /// those of [`Engine::new`]; each call is one atomic script in Redis.
+    ///
+    /// Fails with [`Error::InvalidInput`] for a bad field or URL, or with
+    /// [`Error::Unavailable`] when Redis cannot be reached now (later outages
+    /// only fail the calls made during them: the engine reconnects by itself).
+    /// See [`RedisOptions`](crate::RedisOptions) for what carries over from `config`.
+    #[cfg(feature = "redis")]
+    pub fn new_redis(config: Config, options: crate::RedisOptions) -> Result<Engine, Error> {
+        let store = crate::redis::RedisStore::connect(config, options)?;
+        Ok(Engine {
+            backend: Backend::Redis(Box::new(store)),
+        })
     }
 
     /// Issues a code for `key`, bound to `context` (empty: no context), valid for the
     /// configured ttl. With one code per key it replaces any pending code at once.
     ///
     /// Refused with [`Error::RateLimited`], [`Error::Locked`] or
-    /// [`Error::CapacityExceeded`] (nothing changes), or [`Error::InvalidInput`] for
-    /// an empty key or a key or context over 1024 bytes.
+    /// [`Error::CapacityExceeded`] (nothing changes), [`Error::InvalidInput`] for
+    /// an empty key or a key or context over 1024 bytes, or (Redis backend)
+    /// [`Error::Unavailable`].
     pub fn issue(&self, key: impl AsRef<[u8]>, context: impl AsRef<[u8]>) -> Result<Issued, Error> {
         self.issue_inner(key.as_ref(), context.as_ref(), None)
     }
@@ -181,8 +194,214 @@ impl Engine {
         check_context(context)?;
         let ttl = match ttl {
             Some(ttl) => check_ttl(ttl)?,
-            None => self.inner.shared.policy.ttl,
+            None => self.policy().ttl,
         };
+        let code = match &self.backend {
+            Backend::Memory(m) => m.issue(key, context, ttl),
+            #[cfg(feature = "redis")]
+            Backend::Redis(r) => r.issue(key, context, ttl),
+        }?;
+        Ok(Issued {
+            code,
+            expires_in: Duration::from_millis(ttl),
+        })
+    }
+
+    /// Checks what a person typed for `key` with `context` (empty: no context).
+    ///
+    /// Spaces and hyphens are ignored, and case for the alphanumeric alphabet;
+    /// anything else that is not a code is an ordinary, counted mismatch. Only a bad
+    /// key or context is an error ([`Error::InvalidInput`]), or with the Redis
+    /// backend a store that cannot be reached ([`Error::Unavailable`], never a
+    /// verdict); every other outcome is a [`Verdict`].
+    pub fn verify(
+        &self,
+        key: impl AsRef<[u8]>,
+        code: impl AsRef<[u8]>,
+        context: impl AsRef<[u8]>,
+    ) -> Result<Verdict, Error> {
+        let (key, typed, context) = (key.as_ref(), code.as_ref(), context.as_ref());
+        check_key(key)?;
+        check_context(context)?;
+        match &self.backend {
+            Backend::Memory(m) => Ok(m.verify(key, typed, context)),
+            #[cfg(feature = "redis")]
+            Backend::Redis(r) => r.verify(key, typed, context),
+        }
+    }
+
+    /// Drops the key's codes. True if one of them was still pending. Rate limits
+    /// and the failure count stay as they were.
+    pub fn revoke(&self, key: impl AsRef<[u8]>) -> Result<bool, Error> {
+        let key = key.as_ref();
+        check_key(key)?;
+        match &self.backend {
+            Backend::Memory(m) => Ok(m.with_key(key, |shard, shared, key_id, hash, now| {
+                shard.revoke(shared, key_id, hash, now)
+            })),
+            #[cfg(feature = "redis")]
+            Backend::Redis(r) => r.revoke(key),
+        }
+    }
+
+    /// Lifts the key's lockout and clears its failure count. True if there was a
+    /// failure count to clear (the key need not have been locked out). A code that
+    /// was burned stays burned: issue a new one.
+    pub fn unlock(&self, key: impl AsRef<[u8]>) -> Result<bool, Error> {
+        let key = key.as_ref();
+        check_key(key)?;
+        match &self.backend {
+            Backend::Memory(m) => Ok(m.with_key(key, |shard, shared, key_id, hash, now| {
+                shard.unlock(shared, key_id, hash, now)
+            })),
+            #[cfg(feature = "redis")]
+            Backend::Redis(r) => r.unlock(key),
+        }
+    }
+
+    /// Keys with a pending code (issued, not yet used, revoked, burned or expired).
+    /// Runs every shard's due timers first, so it is exact; O(shards). With the
+    /// Redis backend, the keys of the whole store (see [`Engine::stats`]).
+    pub fn len(&self) -> usize {
+        self.stats().live as usize
+    }
+
+    /// True when no key has a pending code.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Counters since the engine was built, and the live and held entries now.
+    /// Runs every shard's due timers first.
+    ///
+    /// With the Redis backend the counters are this engine's answers, while
+    /// `live` and `held` are read from the shared store (a couple of commands on a
+    /// standalone server, one per hash slot on a cluster); when Redis cannot be
+    /// reached they are the last values read, and [`Engine::try_stats`] says so.
+    pub fn stats(&self) -> Stats {
+        match &self.backend {
+            Backend::Memory(m) => m.stats(),
+            #[cfg(feature = "redis")]
+            Backend::Redis(r) => r.stats(),
+        }
+    }
+
+    /// [`Engine::stats`], failing with [`Error::Unavailable`] when the store's
+    /// `live` and `held` cannot be read now (never, in memory).
+    pub fn try_stats(&self) -> Result<Stats, Error> {
+        match &self.backend {
+            Backend::Memory(m) => Ok(m.stats()),
+            #[cfg(feature = "redis")]
+            Backend::Redis(r) => r.try_stats(),
+        }
+    }
+
+    /// Bytes held by the tables, slots and wheels of all shards (all zero for the
+    /// Redis backend, which holds no store in the process).
+    pub fn memory_usage(&self) -> MemoryUsage {
+        match &self.backend {
+            Backend::Memory(m) => m.memory_usage(),
+            #[cfg(feature = "redis")]
+            Backend::Redis(_) => MemoryUsage::default(),
+        }
+    }
+
+    /// Moves the engine's manual clock forward; [`Error::NotManualClock`] otherwise.
+    pub fn advance_clock(&self, by: Duration) -> Result<(), Error> {
+        let time = match &self.backend {
+            Backend::Memory(m) => &m.inner.time,
+            #[cfg(feature = "redis")]
+            Backend::Redis(r) => r.time(),
+        };
+        let clock = time.manual().ok_or(Error::NotManualClock)?;
+        clock.advance(by);
+        Ok(())
+    }
+
+    /// Symbols in each code this engine issues.
+    pub fn code_length(&self) -> u32 {
+        self.policy().code_length
+    }
+
+    /// Number of shards (0 for the Redis backend, which has none in the process).
+    pub fn shard_count(&self) -> usize {
+        match &self.backend {
+            Backend::Memory(m) => m.inner.shards.len(),
+            #[cfg(feature = "redis")]
+            Backend::Redis(_) => 0,
+        }
+    }
+
+    /// For a Redis engine, the server it uses as configured, without credentials
+    /// (e.g. `127.0.0.1:6379`, or a cluster's seed nodes); `None` in memory.
+    pub fn redis_server(&self) -> Option<&str> {
+        match &self.backend {
+            Backend::Memory(_) => None,
+            #[cfg(feature = "redis")]
+            Backend::Redis(r) => Some(r.server()),
+        }
+    }
+
+    fn policy(&self) -> &Policy {
+        match &self.backend {
+            Backend::Memory(m) => &m.inner.shared.policy,
+            #[cfg(feature = "redis")]
+            Backend::Redis(r) => r.policy(),
+        }
+    }
+
+    /// Checks the store's invariants in every shard; for tests.
+    #[cfg(any(test, feature = "model"))]
+    pub(crate) fn validate(&self) {
+        #[allow(irrefutable_let_patterns)] // memory is the only backend without `redis`
+        let Backend::Memory(m) = &self.backend
+        else {
+            return;
+        };
+        let mut held = 0;
+        for shard in m.inner.shards.iter() {
+            let mut shard = shard.lock();
+            shard.validate(&m.inner.shared);
+            held += shard.reserved() as u64;
+        }
+        assert_eq!(
+            held,
+            m.inner
+                .shared
+                .held
+                .load(std::sync::atomic::Ordering::Relaxed)
+        );
+    }
+}
+
+impl Memory {
+    fn new(config: Config) -> Result<Memory, Error> {
+        let policy = Policy::from_config(&config)?;
+        fork::register();
+        let time = config.clock.start();
+        let now = time.now();
+        let secret = config.secret.clone().unwrap_or_else(Secret::random);
+        let shards = (0..policy.shards)
+            .map(|_| CachePadded::new(Mutex::new(Shard::new(now))))
+            .collect();
+        let inner = Arc::new(Inner {
+            shard_mask: u64::from(policy.shards - 1),
+            shared: Shared {
+                policy,
+                held: CachePadded::new(AtomicU64::new(0)),
+                hasher: ahash::RandomState::new(),
+            },
+            shards,
+            digester: Digester::new(&secret, config.digest),
+            time,
+        });
+        let reaper = config
+            .reaper_interval
+            .map(|interval| Reaper::start(Arc::downgrade(&inner), interval));
+        Ok(Memory { inner, reaper })
+    }
+
+    fn issue(&self, key: &[u8], context: &[u8], ttl: Millis) -> Result<Code, Error> {
         let inner = &*self.inner;
         let key_id = inner.digester.key_id(key);
         let req = IssueRequest {
@@ -199,41 +418,20 @@ impl Engine {
             inner.reclaim_all(now);
             result = shard.lock().issue(&inner.shared, &req, now, true);
         }
-        match result {
-            Ok(code) => Ok(Issued {
-                code,
-                expires_in: Duration::from_millis(ttl),
-            }),
-            Err(Refusal::RateLimited(wait)) => Err(Error::RateLimited {
+        result.map_err(|refusal| match refusal {
+            Refusal::RateLimited(wait) => Error::RateLimited {
                 retry_after: Duration::from_millis(wait),
-            }),
-            Err(Refusal::Locked(wait)) => Err(Error::Locked {
+            },
+            Refusal::Locked(wait) => Error::Locked {
                 retry_after: Duration::from_millis(wait),
-            }),
-            Err(Refusal::Full) => Err(Error::CapacityExceeded {
+            },
+            Refusal::Full => Error::CapacityExceeded {
                 capacity: inner.shared.policy.capacity,
-            }),
-        }
+            },
+        })
     }
 
-    /// Checks what a person typed for `key` with `context` (empty: no context).
-    ///
-    /// Spaces and hyphens are ignored, and case for the alphanumeric alphabet;
-    /// anything else that is not a code is an ordinary, counted mismatch. Only a bad
-    /// key or context is an error ([`Error::InvalidInput`]); every other outcome is a
-    /// [`Verdict`].
-    pub fn verify(
-        &self,
-        key: impl AsRef<[u8]>,
-        code: impl AsRef<[u8]>,
-        context: impl AsRef<[u8]>,
-    ) -> Result<Verdict, Error> {
-        self.verify_inner(key.as_ref(), code.as_ref(), context.as_ref())
-    }
-
-    fn verify_inner(&self, key: &[u8], typed: &[u8], context: &[u8]) -> Result<Verdict, Error> {
-        check_key(key)?;
-        check_context(context)?;
+    fn verify(&self, key: &[u8], typed: &[u8], context: &[u8]) -> Verdict {
         let inner = &*self.inner;
         let policy = &inner.shared.policy;
         let key_id = inner.digester.key_id(key);
@@ -249,7 +447,7 @@ impl Engine {
             .shard(hash)
             .lock()
             .verify(&inner.shared, key_id, hash, guess, now);
-        Ok(match outcome {
+        match outcome {
             Outcome::Verified => Verdict::Verified,
             Outcome::Mismatch(attempts_left) => Verdict::Mismatch { attempts_left },
             Outcome::Locked(wait) => Verdict::Locked {
@@ -257,59 +455,28 @@ impl Engine {
             },
             Outcome::Expired => Verdict::Expired,
             Outcome::NotFound => Verdict::NotFound,
-        })
-    }
-
-    /// Drops the key's codes. True if one of them was still pending. Rate limits
-    /// and the failure count stay as they were.
-    pub fn revoke(&self, key: impl AsRef<[u8]>) -> Result<bool, Error> {
-        self.with_key(key.as_ref(), |shard, shared, key_id, hash, now| {
-            shard.revoke(shared, key_id, hash, now)
-        })
-    }
-
-    /// Lifts the key's lockout and clears its failure count. True if there was a
-    /// failure count to clear (the key need not have been locked out). A code that
-    /// was burned stays burned: issue a new one.
-    pub fn unlock(&self, key: impl AsRef<[u8]>) -> Result<bool, Error> {
-        self.with_key(key.as_ref(), |shard, shared, key_id, hash, now| {
-            shard.unlock(shared, key_id, hash, now)
-        })
+        }
     }
 
     fn with_key<R>(
         &self,
         key: &[u8],
         op: impl FnOnce(&mut Shard, &Shared, crate::digest::KeyId, u64, Millis) -> R,
-    ) -> Result<R, Error> {
-        check_key(key)?;
+    ) -> R {
         let inner = &*self.inner;
         let key_id = inner.digester.key_id(key);
         let hash = inner.shared.hash(key_id);
         let now = inner.time.now();
-        Ok(op(
+        op(
             &mut inner.shard(hash).lock(),
             &inner.shared,
             key_id,
             hash,
             now,
-        ))
+        )
     }
 
-    /// Keys with a pending code (issued, not yet used, revoked, burned or expired).
-    /// Runs every shard's due timers first, so it is exact; O(shards).
-    pub fn len(&self) -> usize {
-        self.stats().live as usize
-    }
-
-    /// True when no key has a pending code.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// Counters since the engine was built, and the live and held entries now.
-    /// Runs every shard's due timers first.
-    pub fn stats(&self) -> Stats {
+    fn stats(&self) -> Stats {
         let inner = &*self.inner;
         let now = inner.time.now();
         let mut stats = Stats::default();
@@ -323,8 +490,7 @@ impl Engine {
         stats
     }
 
-    /// Bytes held by the tables, slots and wheels of all shards.
-    pub fn memory_usage(&self) -> MemoryUsage {
+    fn memory_usage(&self) -> MemoryUsage {
         let mut usage = MemoryUsage::default();
         for shard in self.inner.shards.iter() {
             let m = shard.lock().memory();
@@ -334,41 +500,6 @@ impl Engine {
             usage.wheels += m.wheel;
         }
         usage
-    }
-
-    /// Moves the engine's manual clock forward; [`Error::NotManualClock`] otherwise.
-    pub fn advance_clock(&self, by: Duration) -> Result<(), Error> {
-        let clock = self.inner.time.manual().ok_or(Error::NotManualClock)?;
-        clock.advance(by);
-        Ok(())
-    }
-
-    /// Symbols in each code this engine issues.
-    pub fn code_length(&self) -> u32 {
-        self.inner.shared.policy.code_length
-    }
-
-    /// Number of shards.
-    pub fn shard_count(&self) -> usize {
-        self.inner.shards.len()
-    }
-
-    /// Checks the store's invariants in every shard; for tests.
-    #[cfg(any(test, feature = "model"))]
-    pub(crate) fn validate(&self) {
-        let mut held = 0;
-        for shard in self.inner.shards.iter() {
-            let mut shard = shard.lock();
-            shard.validate(&self.inner.shared);
-            held += shard.reserved() as u64;
-        }
-        assert_eq!(
-            held,
-            self.inner
-                .shared
-                .held
-                .load(std::sync::atomic::Ordering::Relaxed)
-        );
     }
 }
 
@@ -410,15 +541,24 @@ impl Inner {
 
 impl std::fmt::Debug for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Engine")
-            .field("policy", &self.inner.shared.policy)
-            .field("digest", &self.inner.digester.algorithm())
-            .field("reaper", &self.reaper.is_some())
-            .finish_non_exhaustive()
+        match &self.backend {
+            Backend::Memory(m) => f
+                .debug_struct("Engine")
+                .field("policy", &m.inner.shared.policy)
+                .field("digest", &m.inner.digester.algorithm())
+                .field("reaper", &m.reaper.is_some())
+                .finish_non_exhaustive(),
+            #[cfg(feature = "redis")]
+            Backend::Redis(r) => f
+                .debug_struct("Engine")
+                .field("policy", r.policy())
+                .field("redis", &r.server())
+                .finish_non_exhaustive(),
+        }
     }
 }
 
-impl Drop for Engine {
+impl Drop for Memory {
     fn drop(&mut self) {
         if let Some(reaper) = self.reaper.take() {
             reaper.stop();

@@ -44,6 +44,14 @@ pub enum Field {
     Key,
     /// The context of an issue or verify call.
     Context,
+    /// The URL of a Redis engine (`RedisOptions::url`, feature `redis`).
+    RedisUrl,
+    /// The key prefix of a Redis engine (`RedisOptions::namespace`).
+    RedisNamespace,
+    /// How long a Redis engine waits for a connection (`RedisOptions::connect_timeout`).
+    RedisConnectTimeout,
+    /// How long a Redis engine waits for an answer (`RedisOptions::response_timeout`).
+    RedisResponseTimeout,
 }
 
 impl Field {
@@ -66,6 +74,10 @@ impl Field {
             Field::ReaperInterval => "reaper_interval",
             Field::Key => "key",
             Field::Context => "context",
+            Field::RedisUrl => "redis_url",
+            Field::RedisNamespace => "redis_namespace",
+            Field::RedisConnectTimeout => "redis_connect_timeout",
+            Field::RedisResponseTimeout => "redis_response_timeout",
         }
     }
 
@@ -78,6 +90,8 @@ impl Field {
                 | Field::IssueWindow
                 | Field::Lockout
                 | Field::ReaperInterval
+                | Field::RedisConnectTimeout
+                | Field::RedisResponseTimeout
         )
     }
 }
@@ -116,6 +130,9 @@ pub enum Constraint {
     },
     /// One of a fixed list of names (or their index, for front ends that pass integers).
     OneOf(&'static [&'static str]),
+    /// A value of the described form, e.g. "a redis://, redis+unix:// or
+    /// redis+cluster:// URL"; rendered as "must be {description}".
+    Format(&'static str),
 }
 
 /// The value that broke a [`Constraint`].
@@ -181,6 +198,7 @@ impl InvalidInput {
                 let quoted: Vec<String> = names.iter().map(|n| format!("\"{n}\"")).collect();
                 format!("one of {}", quoted.join(", "))
             }
+            Constraint::Format(description) => description.to_string(),
         };
         let got = match &self.got {
             Got::Int(v) => v.to_string(),
@@ -225,6 +243,19 @@ pub enum Error {
     },
     /// [`Engine::advance_clock`](crate::Engine::advance_clock) on an engine whose clock is not manual.
     NotManualClock,
+    /// The engine's store could not be reached, or did not answer within its
+    /// timeout (the Redis backend only). The call failed closed: a verify that
+    /// returns this never verified anything, but a call whose answer was lost
+    /// may have taken effect in the store (a code consumed, an attempt counted).
+    /// The engine reconnects by itself; retry later or ask for a new code.
+    Unavailable {
+        /// The store that failed, as configured without credentials: e.g.
+        /// `127.0.0.1:6379`, or the seed nodes of a cluster.
+        server: String,
+        /// What went wrong, e.g. `unreachable: Connection refused (os error 111)`
+        /// or `did not answer within 1s`.
+        reason: String,
+    },
 }
 
 impl fmt::Display for Error {
@@ -247,6 +278,7 @@ impl fmt::Display for Error {
             Error::NotManualClock => {
                 f.write_str("the clock can only be advanced on an engine built with a manual clock")
             }
+            Error::Unavailable { server, reason } => write!(f, "redis at {server} {reason}"),
         }
     }
 }

@@ -46,6 +46,8 @@ pub mod model;
 #[cfg(test)]
 mod model_tests;
 mod policy;
+#[cfg(feature = "redis")]
+mod redis;
 mod shard;
 mod stats;
 mod table;
@@ -60,8 +62,10 @@ pub use policy::{
     check_context_length, check_key_length, constraint, Config, CAPACITY_RANGE,
     CODES_PER_KEY_RANGE, ISSUE_WINDOW_RANGE, LOCKOUT_RANGE, MAX_ATTEMPTS_RANGE, MAX_CONTEXT_LEN,
     MAX_FAILURES_PER_KEY_RANGE, MAX_ISSUES_PER_WINDOW_RANGE, MAX_KEY_LEN, REAPER_INTERVAL_RANGE,
-    RESEND_COOLDOWN_RANGE, SHARDS_RANGE, TTL_RANGE,
+    REDIS_TIMEOUT_RANGE, RESEND_COOLDOWN_RANGE, SHARDS_RANGE, TTL_RANGE,
 };
+#[cfg(feature = "redis")]
+pub use redis::RedisOptions;
 pub use stats::Stats;
 
 /// The README's examples, compiled and run as doctests so they cannot rot.

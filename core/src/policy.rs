@@ -36,6 +36,9 @@ pub const CAPACITY_RANGE: (u64, u64) = (1, 1 << 32);
 pub const SHARDS_RANGE: (u32, u32) = (1, 65_536);
 /// Bounds of [`Config::reaper_interval`].
 pub const REAPER_INTERVAL_RANGE: (Duration, Duration) = (Duration::from_millis(1), HOUR);
+/// Bounds of the Redis backend's connect and response timeouts
+/// (`RedisOptions::connect_timeout` and `response_timeout`, feature `redis`).
+pub const REDIS_TIMEOUT_RANGE: (Duration, Duration) = (Duration::from_millis(1), MINUTE);
 /// Longest key, in bytes (keys must not be empty).
 pub const MAX_KEY_LEN: usize = 1024;
 /// Longest context, in bytes (empty is the same as none).
@@ -251,8 +254,19 @@ pub fn constraint(field: Field) -> Option<Constraint> {
             max: SHARDS_RANGE.1.into(),
         },
         Field::ReaperInterval => span(REAPER_INTERVAL_RANGE),
+        Field::RedisConnectTimeout | Field::RedisResponseTimeout => span(REDIS_TIMEOUT_RANGE),
         _ => return None,
     })
+}
+
+/// Checks a duration against the bounds of `field`; the error names the field.
+#[cfg(feature = "redis")]
+pub(crate) fn check_duration(
+    field: Field,
+    value: Duration,
+    bounds: (Duration, Duration),
+) -> Result<Millis, InvalidInput> {
+    duration(field, value, bounds)
 }
 
 /// Checks a ttl (configured or per call) and returns it in milliseconds.

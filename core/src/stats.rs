@@ -14,14 +14,20 @@ pub(crate) struct Counters {
     pub(crate) revoked: u64,
     pub(crate) not_found: u64,
     pub(crate) capacity_exceeded: u64,
+    pub(crate) unavailable: u64,
 }
 
 /// What the engine has answered since it was built, and what it holds now.
 ///
 /// Every counter counts answers, so they add up to the calls made:
 /// issue calls = `issued + rate_limited + capacity_exceeded` + the issues refused
-/// as `locked`; verify calls = `verified + mismatched + expired + not_found` + the
-/// verifies answered `locked`. Calls refused for a bad argument are not counted.
+/// as `locked` or `unavailable`; verify calls = `verified + mismatched + expired +
+/// not_found` + the verifies answered `locked` or `unavailable`. Calls refused for
+/// a bad argument are not counted.
+///
+/// The counters are this engine's own answers. With the Redis backend, several
+/// engines share one store: each counts what it answered (sum them across
+/// instances, as Prometheus does), while `live` and `held` describe the shared store.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Stats {
     /// Codes issued.
@@ -43,6 +49,9 @@ pub struct Stats {
     pub not_found: u64,
     /// Issues refused because the engine was full.
     pub capacity_exceeded: u64,
+    /// Calls answered [`Error::Unavailable`](crate::Error::Unavailable): the
+    /// store (Redis) could not be reached or did not answer in time. Always 0 in memory.
+    pub unavailable: u64,
     /// Keys with a pending code now (the same as `Engine::len`).
     pub live: u64,
     /// Keys the engine holds any state for now (pending codes, remembered codes,
@@ -61,6 +70,7 @@ impl Stats {
         self.revoked += c.revoked;
         self.not_found += c.not_found;
         self.capacity_exceeded += c.capacity_exceeded;
+        self.unavailable += c.unavailable;
     }
 
     /// The stats in the Prometheus text exposition format, metric names prefixed
@@ -91,6 +101,11 @@ impl Stats {
                 "capacity_exceeded",
                 "Issues refused because the engine was full.",
                 self.capacity_exceeded,
+            ),
+            (
+                "unavailable",
+                "Calls answered Unavailable (the store could not be reached).",
+                self.unavailable,
             ),
         ];
         let gauges = [
@@ -131,7 +146,7 @@ mod tests {
         assert!(text.contains("# TYPE otpengine_issued_total counter\notpengine_issued_total 3\n"));
         assert!(text.contains("# TYPE otpengine_live_entries gauge\notpengine_live_entries 2\n"));
         let samples = text.lines().filter(|l| !l.starts_with('#')).count();
-        assert_eq!(samples, 11);
-        assert_eq!(text.lines().filter(|l| l.starts_with("# HELP")).count(), 11);
+        assert_eq!(samples, 12);
+        assert_eq!(text.lines().filter(|l| l.starts_with("# HELP")).count(), 12);
     }
 }

@@ -19,15 +19,19 @@
 #![warn(missing_docs)]
 
 use std::cell::RefCell;
-use std::ffi::c_char;
+use std::ffi::{c_char, CStr};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::Duration;
 
 use otpengine_core::code::MAX_TYPED_LEN;
+use otpengine_core::digest::{MAX_SECRET_LEN, MIN_SECRET_LEN};
 use otpengine_core::{
-    check_context_length, check_key_length, Alphabet, Clock, Config, DurationUnit, Engine, Error,
-    Field, InvalidInput, ManualClock, Verdict,
+    check_context_length, check_key_length, Alphabet, Clock, Config, Constraint, DurationUnit,
+    Engine, Error, Field, Got, InvalidInput, ManualClock, RedisOptions, Secret, Verdict,
 };
+
+/// Default of both `redis_*_timeout_ms` fields.
+const DEFAULT_REDIS_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// The result of every call. Numbers are stable; a retired one is never reused.
 #[repr(C)]
@@ -53,6 +57,10 @@ pub enum otp_status {
     OTP_BUFFER_TOO_SMALL = 8,
     /// A bug (caught panic); the engine stays usable.
     OTP_INTERNAL_ERROR = 9,
+    /// An engine made by `otp_engine_new_redis` could not reach Redis, or Redis did
+    /// not answer within `redis_response_timeout_ms`; see otp_last_error. Never a
+    /// verdict: nothing was verified. The engine reconnects by itself.
+    OTP_BACKEND_UNAVAILABLE = 10,
 }
 
 /// An `otp_status` as C passes it: any integer, matched rather than trusted.
@@ -96,6 +104,12 @@ pub struct otp_config {
     pub shards: u32,
     /// Non-zero: time moves only by `otp_clock_advance` (for tests).
     pub manual_clock: u32,
+    /// `otp_engine_new_redis` only: how long to wait for a connection to Redis,
+    /// 1..=60000 ms (default 1000).
+    pub redis_connect_timeout_ms: u64,
+    /// `otp_engine_new_redis` only: how long to wait for Redis to answer a call,
+    /// 1..=60000 ms (default 1000); a call past it returns `OTP_BACKEND_UNAVAILABLE`.
+    pub redis_response_timeout_ms: u64,
 }
 
 /// What `otp_issue` reports besides the code.
@@ -126,8 +140,10 @@ pub struct otp_stats {
     pub rate_limited: u64,
     /// Revokes that dropped a pending code.
     pub revoked: u64,
-    /// Keys with a pending code now.
+    /// Keys with a pending code now (for a Redis engine: in the whole store).
     pub live: u64,
+    /// Calls answered `OTP_BACKEND_UNAVAILABLE`.
+    pub unavailable: u64,
 }
 
 /// A failed call: its status and the message for `otp_last_error`.
@@ -153,6 +169,7 @@ impl From<Error> for Failure {
             Error::Locked { .. } => otp_status::OTP_LOCKED,
             Error::CapacityExceeded { .. } => otp_status::OTP_CAPACITY_EXCEEDED,
             Error::NotManualClock => otp_status::OTP_INVALID_ARGUMENT,
+            Error::Unavailable { .. } => otp_status::OTP_BACKEND_UNAVAILABLE,
             _ => otp_status::OTP_INTERNAL_ERROR,
         };
         Failure(status, e.to_string())
@@ -166,6 +183,9 @@ fn c_name(field: Field) -> &'static str {
         Field::ResendCooldown => "resend_cooldown_ms",
         Field::IssueWindow => "issue_window_ms",
         Field::Lockout => "lockout_ms",
+        Field::RedisUrl => "url",
+        Field::RedisConnectTimeout => "redis_connect_timeout_ms",
+        Field::RedisResponseTimeout => "redis_response_timeout_ms",
         other => other.name(),
     }
 }
@@ -211,7 +231,7 @@ fn guard(body: impl FnOnce() -> Result<otp_status, Failure>) -> otp_status {
 /// The engine behind a handle.
 ///
 /// # Safety
-/// `engine` is NULL or a handle from `otp_engine_new` not yet freed.
+/// `engine` is NULL or a handle from `otp_engine_new` or `otp_engine_new_redis` not yet freed.
 unsafe fn engine<'a>(engine: *const otp_engine) -> Result<&'a Engine, Failure> {
     // SAFETY: non-NULL handles point to a live `otp_engine` (the caller's promise).
     unsafe { engine.as_ref() }
@@ -321,7 +341,8 @@ fn to_config(c: &otp_config) -> Result<Config, Failure> {
 
 /// Fills `config` with the defaults (6 digits, 5 min, 5 attempts, 30 s cooldown,
 /// 5 issues per 10 min, 100 failures per key then 1 h lockout, 1 code per key,
-/// capacity 10,000,000, default shards, system clock). NULL: does nothing.
+/// capacity 10,000,000, default shards, system clock, Redis timeouts of 1 s).
+/// NULL: does nothing.
 ///
 /// # Safety
 /// `config` is NULL or valid for writes of an `otp_config`.
@@ -345,6 +366,8 @@ pub unsafe extern "C" fn otp_config_default(config: *mut otp_config) {
                 capacity: d.capacity,
                 shards: 0,
                 manual_clock: 0,
+                redis_connect_timeout_ms: ms(DEFAULT_REDIS_TIMEOUT),
+                redis_response_timeout_ms: ms(DEFAULT_REDIS_TIMEOUT),
             };
         }
         Ok(otp_status::OTP_OK)
@@ -376,12 +399,84 @@ pub unsafe extern "C" fn otp_engine_new(
     })
 }
 
-/// Frees an engine and everything it holds. NULL: does nothing. The handle must
-/// not be used again, by any thread.
+/// Builds an engine whose state lives in Redis, shared with every engine built
+/// over the same server with the same secret (the instances of one service),
+/// and stores its handle in `*engine_out`. Every other call is the same as for
+/// an engine from `otp_engine_new`.
+///
+/// `url` (NUL-terminated) is `redis://[user:password@]host:port[/db]`,
+/// `redis+unix:///path`, or a cluster as `redis+cluster://host:port,host:port,...`.
+/// `secret` is `secret_len` bytes, 16..=1024, the same on every instance: key
+/// ids and code digests are keyed with it. Of `config`, `capacity` holds on a
+/// standalone server only, `shards` is unused, and the `redis_*_timeout_ms`
+/// fields apply.
+///
+/// Returns `OTP_OK`; `OTP_INVALID_ARGUMENT` for a NULL pointer, a bad URL or
+/// secret, or a value out of bounds (`otp_last_error` names it); or
+/// `OTP_BACKEND_UNAVAILABLE` when Redis cannot be reached now (`otp_last_error`
+/// names the server and why). On failure `*engine_out` is untouched.
 ///
 /// # Safety
-/// `engine` is NULL or a handle from `otp_engine_new` not yet freed, with no call
-/// on it still running.
+/// `config` is NULL or a valid `otp_config`; `url` is NULL or a NUL-terminated
+/// string; `secret` is NULL or valid for `secret_len` bytes; `engine_out` is
+/// NULL or valid for writes.
+#[no_mangle]
+pub unsafe extern "C" fn otp_engine_new_redis(
+    config: *const otp_config,
+    url: *const c_char,
+    secret: *const u8,
+    secret_len: usize,
+    engine_out: *mut *mut otp_engine,
+) -> otp_status {
+    guard(|| {
+        // SAFETY: forwarded from the caller.
+        let config = unsafe { config.as_ref() }
+            .ok_or_else(|| Failure::invalid("config must not be NULL"))?;
+        if url.is_null() {
+            return Err(Failure::invalid("url must not be NULL"));
+        }
+        // SAFETY: url is non-NULL and NUL-terminated (the caller's promise).
+        let url = unsafe { CStr::from_ptr(url) }
+            .to_str()
+            .map_err(|e| Failure::invalid(format!("url must be UTF-8: {e}")))?;
+        // SAFETY: forwarded from the caller.
+        let secret = unsafe { bytes(secret, secret_len, "secret", true, check_secret_length) }?;
+        let secret = Secret::new(secret)?;
+        // SAFETY: forwarded from the caller.
+        let engine_out = unsafe { out(engine_out, "engine_out") }?;
+        let options = RedisOptions {
+            connect_timeout: Duration::from_millis(config.redis_connect_timeout_ms),
+            response_timeout: Duration::from_millis(config.redis_response_timeout_ms),
+            ..RedisOptions::new(url, secret)
+        };
+        let engine = Engine::new_redis(to_config(config)?, options)?;
+        *engine_out = Box::into_raw(Box::new(otp_engine { engine }));
+        Ok(otp_status::OTP_OK)
+    })
+}
+
+/// A secret's length, checked before a slice is formed.
+fn check_secret_length(len: usize) -> Result<(), InvalidInput> {
+    if (MIN_SECRET_LEN..=MAX_SECRET_LEN).contains(&len) {
+        return Ok(());
+    }
+    Err(InvalidInput {
+        field: Field::Secret,
+        constraint: Constraint::Length {
+            min: MIN_SECRET_LEN,
+            max: MAX_SECRET_LEN,
+        },
+        got: Got::Bytes(len),
+    })
+}
+
+/// Frees an engine and everything it holds (for a Redis engine: its connections;
+/// the store keeps its state). NULL: does nothing. The handle must not be used
+/// again, by any thread.
+///
+/// # Safety
+/// `engine` is NULL or a handle from `otp_engine_new` or `otp_engine_new_redis`
+/// not yet freed, with no call on it still running.
 #[no_mangle]
 pub unsafe extern "C" fn otp_engine_free(engine: *mut otp_engine) {
     guard(|| {
@@ -591,6 +686,7 @@ pub unsafe extern "C" fn otp_engine_stats(
             rate_limited: s.rate_limited,
             revoked: s.revoked,
             live: s.live,
+            unavailable: s.unavailable,
         };
         Ok(otp_status::OTP_OK)
     })
@@ -626,6 +722,7 @@ pub extern "C" fn otp_status_str(status: otp_status_arg) -> *const c_char {
         7 => b"invalid argument\0",
         8 => b"buffer too small\0",
         9 => b"internal error\0",
+        10 => b"backend unavailable: Redis could not be reached or did not answer in time\0",
         _ => b"unknown status\0",
     };
     text.as_ptr().cast()

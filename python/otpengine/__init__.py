@@ -7,10 +7,11 @@
 True
 """
 
-from otpengine._types import CapacityExceeded, KeyLocked, OtpError, RateLimited, Status
+from otpengine._types import BackendUnavailable, CapacityExceeded, KeyLocked, OtpError, RateLimited, Status
 from otpengine._native import Engine, Verdict, __version__
 
 __all__ = [
+    "BackendUnavailable",
     "CapacityExceeded",
     "Engine",
     "KeyLocked",

@@ -28,6 +28,10 @@ class Engine:
         capacity: int | None = None,
         shards: int | None = None,
         manual_clock: bool = False,
+        redis_url: str | None = None,
+        secret: bytes | None = None,
+        redis_connect_timeout: float | None = None,
+        redis_response_timeout: float | None = None,
     ) -> Engine: ...
     def issue(self, key: _Bytes, context: _Bytes | None = None, ttl: float | None = None) -> str: ...
     def verify(self, key: _Bytes, code: _Bytes, context: _Bytes | None = None) -> Verdict: ...

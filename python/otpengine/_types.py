@@ -50,5 +50,11 @@ class CapacityExceeded(OtpError):
     """The engine holds state for as many keys as its capacity allows."""
 
 
-for _cls in (Status, OtpError, RateLimited, KeyLocked, CapacityExceeded):
+class BackendUnavailable(OtpError):
+    """An engine built with ``redis_url`` could not reach Redis, or Redis did not
+    answer within ``redis_response_timeout``. Nothing was verified; the message
+    names the server and why. The engine reconnects by itself."""
+
+
+for _cls in (Status, OtpError, RateLimited, KeyLocked, CapacityExceeded, BackendUnavailable):
     _cls.__module__ = "otpengine"

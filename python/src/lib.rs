@@ -10,7 +10,8 @@ use std::time::Duration;
 
 use otpengine_core::{
     check_context_length, check_key_length, constraint, format_duration, Alphabet, Clock, Config,
-    DurationUnit, Engine, Error, Field, Got, InvalidInput, ManualClock, Verdict,
+    DurationUnit, Engine, Error, Field, Got, InvalidInput, ManualClock, RedisOptions, Secret,
+    Verdict,
 };
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
@@ -25,6 +26,7 @@ struct Types {
     rate_limited: Py<PyType>,
     key_locked: Py<PyType>,
     capacity_exceeded: Py<PyType>,
+    backend_unavailable: Py<PyType>,
 }
 
 static TYPES: PyOnceLock<Types> = PyOnceLock::new();
@@ -49,6 +51,7 @@ fn types(py: Python<'_>) -> PyResult<&Types> {
             rate_limited: class("RateLimited")?,
             key_locked: class("KeyLocked")?,
             capacity_exceeded: class("CapacityExceeded")?,
+            backend_unavailable: class("BackendUnavailable")?,
         })
     })
 }
@@ -83,6 +86,7 @@ fn to_py_err(py: Python<'_>, e: Error) -> PyErr {
                 .bind(py)
                 .call1((message, retry_after.as_secs_f64()))?,
             Error::CapacityExceeded { .. } => t.capacity_exceeded.bind(py).call1((message,))?,
+            Error::Unavailable { .. } => t.backend_unavailable.bind(py).call1((message,))?,
             _ => t.otp_error.bind(py).call1((message,))?,
         };
         Ok(PyErr::from_value(instance))
@@ -174,11 +178,29 @@ struct PyEngine {
     engine: Engine,
 }
 
+impl PyEngine {
+    /// Runs `call` on the engine, without the GIL when it is a Redis engine (a
+    /// network round trip, during which other Python threads should run); an
+    /// in-memory call is shorter than releasing and taking back the GIL.
+    fn call<R: Send>(&self, py: Python<'_>, call: impl FnOnce(&Engine) -> R + Send) -> R {
+        let engine = &self.engine;
+        if engine.redis_server().is_some() {
+            py.detach(|| call(engine))
+        } else {
+            call(engine)
+        }
+    }
+}
+
 #[pymethods]
 impl PyEngine {
     /// Builds an engine. Every argument is keyword-only; ``None`` keeps the
     /// engine's default (see the README for defaults and bounds). Durations are
     /// float seconds. A value out of bounds raises ``ValueError`` naming it.
+    ///
+    /// With ``redis_url`` the engine keeps its state in Redis, shared by every
+    /// engine built over the same server with the same ``secret`` (16 to 1024
+    /// bytes, required then); ``BackendUnavailable`` if Redis cannot be reached.
     #[new]
     #[pyo3(signature = (
         *,
@@ -195,9 +217,14 @@ impl PyEngine {
         capacity=None,
         shards=None,
         manual_clock=false,
+        redis_url=None,
+        secret=None,
+        redis_connect_timeout=None,
+        redis_response_timeout=None,
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
+        py: Python<'_>,
         code_length: Option<&Bound<'_, PyAny>>,
         alphabet: Option<&str>,
         ttl: Option<&Bound<'_, PyAny>>,
@@ -211,6 +238,10 @@ impl PyEngine {
         capacity: Option<&Bound<'_, PyAny>>,
         shards: Option<&Bound<'_, PyAny>>,
         manual_clock: bool,
+        redis_url: Option<&str>,
+        secret: Option<&Bound<'_, PyAny>>,
+        redis_connect_timeout: Option<&Bound<'_, PyAny>>,
+        redis_response_timeout: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
         let mut c = Config::default();
         if let Some(v) = code_length {
@@ -252,11 +283,50 @@ impl PyEngine {
         if manual_clock {
             c.clock = Clock::manual(&ManualClock::new());
         }
-        let engine = Engine::new(c).map_err(|e| match e {
-            Error::InvalidInput(e) => value_error(&e),
-            other => PyValueError::new_err(other.to_string()),
-        })?;
-        Ok(PyEngine { engine })
+        let secret = secret
+            .map(|s| {
+                let bytes = s.cast::<PyBytes>().map_err(|_| {
+                    PyTypeError::new_err(format!(
+                        "secret must be bytes, got {}",
+                        s.get_type()
+                            .name()
+                            .map(|n| n.to_string())
+                            .unwrap_or_default()
+                    ))
+                })?;
+                Secret::new(bytes.as_bytes()).map_err(|e| value_error(&e))
+            })
+            .transpose()?;
+        let engine = match redis_url {
+            None => {
+                if redis_connect_timeout.is_some() || redis_response_timeout.is_some() {
+                    return Err(PyValueError::new_err(
+                        "redis_connect_timeout and redis_response_timeout are used only with redis_url",
+                    ));
+                }
+                c.secret = secret;
+                Engine::new(c)
+            }
+            Some(url) => {
+                let secret = secret.ok_or_else(|| {
+                    PyValueError::new_err(
+                        "secret is required with redis_url: 16 to 1024 bytes, the same on every instance",
+                    )
+                })?;
+                let mut options = RedisOptions::new(url, secret);
+                if let Some(v) = redis_connect_timeout {
+                    options.connect_timeout = seconds_arg(Field::RedisConnectTimeout, v)?;
+                }
+                if let Some(v) = redis_response_timeout {
+                    options.response_timeout = seconds_arg(Field::RedisResponseTimeout, v)?;
+                }
+                // Connecting and loading the scripts takes a round trip or two.
+                py.detach(|| Engine::new_redis(c, options))
+            }
+        };
+        Ok(PyEngine {
+            engine: engine.map_err(|e| to_py_err(py, e))?,
+        })
     }
 
     /// Issues a code for ``key`` (``str`` or ``bytes``), bound to ``context``,
@@ -272,12 +342,11 @@ impl PyEngine {
     ) -> PyResult<String> {
         let key = key_arg(key)?;
         let context = context_arg(context)?;
-        let issued = match ttl {
-            None => self.engine.issue(&key, &context),
-            Some(t) => self
-                .engine
-                .issue_with_ttl(&key, &context, seconds_arg(Field::Ttl, t)?),
-        };
+        let ttl = ttl.map(|t| seconds_arg(Field::Ttl, t)).transpose()?;
+        let issued = self.call(py, |engine| match ttl {
+            None => engine.issue(&key, &context),
+            Some(ttl) => engine.issue_with_ttl(&key, &context, ttl),
+        });
         issued
             .map(|i| i.code.to_string())
             .map_err(|e| to_py_err(py, e))
@@ -298,36 +367,36 @@ impl PyEngine {
         let code = byte_arg(code, "code")?;
         let context = context_arg(context)?;
         let verdict = self
-            .engine
-            .verify(&key, &code, &context)
+            .call(py, |engine| engine.verify(&key, &code, &context))
             .map_err(|e| to_py_err(py, e))?;
         Ok(PyVerdict::from(verdict))
     }
 
     /// Drops the key's codes; ``True`` if one was pending. Limits stay.
     fn revoke(&self, py: Python<'_>, key: &Bound<'_, PyAny>) -> PyResult<bool> {
-        self.engine
-            .revoke(&key_arg(key)?)
+        let key = key_arg(key)?;
+        self.call(py, |engine| engine.revoke(&key))
             .map_err(|e| to_py_err(py, e))
     }
 
     /// Lifts the key's lockout and clears its failure count; ``True`` if there was one.
     fn unlock(&self, py: Python<'_>, key: &Bound<'_, PyAny>) -> PyResult<bool> {
-        self.engine
-            .unlock(&key_arg(key)?)
+        let key = key_arg(key)?;
+        self.call(py, |engine| engine.unlock(&key))
             .map_err(|e| to_py_err(py, e))
     }
 
     /// Keys with a pending code.
-    fn __len__(&self) -> usize {
-        self.engine.len()
+    fn __len__(&self, py: Python<'_>) -> usize {
+        self.call(py, Engine::len)
     }
 
     /// Counters of answers since the engine was built, and the keys held now:
     /// issued, verified, mismatched, locked, expired, rate_limited, revoked, live,
-    /// not_found, capacity_exceeded, held.
+    /// not_found, capacity_exceeded, unavailable, held. With Redis, ``live`` and
+    /// ``held`` are the whole store's (the last values read, while it is down).
     fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let s = self.engine.stats();
+        let s = self.call(py, Engine::stats);
         let d = PyDict::new(py);
         for (name, value) in [
             ("issued", s.issued),
@@ -340,6 +409,7 @@ impl PyEngine {
             ("live", s.live),
             ("not_found", s.not_found),
             ("capacity_exceeded", s.capacity_exceeded),
+            ("unavailable", s.unavailable),
             ("held", s.held),
         ] {
             d.set_item(name, value)?;
@@ -348,8 +418,8 @@ impl PyEngine {
     }
 
     /// The stats in the Prometheus text format.
-    fn prometheus(&self) -> String {
-        self.engine.stats().to_prometheus()
+    fn prometheus(&self, py: Python<'_>) -> String {
+        self.call(py, Engine::stats).to_prometheus()
     }
 
     /// Moves a manual clock forward by ``seconds``; ``OtpError`` on a system clock.
@@ -364,8 +434,9 @@ impl PyEngine {
     }
 
     /// Issues a code for each key (with one context for all); ``None`` where an
-    /// issue was refused (rate limited, locked, full). Releases the GIL. A bad key
-    /// raises before anything is issued.
+    /// issue was refused (rate limited, locked, full) and, once Redis has failed
+    /// during the batch, for that key and every later one (they are not tried).
+    /// Releases the GIL. A bad key raises before anything is issued.
     #[pyo3(signature = (keys, context=None))]
     fn issue_many(
         &self,
@@ -385,18 +456,34 @@ impl PyEngine {
         let context = context_arg(context)?.into_owned();
         let engine = &self.engine;
         let results = py.detach(|| {
+            let mut unavailable = false;
             keys.iter()
-                .map(|k| engine.issue(k, &context).map(|i| i.code.to_string()))
+                .map(|k| {
+                    if unavailable {
+                        return None;
+                    }
+                    match engine.issue(k, &context) {
+                        Ok(issued) => Some(issued.code.to_string()),
+                        Err(Error::Unavailable { .. }) => {
+                            unavailable = true;
+                            None
+                        }
+                        Err(_) => None,
+                    }
+                })
                 .collect::<Vec<_>>()
         });
         // Every key and the context were checked before the loop, so a refusal here
-        // is rate limiting, a lockout or a full engine: None, never an exception
-        // that would hide the codes already issued.
-        Ok(results.into_iter().map(Result::ok).collect())
+        // is rate limiting, a lockout, a full engine or Redis failing: None, never
+        // an exception that would hide the codes already issued.
+        Ok(results)
     }
 
     /// Verifies ``(key, code)`` or ``(key, code, context)`` items; returns their
-    /// ``Status`` in order. Releases the GIL. A bad item raises before anything is verified.
+    /// ``Status`` in order. Releases the GIL. A bad item raises before anything is
+    /// verified. If Redis fails during the batch, the batch stops there and raises
+    /// ``BackendUnavailable`` (the items before it have been verified, and any
+    /// right code among them consumed).
     fn verify_many(&self, py: Python<'_>, items: &Bound<'_, PyAny>) -> PyResult<Vec<Py<PyAny>>> {
         type Item = (Vec<u8>, Vec<u8>, Vec<u8>);
         let items: Vec<Item> = items
@@ -427,23 +514,29 @@ impl PyEngine {
             items
                 .iter()
                 .map(|(k, c, x)| engine.verify(k, c, x))
-                .collect::<Vec<_>>()
+                .collect::<Result<Vec<_>, _>>()
         });
+        // Keys and contexts were checked before the batch: the only error left is
+        // an unreachable store.
+        let verdicts = verdicts.map_err(|e| to_py_err(py, e))?;
         Ok(verdicts
-            .into_iter()
-            .map(|v| {
-                let v = v.expect("keys and contexts were checked before the batch");
-                t.status[status_index(&v)].clone_ref(py)
-            })
+            .iter()
+            .map(|v| t.status[status_index(v)].clone_ref(py))
             .collect())
     }
 
     fn __repr__(&self) -> String {
-        format!(
-            "<otpengine.Engine: {} shards, code length {}>",
-            self.engine.shard_count(),
-            self.engine.code_length()
-        )
+        match self.engine.redis_server() {
+            Some(server) => format!(
+                "<otpengine.Engine: redis at {server}, code length {}>",
+                self.engine.code_length()
+            ),
+            None => format!(
+                "<otpengine.Engine: {} shards, code length {}>",
+                self.engine.shard_count(),
+                self.engine.code_length()
+            ),
+        }
     }
 }
 

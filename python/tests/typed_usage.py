@@ -26,6 +26,15 @@ def send(engine: otpengine.Engine, phone: str) -> str | None:
     return None
 
 
+def shared(url: str, secret: bytes) -> otpengine.Engine | None:
+    """An engine over Redis, shared by the instances of a service (not run here)."""
+    try:
+        return otpengine.Engine(redis_url=url, secret=secret, redis_connect_timeout=0.5, redis_response_timeout=0.25)
+    except otpengine.BackendUnavailable as e:
+        print(f"Redis is down: {e}")
+        return None
+
+
 def main() -> None:
     engine = otpengine.Engine(code_length=6, alphabet="digits", ttl=300.0, manual_clock=True)
     code = send(engine, "+15551234567")

@@ -18,7 +18,7 @@ use clap::{Parser, ValueEnum};
 use hdrhistogram::Histogram;
 use indicatif::{ProgressBar, ProgressStyle};
 use otpengine_benches::{rss_bytes, SplitMix64, Zipf};
-use otpengine_core::{Config, Engine, Error, Stats, Verdict};
+use otpengine_core::{Config, Engine, Error, RedisOptions, Secret, Stats, Verdict};
 
 /// One call in this many has its latency recorded (two clock reads cost about
 /// as much as a fast call; sampling keeps them from halving the throughput).
@@ -69,6 +69,12 @@ struct Args {
     /// above the second third's (the first third is warm-up): memory that keeps growing
     #[arg(long)]
     max_rss_growth: Option<f64>,
+    /// Run against the Redis backend at this URL (redis://host:port/db, or
+    /// redis+cluster://host:port,...) instead of the embedded store; each run
+    /// uses a fresh namespace and a random secret. Use far fewer --keys: every
+    /// call is a round trip
+    #[arg(long, value_name = "URL")]
+    redis: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -324,7 +330,26 @@ fn main() {
         config.max_issues_per_window = 0;
         config.max_failures_per_key = 0;
     }
-    let engine = Arc::new(Engine::new(config).unwrap_or_else(|e| fail(&e.to_string())));
+    let engine = match &args.redis {
+        None => Engine::new(config),
+        Some(url) => {
+            let namespace = format!(
+                "otp-load-{}-{}",
+                std::process::id(),
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_millis())
+            );
+            Engine::new_redis(
+                config,
+                RedisOptions {
+                    namespace,
+                    ..RedisOptions::new(url.as_str(), Secret::random())
+                },
+            )
+        }
+    };
+    let engine = Arc::new(engine.unwrap_or_else(|e| fail(&e.to_string())));
     let code_len = engine.code_length() as usize;
 
     // Every user gets a code before the clock starts, each thread its own users.
@@ -630,6 +655,12 @@ fn latency_json(h: &Histogram<u64>) -> String {
 }
 
 impl Report<'_> {
+    /// The Redis server the run used, if any (memory figures then describe only
+    /// this process, not the store).
+    fn stats_backend(&self) -> Option<&str> {
+        self.args.redis.as_deref()
+    }
+
     fn print(&self) {
         let a = self.args;
         let t = self.total;
@@ -643,6 +674,9 @@ impl Report<'_> {
             a.ttl,
             if a.limits { "on" } else { "off" }
         );
+        if let Some(server) = self.stats_backend() {
+            println!("backend     redis at {server}");
+        }
         println!(
             "preload     every user given a code in {:.2} s",
             self.preload.as_secs_f64()
@@ -700,7 +734,7 @@ impl Report<'_> {
                 r#"{{"calls_per_sec":{:.0},"threads":{},"keys":{},"seconds":{:.3},"dist":"{}","wrong":{},"limits":{},"#,
                 r#""calls":{},"issue":{},"verify":{},"live_entries":{},"held_keys":{},"rss_bytes":{},"bytes_per_live_entry":{:.1},"bytes_per_held_key":{:.1},"#,
                 r#""issued":{},"verified":{},"mismatch":{},"locked":{},"expired":{},"not_found":{},"rate_limited":{},"capacity_exceeded":{},"#,
-                r#""counts_add_up":{}}}"#
+                r#""backend":"{}","counts_add_up":{}}}"#
             ),
             self.calls_per_sec,
             self.threads,
@@ -725,6 +759,11 @@ impl Report<'_> {
             t.not_found,
             t.rate_limited,
             t.capacity_exceeded,
+            if self.args.redis.is_some() {
+                "redis"
+            } else {
+                "memory"
+            },
             ok
         )
     }

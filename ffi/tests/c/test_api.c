@@ -58,7 +58,7 @@ static void test_defaults_and_version(void) {
 }
 
 static void test_status_strings(void) {
-  for (int s = 0; s <= 9; s++) {
+  for (int s = 0; s <= 10; s++) {
     const char *text = otp_status_str((otp_status)s);
     CHECK(text != NULL && strcmp(text, "unknown status") != 0);
   }

@@ -1,0 +1,318 @@
+//! Connections to Redis: the URL forms, a small pool, and how failures become
+//! [`Error::Unavailable`].
+//!
+//! # Ground rules
+//! - A call takes a connection from the pool (or opens one), runs one command
+//!   on it, and gives it back only when the stream is known to be in step: after
+//!   an answer, including an error answer from the server. After an I/O error or
+//!   a timeout the connection is dropped, since a late answer would otherwise be
+//!   read as the answer to the next call, and the idle connections go with it
+//!   (they most likely died with the same server). The next call connects
+//!   afresh: that is how the engine comes back by itself after an outage.
+//! - Nothing is retried: a script whose answer was lost may have run, and
+//!   running it again would count an attempt twice or issue a second code. The
+//!   caller gets `Unavailable` (fail closed) and decides. For the same reason a
+//!   cluster connection is built with no retries of its own, and is dropped
+//!   after any error, so that the next one starts from a fresh slot map.
+//! - After `fork()` the child must not share the parent's sockets: the pool
+//!   notices the fork generation has changed and drops its idle connections.
+//!
+//! The pool is hand-written (a mutex around a vector) rather than `r2d2`: a
+//! checkout is one lock and a pop, there is no background thread, no health
+//! check round trip on checkout, and the rules above (which connections may be
+//! reused) are ours to state exactly; r2d2 would add a dependency and a second
+//! notion of connection health.
+
+use std::time::Duration;
+
+use ::redis::cluster::{ClusterClient, ClusterClientBuilder, ClusterConnection};
+use ::redis::{Client, Connection, ConnectionLike, ErrorKind, RedisError};
+use parking_lot::Mutex;
+
+use crate::error::{format_duration, Constraint, DurationUnit, Error, Field, Got, InvalidInput};
+use crate::fork;
+
+/// Idle connections kept for reuse; calls beyond this many at once open
+/// connections of their own and close them afterwards.
+const MAX_IDLE: usize = 64;
+
+const URL_FORMS: &str = "a redis://[user:password@]host:port[/db], redis+unix:///path \
+     or redis+cluster://[user:password@]host:port,host:port,... URL";
+
+/// Where an engine's store lives.
+enum Target {
+    Standalone(Client),
+    Cluster(ClusterClient),
+}
+
+enum Conn {
+    Standalone(Connection),
+    Cluster(Box<ClusterConnection>),
+}
+
+impl Conn {
+    fn as_dyn(&mut self) -> &mut dyn ConnectionLike {
+        match self {
+            Conn::Standalone(c) => c,
+            Conn::Cluster(c) => &mut **c,
+        }
+    }
+}
+
+struct Idle {
+    /// The fork generation the connections were opened in.
+    generation: u64,
+    conns: Vec<Conn>,
+}
+
+/// Connects to one Redis deployment and hands out connections to it.
+pub(crate) struct Link {
+    target: Target,
+    server: String,
+    connect_timeout: Duration,
+    response_timeout: Duration,
+    idle: Mutex<Idle>,
+}
+
+impl Link {
+    /// Parses `url` (see [`URL_FORMS`]); opens nothing yet.
+    pub(crate) fn new(
+        url: &str,
+        connect_timeout: Duration,
+        response_timeout: Duration,
+    ) -> Result<Link, InvalidInput> {
+        let bad = |reason: String| InvalidInput {
+            field: Field::RedisUrl,
+            constraint: Constraint::Format(URL_FORMS),
+            got: Got::Raw(format!("{:?} ({reason})", redact(url))),
+        };
+        let (target, server) = if let Some(rest) = url.strip_prefix("redis+cluster://") {
+            let (userinfo, hosts) = match rest.rsplit_once('@') {
+                Some((userinfo, hosts)) => (format!("{userinfo}@"), hosts),
+                None => (String::new(), rest),
+            };
+            let hosts = hosts
+                .strip_suffix("/0")
+                .or_else(|| hosts.strip_suffix('/'))
+                .unwrap_or(hosts);
+            let seeds: Vec<&str> = hosts.split(',').collect();
+            if seeds.iter().any(|s| s.is_empty() || s.contains('/')) {
+                return Err(bad(
+                    "a cluster URL lists host:port pairs separated by commas, and only database 0"
+                        .into(),
+                ));
+            }
+            let urls: Vec<String> = seeds
+                .iter()
+                .map(|s| format!("redis://{userinfo}{s}"))
+                .collect();
+            let client = ClusterClientBuilder::new(urls)
+                .connection_timeout(connect_timeout)
+                .response_timeout(response_timeout)
+                .retries(0)
+                .build()
+                .map_err(|e| bad(e.to_string()))?;
+            (Target::Cluster(client), seeds.join(","))
+        } else {
+            let client = Client::open(url).map_err(|e| bad(e.to_string()))?;
+            let server = client.get_connection_info().addr().to_string();
+            (Target::Standalone(client), server)
+        };
+        Ok(Link {
+            target,
+            server,
+            connect_timeout,
+            response_timeout,
+            idle: Mutex::new(Idle {
+                generation: fork::generation(),
+                conns: Vec::new(),
+            }),
+        })
+    }
+
+    /// The server as configured, without credentials.
+    pub(crate) fn server(&self) -> &str {
+        &self.server
+    }
+
+    pub(crate) fn is_cluster(&self) -> bool {
+        matches!(self.target, Target::Cluster(_))
+    }
+
+    /// Runs `call` on a pooled connection; a failure is [`Error::Unavailable`].
+    pub(crate) fn run<T>(
+        &self,
+        call: impl FnOnce(&mut dyn ConnectionLike) -> Result<T, RedisError>,
+    ) -> Result<T, Error> {
+        self.run_conn(|conn| call(conn.as_dyn()))
+    }
+
+    /// Sums `ZCOUNT index (now +inf` over every `(held, live)` pair in one
+    /// pipeline (split by node on a cluster): `(live, held)`. `now` is the manual
+    /// clock's, or else Redis `TIME`.
+    pub(crate) fn count_indexes(
+        &self,
+        manual_now: Option<u64>,
+        pairs: &[(String, String)],
+    ) -> Result<(u64, u64), Error> {
+        self.run_conn(|conn| {
+            let now = match manual_now {
+                Some(now) => now,
+                None => {
+                    let (secs, micros): (u64, u64) = ::redis::cmd("TIME").query(conn.as_dyn())?;
+                    secs * 1000 + micros / 1000
+                }
+            };
+            // Entries whose score is past are forgotten, or no longer pending.
+            let after_now = format!("({now}");
+            let counts: Vec<u64> = match conn {
+                Conn::Standalone(c) => {
+                    let mut pipe = ::redis::pipe();
+                    for (held, live) in pairs {
+                        pipe.zcount(held, &after_now, "+inf");
+                        pipe.zcount(live, &after_now, "+inf");
+                    }
+                    pipe.query(c)?
+                }
+                Conn::Cluster(c) => {
+                    let mut pipe = ::redis::cluster::cluster_pipe();
+                    for (held, live) in pairs {
+                        pipe.zcount(held, &after_now, "+inf");
+                        pipe.zcount(live, &after_now, "+inf");
+                    }
+                    pipe.query(c)?
+                }
+            };
+            let held = counts.iter().step_by(2).sum();
+            let live = counts.iter().skip(1).step_by(2).sum();
+            Ok((live, held))
+        })
+    }
+
+    fn run_conn<T>(
+        &self,
+        call: impl FnOnce(&mut Conn) -> Result<T, RedisError>,
+    ) -> Result<T, Error> {
+        let mut conn = self.checkout()?;
+        match call(&mut conn) {
+            Ok(value) => {
+                self.checkin(conn);
+                Ok(value)
+            }
+            Err(e) => {
+                let answered = matches!(e.kind(), ErrorKind::Server(_) | ErrorKind::Extension);
+                if answered && matches!(conn, Conn::Standalone(_)) {
+                    self.checkin(conn);
+                } else {
+                    drop(conn);
+                    self.idle.lock().conns.clear();
+                }
+                Err(self.unavailable(&e, false))
+            }
+        }
+    }
+
+    fn checkout(&self) -> Result<Conn, Error> {
+        {
+            let mut idle = self.idle.lock();
+            let generation = fork::generation();
+            if idle.generation != generation {
+                idle.conns.clear();
+                idle.generation = generation;
+            }
+            if let Some(conn) = idle.conns.pop() {
+                return Ok(conn);
+            }
+        }
+        self.connect().map_err(|e| self.unavailable(&e, true))
+    }
+
+    fn checkin(&self, conn: Conn) {
+        let mut idle = self.idle.lock();
+        if idle.generation == fork::generation() && idle.conns.len() < MAX_IDLE {
+            idle.conns.push(conn);
+        }
+    }
+
+    fn connect(&self) -> Result<Conn, RedisError> {
+        match &self.target {
+            Target::Standalone(client) => {
+                let conn = client.get_connection_with_timeout(self.connect_timeout)?;
+                conn.set_read_timeout(Some(self.response_timeout))?;
+                conn.set_write_timeout(Some(self.response_timeout))?;
+                Ok(Conn::Standalone(conn))
+            }
+            Target::Cluster(client) => Ok(Conn::Cluster(Box::new(client.get_connection()?))),
+        }
+    }
+
+    /// Names what failed: the server, and whether it could not be reached, did
+    /// not answer in time, or answered with an error.
+    fn unavailable(&self, e: &RedisError, connecting: bool) -> Error {
+        let human = |d: Duration| format_duration(d, DurationUnit::Human);
+        let reason = if e.is_timeout() {
+            if connecting {
+                format!(
+                    "unreachable: no connection within {}",
+                    human(self.connect_timeout)
+                )
+            } else {
+                format!("did not answer within {}", human(self.response_timeout))
+            }
+        } else if connecting || e.is_connection_refusal() {
+            format!("unreachable: {e}")
+        } else if e.is_io_error() || e.is_connection_dropped() {
+            format!("connection lost: {e}")
+        } else {
+            format!("refused the call: {e}")
+        };
+        Error::Unavailable {
+            server: self.server.clone(),
+            reason,
+        }
+    }
+}
+
+/// `url` with any password replaced by `***`, for messages.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let userinfo = &url[scheme_end + 3..at];
+            let user = userinfo.split(':').next().unwrap_or("");
+            format!("{}{user}:***{}", &url[..scheme_end + 3], &url[at..])
+        }
+        _ => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const T: Duration = Duration::from_secs(1);
+
+    #[test]
+    fn urls_name_the_server_without_credentials() {
+        let link = Link::new("redis://:hunter2@127.0.0.1:6390/3", T, T).unwrap();
+        assert_eq!(link.server(), "127.0.0.1:6390");
+        assert!(!link.is_cluster());
+        let link = Link::new("redis+cluster://u:p@10.0.0.1:7000,10.0.0.2:7001", T, T).unwrap();
+        assert_eq!(link.server(), "10.0.0.1:7000,10.0.0.2:7001");
+        assert!(link.is_cluster());
+    }
+
+    #[test]
+    fn bad_urls_are_named_and_redacted() {
+        let message = |url: &str| Link::new(url, T, T).err().unwrap().to_string();
+        let m = message("http://user:hunter2@localhost");
+        assert!(m.starts_with("redis_url must be a redis://"), "{m}");
+        assert!(
+            m.contains("user:***@localhost") && !m.contains("hunter2"),
+            "{m}"
+        );
+        let m = message("redis+cluster://a:1,,b:2");
+        assert!(m.contains("host:port pairs"), "{m}");
+        let m = message("redis+cluster://a:1/2");
+        assert!(m.contains("only database 0"), "{m}");
+    }
+}

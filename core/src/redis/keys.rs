@@ -1,0 +1,175 @@
+//! Key names in Redis, and the hash slots they fall in.
+//!
+//! # Layout
+//! With namespace `otpengine` (the default) and a key whose key id is the 128-bit
+//! keyed digest `k` (32 hex digits):
+//!
+//! | Redis key | type | holds |
+//! |---|---|---|
+//! | `otpengine:{k}` | hash | everything about the key: its codes (digests only), attempts, rate history, failures |
+//! | `otpengine:held` | sorted set | standalone server: every key id with state, scored by the time it may be forgotten |
+//! | `otpengine:live` | sorted set | standalone server: every key id with a pending code, scored by its last pending expiry |
+//! | `otpengine:{i-N}:held`, `…:live` | sorted sets | cluster: the same, one pair per hash slot |
+//!
+//! The hash tag `{k}` puts all of a key's state in one slot, so its script runs
+//! unchanged on Redis Cluster. The indexes must be written by the same script,
+//! and a cluster script may only touch keys of one slot, so on a cluster each
+//! slot has its own index pair under a tag chosen to hash to that slot
+//! ([`slot_tag`]); a standalone server has one pair for the whole namespace,
+//! which is what lets a script count every key held and enforce the capacity.
+
+use std::sync::OnceLock;
+
+use crate::digest::KeyId;
+
+/// Hash slots of Redis Cluster.
+pub(crate) const SLOTS: u16 = 16_384;
+
+/// Names the Redis keys of one engine's namespace.
+#[derive(Clone, Debug)]
+pub(crate) struct KeySpace {
+    namespace: String,
+    cluster: bool,
+}
+
+/// The three Redis keys a call touches, and the key id as the indexes' member.
+pub(crate) struct KeyNames {
+    /// The key's hash.
+    pub(crate) state: String,
+    /// The sorted set of key ids with state, by forget time.
+    pub(crate) held: String,
+    /// The sorted set of key ids with a pending code, by last pending expiry.
+    pub(crate) live: String,
+    /// The key id in hex: the member of both sorted sets.
+    pub(crate) member: String,
+}
+
+impl KeySpace {
+    pub(crate) fn new(namespace: &str, cluster: bool) -> Self {
+        KeySpace {
+            namespace: namespace.to_string(),
+            cluster,
+        }
+    }
+
+    pub(crate) fn names(&self, key_id: KeyId) -> KeyNames {
+        let member = hex(key_id);
+        let ns = &self.namespace;
+        let (held, live) = if self.cluster {
+            let tag = slot_tag(slot(member.as_bytes()));
+            (
+                format!("{ns}:{{{tag}}}:held"),
+                format!("{ns}:{{{tag}}}:live"),
+            )
+        } else {
+            (format!("{ns}:held"), format!("{ns}:live"))
+        };
+        KeyNames {
+            state: format!("{ns}:{{{member}}}"),
+            held,
+            live,
+            member,
+        }
+    }
+
+    /// Every `(held, live)` index pair of the namespace: one, or one per slot.
+    pub(crate) fn index_pairs(&self) -> Vec<(String, String)> {
+        let ns = &self.namespace;
+        if !self.cluster {
+            return vec![(format!("{ns}:held"), format!("{ns}:live"))];
+        }
+        (0..SLOTS)
+            .map(|s| {
+                let tag = slot_tag(s);
+                (
+                    format!("{ns}:{{{tag}}}:held"),
+                    format!("{ns}:{{{tag}}}:live"),
+                )
+            })
+            .collect()
+    }
+}
+
+/// A key id as 32 lower-case hex digits (its two words, big-endian each).
+fn hex(key_id: KeyId) -> String {
+    format!("{:016x}{:016x}", key_id.0[0], key_id.0[1])
+}
+
+/// The cluster hash slot of a Redis key that has no hash tag, or of a tag's
+/// content: CRC16-XMODEM modulo 16384, as Redis Cluster computes it.
+pub(crate) fn slot(bytes: &[u8]) -> u16 {
+    let mut crc: u16 = 0;
+    for &b in bytes {
+        crc ^= u16::from(b) << 8;
+        for _ in 0..8 {
+            crc = if crc & 0x8000 != 0 {
+                (crc << 1) ^ 0x1021
+            } else {
+                crc << 1
+            };
+        }
+    }
+    crc % SLOTS
+}
+
+/// A short hash tag (`i-N`) that falls in slot `s`: the first `N` from 0 up whose
+/// tag hashes there. Found for all slots at once, the first time one is needed
+/// (about 170,000 CRCs, a few milliseconds), and the same in every process.
+pub(crate) fn slot_tag(s: u16) -> &'static str {
+    static TAGS: OnceLock<Vec<String>> = OnceLock::new();
+    let tags = TAGS.get_or_init(|| {
+        let mut tags = vec![String::new(); usize::from(SLOTS)];
+        let mut missing = usize::from(SLOTS);
+        let mut n = 0u64;
+        while missing > 0 {
+            let tag = format!("i-{n}");
+            let entry = &mut tags[usize::from(slot(tag.as_bytes()))];
+            if entry.is_empty() {
+                *entry = tag;
+                missing -= 1;
+            }
+            n += 1;
+        }
+        tags
+    });
+    &tags[usize::from(s)]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slots_are_redis_cluster_slots() {
+        // From the Redis Cluster specification: CRC16-XMODEM("123456789") = 0x31C3.
+        assert_eq!(slot(b"123456789"), 0x31C3 % SLOTS);
+        // Redis answers CLUSTER KEYSLOT foo with 12182 and bar with 5061.
+        assert_eq!(slot(b"foo"), 12182);
+        assert_eq!(slot(b"bar"), 5061);
+    }
+
+    #[test]
+    fn every_slot_has_a_tag_that_hashes_to_it() {
+        for s in 0..SLOTS {
+            assert_eq!(slot(slot_tag(s).as_bytes()), s);
+        }
+    }
+
+    #[test]
+    fn a_key_and_its_cluster_indexes_share_a_slot() {
+        let names = KeySpace::new("otp", true).names(KeyId([1, 2]));
+        assert_eq!(names.state, "otp:{00000000000000010000000000000002}");
+        let tag_of = |key: &str| {
+            let open = key.find('{').unwrap();
+            let close = key.find('}').unwrap();
+            slot(&key.as_bytes()[open + 1..close])
+        };
+        assert_eq!(tag_of(&names.held), tag_of(&names.state));
+        assert_eq!(tag_of(&names.live), tag_of(&names.state));
+        let standalone = KeySpace::new("otp", false).names(KeyId([1, 2]));
+        assert_eq!(
+            (standalone.held.as_str(), standalone.live.as_str()),
+            ("otp:held", "otp:live")
+        );
+    }
+}

@@ -1,0 +1,271 @@
+-- otpengine: the rules of core/src/shard.rs, run inside Redis. Each script is
+-- this file followed by one operation (issue.lua, verify.lua, revoke.lua,
+-- unlock.lua) and runs as one atomic step: no other command sees a key half
+-- updated, so single use, attempt counting and rate limits hold however many
+-- engines call at once.
+--
+-- KEYS[1]  the key's hash       {ns}:{<key id>}
+-- KEYS[2]  held index (zset)    key ids with any state, scored by forget time
+-- KEYS[3]  live index (zset)    key ids with a pending code, by last pending expiry
+--          (the three always hash to one slot; see keys.rs)
+-- ARGV[1]  the key id (member of both indexes)
+-- ARGV[2]  now in ms, or "" to read Redis TIME (the one clock of all engines)
+-- ARGV[3]  ms added to every PEXPIRE (0; an hour on a manual clock, whose time
+--          does not follow Redis's)
+-- ARGV[4..11] the policy: resend_cooldown, max_issues_per_window, issue_window,
+--          max_failures_per_key, lockout, max_attempts, codes_per_key, capacity
+--          (0: not enforced); durations in ms
+-- ARGV[12..] the operation's own arguments
+--
+-- The hash: a0 attempts left; ws, wc window start and count; lf, f last failure
+-- time and failure count; per code i (0 newest, up to 3 older): d<i> digest
+-- (16 hex digits of the 64-bit keyed digest; never the code), e<i> expiry,
+-- t<i> ttl, s<i> state.
+--
+-- Ground rules (as in shard.rs):
+-- - A key's hash exists while anything about it must be remembered: a code
+--   (pending, expired or burned) until its expiry plus its ttl; the cooldown
+--   and window of its last issues; its failures until one lockout after the
+--   last. PEXPIRE is set to that moment, so Redis reclaims the memory; a script
+--   that finds everything past treats the key as gone, so answers never depend
+--   on when Redis gets to it.
+-- - The newest code's expiry minus its ttl is the key's last issue time, kept
+--   after the code is consumed or revoked: the cooldown outlives the code.
+-- - Older codes exist only while the newest is pending or expired; consuming,
+--   revoking or burning drops them.
+
+if redis.replicate_commands then
+  -- Redis 5 and 6: TIME before writes needs effects replication (the default from 7).
+  redis.replicate_commands()
+end
+
+local EMPTY, PENDING, EXPIRED, BURNED = 0, 1, 2, 3
+-- Replies: the first element says what happened, the second carries a number.
+local OK, MISMATCH, LOCKED, EXPIRED_REPLY, NOT_FOUND, RATE_LIMITED, FULL = 0, 1, 2, 3, 4, 5, 6
+-- Stale index entries an issue removes at most, so that a mass expiry is spread
+-- over many calls (shard.rs: OP_BUDGET).
+local PRUNE_BUDGET = 32
+
+local state_key, held_key, live_key = KEYS[1], KEYS[2], KEYS[3]
+local member = ARGV[1]
+local slack = tonumber(ARGV[3])
+local cooldown = tonumber(ARGV[4])
+local max_issues = tonumber(ARGV[5])
+local window = tonumber(ARGV[6])
+local max_failures = tonumber(ARGV[7])
+local lockout = tonumber(ARGV[8])
+local max_attempts = tonumber(ARGV[9])
+local codes_per_key = tonumber(ARGV[10])
+local capacity = tonumber(ARGV[11])
+
+local now
+if ARGV[2] == '' then
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+else
+  now = tonumber(ARGV[2])
+end
+
+-- Integers as Redis arguments, never in exponent notation.
+local function int(x)
+  return string.format('%d', x)
+end
+
+local function load()
+  local raw = redis.call('HGETALL', state_key)
+  if #raw == 0 then
+    return nil
+  end
+  local h = {}
+  for i = 1, #raw, 2 do
+    h[raw[i]] = raw[i + 1]
+  end
+  local st = {
+    attempts = tonumber(h.a0),
+    window_start = tonumber(h.ws),
+    window_count = tonumber(h.wc),
+    last_failure = tonumber(h.lf),
+    failures = tonumber(h.f),
+    codes = {},
+  }
+  for i = 0, 3 do
+    local d = h['d' .. i]
+    if not d then
+      break
+    end
+    st.codes[i + 1] = {
+      digest = d,
+      expires_at = tonumber(h['e' .. i]),
+      ttl = tonumber(h['t' .. i]),
+      state = tonumber(h['s' .. i]),
+    }
+  end
+  st.stored_codes = #st.codes
+  return st
+end
+
+local function live_until(st)
+  local at = nil
+  for _, c in ipairs(st.codes) do
+    if c.state == PENDING then
+      at = math.max(at or 0, c.expires_at)
+    end
+  end
+  return at
+end
+
+local function last_issue_at(st)
+  local newest = st.codes[1]
+  return newest.expires_at - newest.ttl
+end
+
+-- The moment everything about the key may be forgotten.
+local function forget_at(st)
+  local at = 0
+  for _, c in ipairs(st.codes) do
+    if c.state ~= EMPTY then
+      at = math.max(at, c.expires_at + c.ttl)
+    end
+  end
+  if cooldown > 0 then
+    at = math.max(at, last_issue_at(st) + cooldown)
+  end
+  if max_issues > 0 and st.window_count > 0 then
+    at = math.max(at, st.window_start + window)
+  end
+  if st.failures > 0 then
+    at = math.max(at, st.last_failure + lockout)
+  end
+  return at
+end
+
+local function expire_due_codes(st)
+  for _, c in ipairs(st.codes) do
+    if c.state == PENDING and now >= c.expires_at then
+      c.state = EXPIRED
+    end
+  end
+end
+
+local function any_pending(st)
+  for _, c in ipairs(st.codes) do
+    if c.state == PENDING then
+      return true
+    end
+  end
+  return false
+end
+
+local function forget()
+  redis.call('DEL', state_key)
+  redis.call('ZREM', held_key, member)
+  redis.call('ZREM', live_key, member)
+end
+
+-- The key's state as of now: old failures forgotten, due codes expired, and
+-- nil if everything about the key is past (then it is deleted here).
+local function current()
+  local st = load()
+  if not st then
+    return nil
+  end
+  -- Time never runs backwards for a key: not before its own last events, even
+  -- if the clock of the Redis primary is stepped back or a failover changes it.
+  now = math.max(now, st.window_start, st.last_failure, last_issue_at(st))
+  if st.failures > 0 and now >= st.last_failure + lockout then
+    st.failures = 0
+  end
+  expire_due_codes(st)
+  st.stored_forget_at = forget_at(st)
+  if st.stored_forget_at <= now then
+    forget()
+    return nil
+  end
+  -- What the indexes hold for the key now (expiring codes does not move them:
+  -- an expired code still counts for forget_at, and live_until is then past).
+  st.stored_live_until = live_until(st)
+  return st
+end
+
+local function lockout_left(st)
+  local lockout_end = st.last_failure + lockout
+  if max_failures > 0 and st.failures >= max_failures and now < lockout_end then
+    return lockout_end - now
+  end
+  return nil
+end
+
+-- Time until an issue would be allowed; 0 if it is allowed now.
+local function rate_wait(st)
+  local wait = 0
+  local cooldown_end = last_issue_at(st) + cooldown
+  if cooldown > 0 and now < cooldown_end then
+    wait = cooldown_end - now
+  end
+  local window_end = st.window_start + window
+  if max_issues > 0 and st.window_count >= max_issues and now < window_end then
+    wait = math.max(wait, window_end - now)
+  end
+  return wait
+end
+
+-- Sets the newest code to `state` (EMPTY: forgotten; BURNED: it stands for all
+-- of them) and drops the older ones.
+local function clear_codes(st, state)
+  st.codes = { st.codes[1] }
+  st.codes[1].state = state
+end
+
+-- Writes the key back (or deletes it when nothing needs remembering), and its
+-- expiry and index entries where they changed.
+local function settle(st)
+  expire_due_codes(st)
+  local at = forget_at(st)
+  if at <= now then
+    forget()
+    return
+  end
+  local fields = {
+    'a0', int(st.attempts),
+    'ws', int(st.window_start),
+    'wc', int(st.window_count),
+    'lf', int(st.last_failure),
+    'f', int(st.failures),
+  }
+  for i, c in ipairs(st.codes) do
+    local n = i - 1
+    fields[#fields + 1] = 'd' .. n
+    fields[#fields + 1] = c.digest
+    fields[#fields + 1] = 'e' .. n
+    fields[#fields + 1] = int(c.expires_at)
+    fields[#fields + 1] = 't' .. n
+    fields[#fields + 1] = int(c.ttl)
+    fields[#fields + 1] = 's' .. n
+    fields[#fields + 1] = int(c.state)
+  end
+  redis.call('HSET', state_key, unpack(fields))
+  for n = #st.codes, (st.stored_codes or 0) - 1 do
+    redis.call('HDEL', state_key, 'd' .. n, 'e' .. n, 't' .. n, 's' .. n)
+  end
+  if at ~= st.stored_forget_at then
+    redis.call('PEXPIRE', state_key, int(at - now + slack))
+    redis.call('ZADD', held_key, int(at), member)
+  end
+  local live = live_until(st)
+  if live ~= st.stored_live_until then
+    if live then
+      redis.call('ZADD', live_key, int(live), member)
+    else
+      redis.call('ZREM', live_key, member)
+    end
+  end
+end
+
+-- Removes up to `budget` index entries whose time is past (keys forgotten, or
+-- no longer pending); the counts never include them either way.
+local function prune(index, budget)
+  local stale = redis.call('ZRANGEBYSCORE', index, '-inf', int(now), 'LIMIT', 0, budget)
+  if #stale > 0 then
+    redis.call('ZREM', index, unpack(stale))
+  end
+end

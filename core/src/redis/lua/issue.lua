@@ -1,0 +1,62 @@
+
+-- issue: ARGV[12] the new code's digest, ARGV[13] its ttl in ms.
+-- Replies {OK, 0}, {LOCKED, wait}, {RATE_LIMITED, wait} or {FULL, 0}; a refusal
+-- changes nothing. The code itself was drawn by the engine and never comes here.
+local digest, ttl = ARGV[12], tonumber(ARGV[13])
+
+local st = current()
+if st then
+  local left = lockout_left(st)
+  if left then
+    return { LOCKED, left }
+  end
+  local wait = rate_wait(st)
+  if wait > 0 then
+    return { RATE_LIMITED, wait }
+  end
+else
+  if capacity > 0 then
+    -- A new key while the store is full: first forget whatever is past.
+    redis.call('ZREMRANGEBYSCORE', held_key, '-inf', int(now))
+    if redis.call('ZCARD', held_key) >= capacity then
+      return { FULL, 0 }
+    end
+  end
+  -- Only a new key adds index entries (two at most), so pruning here, up to
+  -- PRUNE_BUDGET each time, keeps the indexes from growing with stale ones.
+  prune(held_key, PRUNE_BUDGET)
+  prune(live_key, PRUNE_BUDGET)
+  st = {
+    attempts = 0,
+    window_start = 0,
+    window_count = 0,
+    last_failure = 0,
+    failures = 0,
+    codes = {},
+    stored_codes = 0,
+  }
+end
+
+-- With codes_per_key > 1 the newest code, if still pending or expired, becomes
+-- the first of the older ones (the oldest drops off); else they all go.
+local codes = { { digest = digest, expires_at = now + ttl, ttl = ttl, state = PENDING } }
+local newest = st.codes[1]
+if codes_per_key > 1 and newest and (newest.state == PENDING or newest.state == EXPIRED) then
+  for _, c in ipairs(st.codes) do
+    if #codes < codes_per_key then
+      codes[#codes + 1] = c
+    end
+  end
+end
+st.codes = codes
+st.attempts = max_attempts
+if max_issues > 0 then
+  if st.window_count == 0 or now >= st.window_start + window then
+    st.window_start = now
+    st.window_count = 1
+  else
+    st.window_count = st.window_count + 1
+  end
+end
+settle(st)
+return { OK, 0 }

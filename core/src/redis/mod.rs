@@ -1,0 +1,437 @@
+//! The Redis backend: the engine's state in Redis (or Valkey), shared by every
+//! instance of a service, standalone or on Redis Cluster.
+//!
+//! What stays in the process: validation, key ids and code digests (the same
+//! keyed digests as in memory, under the operator's secret), code generation,
+//! and this engine's answer counters. What lives in Redis: everything about a
+//! key (`keys.rs` has the layout), changed only by the Lua scripts of
+//! `scripts.rs`, one atomic script per call, which hold exactly the rules of
+//! `shard.rs`. Time is Redis's own `TIME`, read inside the script, so every
+//! instance sees one clock; a manual clock is passed in instead, for tests.
+//!
+//! # Ground rules
+//! - Every call is one `EVALSHA`; attempt counting, single use and rate limits
+//!   hold across instances because Redis runs one script at a time per key's slot.
+//! - Nothing plaintext leaves the process: key ids and code digests only.
+//! - Any failure to reach Redis, or to hear its answer in time, is
+//!   [`Error::Unavailable`]: never a verdict, never `Verified` (see `connection.rs`).
+
+mod connection;
+mod keys;
+mod scripts;
+
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use rand_chacha::ChaCha20Rng;
+use rand_core::SeedableRng;
+
+use crate::clock::{Millis, TimeSource};
+use crate::code::{self, Code};
+use crate::digest::{Digester, Secret};
+use crate::engine::Verdict;
+use crate::error::{Constraint, Error, Field, Got, InvalidInput};
+use crate::fork;
+use crate::policy::{check_duration, Config, Policy, REDIS_TIMEOUT_RANGE};
+use crate::stats::{Counters, Stats};
+
+use self::connection::Link;
+use self::keys::KeySpace;
+use self::scripts::{call, CallContext, Scripts};
+
+/// With a manual clock the scripts' time is not Redis's, so Redis's own expiry
+/// of a key is pushed this far past the moment the engine would forget it (a
+/// test's manual time may stand still while real time runs).
+const MANUAL_CLOCK_EXPIRY_SLACK: Millis = 3_600_000;
+
+/// Longest namespace, in bytes.
+const MAX_NAMESPACE_LEN: usize = 64;
+
+/// How to reach Redis, for [`Engine::new_redis`](crate::Engine::new_redis).
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use otpengine_core::{Config, Engine, RedisOptions, Secret};
+///
+/// // The same secret on every instance (from your secret store, not the source).
+/// let secret = Secret::new(&std::env::var("OTP_SECRET").unwrap().into_bytes())?;
+/// let engine = Engine::new_redis(
+///     Config { ttl: Duration::from_secs(120), ..Config::default() },
+///     RedisOptions {
+///         response_timeout: Duration::from_millis(250),
+///         ..RedisOptions::new("redis://10.0.0.5:6379/0", secret)
+///     },
+/// )?;
+/// let issued = engine.issue("+15551234567/login", "")?;
+/// # Ok::<(), otpengine_core::Error>(())
+/// ```
+///
+/// Of [`Config`], a Redis engine uses every rule (code shape, ttl, attempts,
+/// limits), the digest algorithm and the clock. It has no shards and no reaper
+/// (`shards` and `reaper_interval` are checked but unused: Redis expires keys
+/// itself), takes its secret from here (`Config::secret` must be `None`), and
+/// enforces `capacity` on a standalone server; on a cluster, where no single
+/// script can see every key, `capacity` is not enforced and Redis's `maxmemory`
+/// bounds the store instead.
+#[derive(Clone)]
+pub struct RedisOptions {
+    /// Where Redis is: `redis://[user:password@]host:port[/db]`,
+    /// `redis+unix:///path/to/socket[?db=N]`, or a cluster as
+    /// `redis+cluster://[user:password@]host:port,host:port,...` (any of its
+    /// nodes; the others are discovered).
+    pub url: String,
+    /// The secret behind key ids and code digests: at least 16 bytes, the same
+    /// on every instance that shares the store (else none finds the others' codes).
+    pub secret: Secret,
+    /// Prefix of every Redis key the engine writes, so that several engines
+    /// (or applications) can share one Redis: 1 to 64 printable ASCII characters
+    /// without `{`, `}` or spaces. Default `otpengine`.
+    pub namespace: String,
+    /// How long to wait for a new connection, 1 ms..=1 min. Default 1 s.
+    pub connect_timeout: Duration,
+    /// How long to wait for an answer, 1 ms..=1 min. Default 1 s. A call whose
+    /// answer does not come in time returns [`Error::Unavailable`].
+    pub response_timeout: Duration,
+}
+
+impl RedisOptions {
+    /// Options for `url` and `secret`, with the defaults for the rest.
+    pub fn new(url: impl Into<String>, secret: Secret) -> Self {
+        RedisOptions {
+            url: url.into(),
+            secret,
+            namespace: "otpengine".to_string(),
+            connect_timeout: Duration::from_secs(1),
+            response_timeout: Duration::from_secs(1),
+        }
+    }
+}
+
+impl fmt::Debug for RedisOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let url = match self.url.rfind('@') {
+            Some(at) => format!("<credentials>{}", &self.url[at..]),
+            None => self.url.clone(),
+        };
+        f.debug_struct("RedisOptions")
+            .field("url", &url)
+            .field("secret", &self.secret)
+            .field("namespace", &self.namespace)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("response_timeout", &self.response_timeout)
+            .finish()
+    }
+}
+
+/// This engine's answers, counted without a lock.
+#[derive(Default)]
+struct AtomicCounters {
+    issued: AtomicU64,
+    verified: AtomicU64,
+    mismatched: AtomicU64,
+    locked: AtomicU64,
+    expired: AtomicU64,
+    rate_limited: AtomicU64,
+    revoked: AtomicU64,
+    not_found: AtomicU64,
+    capacity_exceeded: AtomicU64,
+    unavailable: AtomicU64,
+}
+
+impl AtomicCounters {
+    fn bump(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn snapshot(&self) -> Counters {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        Counters {
+            issued: get(&self.issued),
+            verified: get(&self.verified),
+            mismatched: get(&self.mismatched),
+            locked: get(&self.locked),
+            expired: get(&self.expired),
+            rate_limited: get(&self.rate_limited),
+            revoked: get(&self.revoked),
+            not_found: get(&self.not_found),
+            capacity_exceeded: get(&self.capacity_exceeded),
+            unavailable: get(&self.unavailable),
+        }
+    }
+}
+
+/// An engine's state in Redis.
+pub(crate) struct RedisStore {
+    policy: Policy,
+    /// The policy as the scripts read it (ARGV[4..11] of common.lua).
+    policy_args: Vec<u64>,
+    digester: Digester,
+    time: TimeSource,
+    link: Link,
+    keys: KeySpace,
+    scripts: Scripts,
+    /// The code generator and the fork generation it was seeded in.
+    rng: Mutex<(ChaCha20Rng, u64)>,
+    counters: AtomicCounters,
+    /// `live` and `held` as last read, for [`RedisStore::stats`] during an outage.
+    last_gauges: Mutex<(u64, u64)>,
+}
+
+impl RedisStore {
+    pub(crate) fn connect(config: Config, options: RedisOptions) -> Result<Self, Error> {
+        let policy = Policy::from_config(&config)?;
+        if config.secret.is_some() {
+            return Err(InvalidInput {
+                field: Field::Secret,
+                constraint: Constraint::Format(
+                    "left unset in Config for a Redis engine (give it in RedisOptions::secret)",
+                ),
+                got: Got::Raw("a secret".into()),
+            }
+            .into());
+        }
+        check_namespace(&options.namespace)?;
+        let connect_timeout = Duration::from_millis(check_duration(
+            Field::RedisConnectTimeout,
+            options.connect_timeout,
+            REDIS_TIMEOUT_RANGE,
+        )?);
+        let response_timeout = Duration::from_millis(check_duration(
+            Field::RedisResponseTimeout,
+            options.response_timeout,
+            REDIS_TIMEOUT_RANGE,
+        )?);
+        let link = Link::new(&options.url, connect_timeout, response_timeout)?;
+        fork::register();
+        let keys = KeySpace::new(&options.namespace, link.is_cluster());
+        // On a cluster no script sees every key, so the capacity cannot be held.
+        let capacity = if link.is_cluster() {
+            0
+        } else {
+            policy.capacity
+        };
+        let policy_args = vec![
+            policy.resend_cooldown,
+            policy.max_issues_per_window.into(),
+            policy.issue_window,
+            policy.max_failures_per_key.into(),
+            policy.lockout,
+            policy.max_attempts.into(),
+            policy.codes_per_key.into(),
+            capacity,
+        ];
+        let scripts = Scripts::new();
+        // Loading the scripts now proves that Redis is there and answers, and
+        // lets every later call go by SHA1.
+        link.run(|con| scripts.load(con))?;
+        Ok(RedisStore {
+            policy,
+            policy_args,
+            digester: Digester::new(&options.secret, config.digest),
+            time: config.clock.start(),
+            link,
+            keys,
+            scripts,
+            rng: Mutex::new((os_seeded(), fork::generation())),
+            counters: AtomicCounters::default(),
+            last_gauges: Mutex::new((0, 0)),
+        })
+    }
+
+    pub(crate) fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    pub(crate) fn time(&self) -> &TimeSource {
+        &self.time
+    }
+
+    pub(crate) fn server(&self) -> &str {
+        self.link.server()
+    }
+
+    pub(crate) fn issue(&self, key: &[u8], context: &[u8], ttl: Millis) -> Result<Code, Error> {
+        let key_id = self.digester.key_id(key);
+        // Drawn before the script runs; a refusal drops it (and wipes it) unseen.
+        let code = self.draw();
+        let digest = self
+            .digester
+            .code_prefix(key_id, context)
+            .finish(code.as_bytes());
+        let names = self.keys.names(key_id);
+        let (digest, ttl_arg) = (format!("{:016x}", digest.0), ttl.to_string());
+        let (reply, value) = self.run(&self.scripts.issue, &names, &[&digest, &ttl_arg])?;
+        let c = &self.counters;
+        let wait = Duration::from_millis(value.max(0) as u64);
+        match reply {
+            scripts::OK => {
+                AtomicCounters::bump(&c.issued);
+                Ok(code)
+            }
+            scripts::RATE_LIMITED => {
+                AtomicCounters::bump(&c.rate_limited);
+                Err(Error::RateLimited { retry_after: wait })
+            }
+            scripts::LOCKED => {
+                AtomicCounters::bump(&c.locked);
+                Err(Error::Locked { retry_after: wait })
+            }
+            scripts::FULL => {
+                AtomicCounters::bump(&c.capacity_exceeded);
+                Err(Error::CapacityExceeded {
+                    capacity: self.policy.capacity,
+                })
+            }
+            other => Err(self.unknown_reply(other)),
+        }
+    }
+
+    pub(crate) fn verify(
+        &self,
+        key: &[u8],
+        typed: &[u8],
+        context: &[u8],
+    ) -> Result<Verdict, Error> {
+        let p = &self.policy;
+        let key_id = self.digester.key_id(key);
+        let guess = code::normalize(typed, p.alphabet, p.code_length)
+            .map(|code| {
+                let digest = self
+                    .digester
+                    .code_prefix(key_id, context)
+                    .finish(code.as_bytes());
+                format!("{:016x}", digest.0)
+            })
+            .unwrap_or_default();
+        let names = self.keys.names(key_id);
+        let (reply, value) = self.run(&self.scripts.verify, &names, &[&guess])?;
+        let c = &self.counters;
+        let (counter, verdict) = match reply {
+            scripts::OK => (&c.verified, Verdict::Verified),
+            scripts::MISMATCH => (
+                &c.mismatched,
+                Verdict::Mismatch {
+                    attempts_left: u32::try_from(value).unwrap_or(0),
+                },
+            ),
+            scripts::LOCKED => (
+                &c.locked,
+                Verdict::Locked {
+                    retry_after: Duration::from_millis(value.max(0) as u64),
+                },
+            ),
+            scripts::EXPIRED => (&c.expired, Verdict::Expired),
+            scripts::NOT_FOUND => (&c.not_found, Verdict::NotFound),
+            other => return Err(self.unknown_reply(other)),
+        };
+        AtomicCounters::bump(counter);
+        Ok(verdict)
+    }
+
+    pub(crate) fn revoke(&self, key: &[u8]) -> Result<bool, Error> {
+        let names = self.keys.names(self.digester.key_id(key));
+        let (_, revoked) = self.run(&self.scripts.revoke, &names, &[])?;
+        if revoked == 1 {
+            AtomicCounters::bump(&self.counters.revoked);
+        }
+        Ok(revoked == 1)
+    }
+
+    pub(crate) fn unlock(&self, key: &[u8]) -> Result<bool, Error> {
+        let names = self.keys.names(self.digester.key_id(key));
+        let (_, unlocked) = self.run(&self.scripts.unlock, &names, &[])?;
+        Ok(unlocked == 1)
+    }
+
+    pub(crate) fn stats(&self) -> Stats {
+        self.try_stats().unwrap_or_else(|_| {
+            let (live, held) = *self.last_gauges.lock();
+            self.stats_with(live, held)
+        })
+    }
+
+    pub(crate) fn try_stats(&self) -> Result<Stats, Error> {
+        let manual_now = self.time.manual().map(|_| self.time.now());
+        let (live, held) = self
+            .link
+            .count_indexes(manual_now, &self.keys.index_pairs())?;
+        *self.last_gauges.lock() = (live, held);
+        Ok(self.stats_with(live, held))
+    }
+
+    fn stats_with(&self, live: u64, held: u64) -> Stats {
+        let mut stats = Stats::default();
+        stats.add(&self.counters.snapshot());
+        stats.live = live;
+        stats.held = held;
+        stats
+    }
+
+    /// Runs one script for one key; counts a failure as an unavailable answer.
+    fn run(
+        &self,
+        script: &::redis::Script,
+        names: &keys::KeyNames,
+        args: &[&str],
+    ) -> Result<(i64, i64), Error> {
+        let now = match self.time.manual() {
+            Some(_) => self.time.now().to_string(),
+            None => String::new(),
+        };
+        let context = CallContext {
+            now: &now,
+            expiry_slack: if self.time.manual().is_some() {
+                MANUAL_CLOCK_EXPIRY_SLACK
+            } else {
+                0
+            },
+            policy: &self.policy_args,
+        };
+        self.link
+            .run(|con| call(script, con, names, &context, args))
+            .inspect_err(|_| AtomicCounters::bump(&self.counters.unavailable))
+    }
+
+    /// A reply this version does not know (a newer script in the same
+    /// namespace?): fail closed, and say so.
+    fn unknown_reply(&self, reply: i64) -> Error {
+        AtomicCounters::bump(&self.counters.unavailable);
+        Error::Unavailable {
+            server: self.link.server().to_string(),
+            reason: format!("answered with reply code {reply}, which this version does not know"),
+        }
+    }
+
+    fn draw(&self) -> Code {
+        let mut rng = self.rng.lock();
+        if rng.1 != fork::generation() {
+            *rng = (os_seeded(), fork::generation());
+        }
+        code::generate(&mut rng.0, self.policy.alphabet, self.policy.code_length)
+    }
+}
+
+fn check_namespace(namespace: &str) -> Result<(), InvalidInput> {
+    let ok = (1..=MAX_NAMESPACE_LEN).contains(&namespace.len())
+        && namespace
+            .bytes()
+            .all(|b| b.is_ascii_graphic() && b != b'{' && b != b'}');
+    if ok {
+        return Ok(());
+    }
+    Err(InvalidInput {
+        field: Field::RedisNamespace,
+        constraint: Constraint::Format(
+            "1 to 64 printable ASCII characters without '{', '}' or spaces",
+        ),
+        got: Got::Name(namespace.to_string()),
+    })
+}
+
+fn os_seeded() -> ChaCha20Rng {
+    let mut seed = zeroize::Zeroizing::new([0u8; 32]);
+    getrandom::fill(&mut *seed).expect("the operating system's random source failed");
+    ChaCha20Rng::from_seed(*seed)
+}

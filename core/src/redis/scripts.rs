@@ -1,0 +1,91 @@
+//! The Lua scripts that hold the rules in Redis, and their calling convention.
+//!
+//! Each operation is `lua/common.lua` (the state, its indexes and the rules of
+//! `shard.rs`) followed by the operation's own file, compiled into the library
+//! with `include_str!`. They are loaded once when the engine is built and called
+//! by SHA1 with `EVALSHA`; a server that has lost them (restarted, or a new
+//! cluster node) answers `NOSCRIPT`, and `redis::Script` loads them again and
+//! repeats the call, which is safe because a `NOSCRIPT` call ran nothing.
+
+use ::redis::{ConnectionLike, RedisError, Script};
+
+use super::keys::KeyNames;
+
+/// Reply codes, the first element of every script's answer (common.lua).
+pub(crate) const OK: i64 = 0;
+pub(crate) const MISMATCH: i64 = 1;
+pub(crate) const LOCKED: i64 = 2;
+pub(crate) const EXPIRED: i64 = 3;
+pub(crate) const NOT_FOUND: i64 = 4;
+pub(crate) const RATE_LIMITED: i64 = 5;
+pub(crate) const FULL: i64 = 6;
+
+/// One script per operation.
+pub(crate) struct Scripts {
+    pub(crate) issue: Script,
+    pub(crate) verify: Script,
+    pub(crate) revoke: Script,
+    pub(crate) unlock: Script,
+}
+
+/// What every call passes besides its own arguments (ARGV[2..11] of common.lua).
+pub(crate) struct CallContext<'a> {
+    /// Milliseconds on a manual clock, or "" for Redis `TIME`.
+    pub(crate) now: &'a str,
+    /// Added to every `PEXPIRE`, in milliseconds.
+    pub(crate) expiry_slack: u64,
+    /// The policy, in the order common.lua reads it.
+    pub(crate) policy: &'a [u64],
+}
+
+impl Scripts {
+    pub(crate) fn new() -> Self {
+        Scripts {
+            issue: Script::new(concat!(
+                include_str!("lua/common.lua"),
+                include_str!("lua/issue.lua")
+            )),
+            verify: Script::new(concat!(
+                include_str!("lua/common.lua"),
+                include_str!("lua/verify.lua")
+            )),
+            revoke: Script::new(concat!(
+                include_str!("lua/common.lua"),
+                include_str!("lua/revoke.lua")
+            )),
+            unlock: Script::new(concat!(
+                include_str!("lua/common.lua"),
+                include_str!("lua/unlock.lua")
+            )),
+        }
+    }
+
+    /// `SCRIPT LOAD`s every script (on every primary of a cluster).
+    pub(crate) fn load(&self, con: &mut dyn ConnectionLike) -> Result<(), RedisError> {
+        for script in [&self.issue, &self.verify, &self.revoke, &self.unlock] {
+            script.load(con)?;
+        }
+        Ok(())
+    }
+}
+
+/// Runs `script` for the key `names` with the operation's `args`; the answer is
+/// `(reply code, number)`.
+pub(crate) fn call(
+    script: &Script,
+    con: &mut dyn ConnectionLike,
+    names: &KeyNames,
+    context: &CallContext<'_>,
+    args: &[&str],
+) -> Result<(i64, i64), RedisError> {
+    script
+        .key(&names.state)
+        .key(&names.held)
+        .key(&names.live)
+        .arg(&names.member)
+        .arg(context.now)
+        .arg(context.expiry_slack)
+        .arg(context.policy)
+        .arg(args)
+        .invoke(con)
+}

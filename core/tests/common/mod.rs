@@ -1,0 +1,33 @@
+//! Helpers of the Redis tests: the servers (servers.rs) and engines over them.
+
+#![allow(dead_code)] // each test binary uses its own part of this module
+
+mod servers;
+
+pub use servers::*;
+
+#[cfg(feature = "redis")]
+pub use with_redis::*;
+
+#[cfg(feature = "redis")]
+mod with_redis {
+    use otpengine_core::{Config, Engine, RedisOptions, Secret};
+
+    /// The secret every test engine shares (as the instances of one service would).
+    pub fn secret() -> Secret {
+        Secret::new(b"otpengine test secret, 32 bytes").expect("a valid secret")
+    }
+
+    /// Options for `url` in a fresh namespace.
+    pub fn options(url: &str, label: &str) -> RedisOptions {
+        RedisOptions {
+            namespace: super::unique_namespace(label),
+            ..RedisOptions::new(url, secret())
+        }
+    }
+
+    /// An engine over `url` in a fresh namespace of its own.
+    pub fn engine(url: &str, config: Config) -> Engine {
+        Engine::new_redis(config, options(url, "e")).expect("a Redis engine")
+    }
+}

@@ -1,0 +1,142 @@
+/* otp_engine_new_redis and OTP_BACKEND_UNAVAILABLE, against the real servers
+ * of scripts/with-redis.sh (OTPENGINE_REDIS_URL, OTPENGINE_REDIS_CLUSTER).
+ * Without them the test says so loudly and passes, unless
+ * OTPENGINE_REQUIRE_REDIS=1, which makes a missing server a failure. */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "otpengine.h"
+#include "check.h"
+
+#define KEY(s) (const uint8_t *)(s), strlen(s)
+
+static const uint8_t SECRET[] = "otpengine C test secret, 32 b..";
+
+static int last_error_contains(const char *needle) {
+  char buf[512];
+  otp_last_error(buf, sizeof buf);
+  if (strstr(buf, needle) == NULL) {
+    fprintf(stderr, "last error \"%s\" lacks \"%s\"\n", buf, needle);
+    return 0;
+  }
+  return 1;
+}
+
+static void wrong_code(const char *code, char *out) {
+  size_t n = strlen(code);
+  for (size_t i = 0; i < n; i++) out[i] = code[i] == '9' ? '0' : (char)(code[i] + 1);
+  out[n] = 0;
+}
+
+static otp_engine *redis_engine(const char *url) {
+  otp_config c;
+  otp_config_default(&c);
+  c.resend_cooldown_ms = 0;
+  c.max_issues_per_window = 0;
+  otp_engine *e = NULL;
+  if (otp_engine_new_redis(&c, url, SECRET, sizeof SECRET - 1, &e) != OTP_OK) {
+    char buf[512];
+    otp_last_error(buf, sizeof buf);
+    fprintf(stderr, "otp_engine_new_redis(%s) failed: %s\n", url, buf);
+    exit(2);
+  }
+  return e;
+}
+
+static void test_arguments_are_checked(const char *url) {
+  otp_config c;
+  otp_config_default(&c);
+  CHECK(c.redis_connect_timeout_ms == 1000 && c.redis_response_timeout_ms == 1000);
+  otp_engine *e = (otp_engine *)(uintptr_t)0x1; /* must stay untouched */
+  CHECK_STATUS(otp_engine_new_redis(&c, url, SECRET, 8, &e), OTP_INVALID_ARGUMENT);
+  CHECK(last_error_contains("secret must be between 16 and 1024 bytes long, got 8 bytes"));
+  CHECK_STATUS(otp_engine_new_redis(&c, url, NULL, 0, &e), OTP_INVALID_ARGUMENT);
+  CHECK(last_error_contains("got 0 bytes"));
+  CHECK_STATUS(otp_engine_new_redis(&c, url, NULL, 16, &e), OTP_INVALID_ARGUMENT);
+  CHECK(last_error_contains("secret may be NULL only with secret_len 0"));
+  CHECK_STATUS(otp_engine_new_redis(&c, NULL, SECRET, 16, &e), OTP_INVALID_ARGUMENT);
+  CHECK(last_error_contains("url must not be NULL"));
+  CHECK_STATUS(otp_engine_new_redis(&c, "http://example.com", SECRET, 16, &e), OTP_INVALID_ARGUMENT);
+  CHECK(last_error_contains("url must be a redis://"));
+  c.redis_response_timeout_ms = 0;
+  CHECK_STATUS(otp_engine_new_redis(&c, url, SECRET, 16, &e), OTP_INVALID_ARGUMENT);
+  CHECK(last_error_contains("redis_response_timeout_ms must be between 1 and 60000, got 0"));
+  otp_config_default(&c);
+  c.ttl_ms = 0;
+  CHECK_STATUS(otp_engine_new_redis(&c, url, SECRET, 16, &e), OTP_INVALID_ARGUMENT);
+  CHECK(last_error_contains("ttl_ms"));
+  CHECK(e == (otp_engine *)(uintptr_t)0x1);
+}
+
+static void test_an_unreachable_server_is_backend_unavailable(void) {
+  otp_config c;
+  otp_config_default(&c);
+  c.redis_connect_timeout_ms = 200;
+  otp_engine *e = (otp_engine *)(uintptr_t)0x1;
+  /* Port 1: nothing listens there. */
+  CHECK_STATUS(otp_engine_new_redis(&c, "redis://127.0.0.1:1/0", SECRET, 16, &e), OTP_BACKEND_UNAVAILABLE);
+  CHECK(last_error_contains("redis at 127.0.0.1:1 unreachable"));
+  CHECK(e == (otp_engine *)(uintptr_t)0x1);
+  CHECK(strncmp(otp_status_str(OTP_BACKEND_UNAVAILABLE), "backend unavailable", 19) == 0);
+}
+
+/* Two engines over one store, as two instances of a service. */
+static void test_two_instances_share_one_store(const char *url) {
+  otp_engine *a = redis_engine(url), *b = redis_engine(url);
+  char key[64], code[16], other[16];
+  uint32_t left = 0;
+  snprintf(key, sizeof key, "c-test-%ld-%d", (long)time(NULL), rand());
+  CHECK_STATUS(otp_issue(a, KEY(key), KEY("EUR 10"), 0, code, sizeof code, NULL), OTP_OK);
+  wrong_code(code, other);
+  CHECK_STATUS(otp_verify(b, KEY(key), other, 6, KEY("EUR 10"), &left), OTP_MISMATCH);
+  CHECK(left == 4);
+  CHECK_STATUS(otp_verify(a, KEY(key), other, 6, KEY("EUR 10"), &left), OTP_MISMATCH);
+  CHECK(left == 3);
+  CHECK_STATUS(otp_verify(a, KEY(key), code, 6, KEY("EUR 11"), &left), OTP_MISMATCH);
+  CHECK(left == 2);
+  CHECK_STATUS(otp_verify(b, KEY(key), code, 6, KEY("EUR 10"), NULL), OTP_OK);
+  CHECK_STATUS(otp_verify(a, KEY(key), code, 6, KEY("EUR 10"), NULL), OTP_NOT_FOUND);
+  CHECK_STATUS(otp_issue(b, KEY(key), NULL, 0, 0, code, sizeof code, NULL), OTP_OK);
+  CHECK_STATUS(otp_revoke(a, KEY(key)), OTP_OK);
+  CHECK_STATUS(otp_revoke(b, KEY(key)), OTP_NOT_FOUND);
+  CHECK_STATUS(otp_unlock(b, KEY(key)), OTP_NOT_FOUND);
+  otp_stats s;
+  CHECK_STATUS(otp_engine_stats(a, &s), OTP_OK);
+  CHECK(s.issued == 1 && s.mismatched == 2 && s.revoked == 1 && s.unavailable == 0);
+  CHECK_STATUS(otp_engine_stats(b, &s), OTP_OK);
+  CHECK(s.issued == 1 && s.mismatched == 1 && s.verified == 1 && s.revoked == 0);
+  otp_engine_free(a);
+  otp_engine_free(b);
+}
+
+static const char *server(const char *var) {
+  const char *url = getenv(var);
+  if (url != NULL && *url != 0) return url;
+  const char *require = getenv("OTPENGINE_REQUIRE_REDIS");
+  if (require != NULL && strcmp(require, "1") == 0) {
+    fprintf(stderr, "OTPENGINE_REQUIRE_REDIS=1 but %s is not set\n", var);
+    exit(1);
+  }
+  fprintf(stderr,
+          "\n!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n"
+          "%s is not set: the C tests against Redis are SKIPPED.\n"
+          "Run them with real servers: scripts/with-redis.sh (make test does).\n"
+          "!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n\n",
+          var);
+  return NULL;
+}
+
+int main(void) {
+  srand((unsigned)time(NULL));
+  test_an_unreachable_server_is_backend_unavailable();
+  const char *url = server("OTPENGINE_REDIS_URL");
+  if (url != NULL) {
+    test_arguments_are_checked(url);
+    test_two_instances_share_one_store(url);
+  }
+  const char *cluster = server("OTPENGINE_REDIS_CLUSTER");
+  if (cluster != NULL) test_two_instances_share_one_store(cluster);
+  DONE();
+}

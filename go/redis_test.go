@@ -1,0 +1,209 @@
+package otpengine
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+)
+
+// The Redis engine against the real servers of scripts/with-redis.sh
+// (OTPENGINE_REDIS_URL, OTPENGINE_REDIS_CLUSTER, OTPENGINE_REDIS_SERVER); skipped
+// with a loud message without them, failed under OTPENGINE_REQUIRE_REDIS=1.
+
+var testSecret = []byte("otpengine Go test secret, 32 b..")
+
+func redisEnv(t *testing.T, name string) string {
+	t.Helper()
+	value := os.Getenv(name)
+	if value != "" {
+		return value
+	}
+	message := fmt.Sprintf("%s is not set: the Go tests against Redis are SKIPPED; run them with scripts/with-redis.sh (make test does)", name)
+	if os.Getenv("OTPENGINE_REQUIRE_REDIS") == "1" {
+		t.Fatalf("OTPENGINE_REQUIRE_REDIS=1 but %s", message)
+	}
+	fmt.Fprintf(os.Stderr, "\n!!!!!!!!!!\n%s\n!!!!!!!!!!\n", message)
+	t.Skip(message)
+	return ""
+}
+
+func redisEngine(t *testing.T, url string) *Engine {
+	t.Helper()
+	cfg := DefaultConfig()
+	cfg.ResendCooldown = 0
+	cfg.MaxIssuesPerWindow = 0
+	cfg.RedisURL = url
+	cfg.Secret = testSecret
+	cfg.RedisConnectTimeout = 300 * time.Millisecond
+	cfg.RedisResponseTimeout = 300 * time.Millisecond
+	e, err := New(cfg)
+	if err != nil {
+		t.Fatalf("New(%s): %v", url, err)
+	}
+	t.Cleanup(func() { e.Close() })
+	return e
+}
+
+func uniqueKey(t *testing.T) []byte {
+	return []byte(fmt.Sprintf("go-%s-%d", t.Name(), time.Now().UnixNano()))
+}
+
+func testTwoInstances(t *testing.T, url string) {
+	a, b := redisEngine(t, url), redisEngine(t, url)
+	key := uniqueKey(t)
+	code, _, err := a.Issue(key, []byte("EUR 10"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, err := b.Verify(key, wrong(code), []byte("EUR 10")); err != nil || v != (Verdict{Mismatch, 4}) {
+		t.Fatalf("wrong guess on b: %+v %v", v, err)
+	}
+	if v, err := a.Verify(key, wrong(code), []byte("EUR 10")); err != nil || v != (Verdict{Mismatch, 3}) {
+		t.Fatalf("wrong guess on a, counted with b's: %+v %v", v, err)
+	}
+	if v, err := b.Verify(key, code, []byte("EUR 10")); err != nil || v.Status != Verified {
+		t.Fatalf("right code on b: %+v %v", v, err)
+	}
+	if v, err := a.Verify(key, code, []byte("EUR 10")); err != nil || v.Status != NotFound {
+		t.Fatalf("replay on a: %+v %v", v, err)
+	}
+	if _, _, err := b.Issue(key, nil); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := a.Revoke(key); !ok || err != nil {
+		t.Fatalf("revoke on a: %v %v", ok, err)
+	}
+	if s := a.Stats(); s.Issued != 1 || s.Mismatched != 1 || s.Revoked != 1 || s.Unavailable != 0 {
+		t.Fatalf("a's stats: %+v", s)
+	}
+}
+
+func TestRedisTwoInstancesShareOneStore(t *testing.T) {
+	testTwoInstances(t, redisEnv(t, "OTPENGINE_REDIS_URL"))
+}
+
+func TestRedisClusterTwoInstancesShareOneStore(t *testing.T) {
+	testTwoInstances(t, redisEnv(t, "OTPENGINE_REDIS_CLUSTER"))
+}
+
+func TestRedisArguments(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.RedisURL = "redis://127.0.0.1:1/0"
+	cfg.Secret = []byte("too short")
+	if _, err := New(cfg); !errors.Is(err, ErrInvalidArgument) || !strings.Contains(err.Error(), "secret must be between 16 and 1024 bytes long, got 9 bytes") {
+		t.Fatalf("short secret: %v", err)
+	}
+	cfg.Secret = testSecret
+	cfg.RedisURL = "http://example.com"
+	if _, err := New(cfg); !errors.Is(err, ErrInvalidArgument) || !strings.Contains(err.Error(), "url must be a redis://") {
+		t.Fatalf("bad URL: %v", err)
+	}
+	cfg.RedisURL = ""
+	if _, err := New(cfg); !errors.Is(err, ErrInvalidArgument) || !strings.Contains(err.Error(), "Secret is used only with RedisURL") {
+		t.Fatalf("secret without Redis: %v", err)
+	}
+	cfg = DefaultConfig()
+	cfg.RedisURL = "redis://127.0.0.1:1/0" // nothing listens on port 1
+	cfg.Secret = testSecret
+	cfg.RedisConnectTimeout = 200 * time.Millisecond
+	_, err := New(cfg)
+	if !errors.Is(err, ErrBackendUnavailable) || !strings.Contains(err.Error(), "redis at 127.0.0.1:1 unreachable") {
+		t.Fatalf("unreachable: %v", err)
+	}
+}
+
+// A redis-server this test alone controls, on a free loopback port.
+type ownServer struct {
+	binary, dir string
+	port        int
+	cmd         *exec.Cmd
+}
+
+func startServer(t *testing.T) *ownServer {
+	binary := redisEnv(t, "OTPENGINE_REDIS_SERVER")
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	s := &ownServer{binary: binary, dir: t.TempDir(), port: port}
+	s.start(t)
+	t.Cleanup(s.kill)
+	return s
+}
+
+func (s *ownServer) start(t *testing.T) {
+	s.cmd = exec.Command(s.binary, "--port", fmt.Sprint(s.port), "--bind", "127.0.0.1",
+		"--save", "", "--appendonly", "no", "--dir", s.dir)
+	if err := s.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// Bounded poll until it accepts connections.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", s.port), time.Second)
+		if err == nil {
+			c.Close()
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("redis-server on port %d did not start: %v", s.port, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func (s *ownServer) kill() {
+	if s.cmd != nil && s.cmd.Process != nil {
+		s.cmd.Process.Kill()
+		s.cmd.Wait()
+		s.cmd = nil
+	}
+}
+
+func TestRedisOutageIsErrBackendUnavailableAndTheEngineRecovers(t *testing.T) {
+	server := startServer(t)
+	e := redisEngine(t, fmt.Sprintf("redis://127.0.0.1:%d/0", server.port))
+	code, _, err := e.Issue([]byte("alice"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	server.kill()
+	v, err := e.Verify([]byte("alice"), code, nil)
+	if !errors.Is(err, ErrBackendUnavailable) || v != (Verdict{}) || v.Status == Verified {
+		t.Fatalf("verify during the outage: %+v %v", v, err)
+	}
+	if !strings.Contains(err.Error(), fmt.Sprintf("redis at 127.0.0.1:%d", server.port)) {
+		t.Fatalf("the error names the server: %v", err)
+	}
+	if _, _, err := e.Issue([]byte("bob"), nil); !errors.Is(err, ErrBackendUnavailable) {
+		t.Fatalf("issue during the outage: %v", err)
+	}
+	if ok, err := e.Revoke([]byte("alice")); ok || !errors.Is(err, ErrBackendUnavailable) {
+		t.Fatalf("revoke during the outage: %v %v", ok, err)
+	}
+	if ok, err := e.Unlock([]byte("alice")); ok || !errors.Is(err, ErrBackendUnavailable) {
+		t.Fatalf("unlock during the outage: %v %v", ok, err)
+	}
+	if s := e.Stats(); s.Unavailable != 4 {
+		t.Fatalf("stats during the outage: %+v", s)
+	}
+	server.start(t)
+	// The same engine: nothing was persisted, so the code is gone, and new ones work.
+	if v, err := e.Verify([]byte("alice"), code, nil); err != nil || v.Status != NotFound {
+		t.Fatalf("after the restart: %+v %v", v, err)
+	}
+	code, _, err = e.Issue([]byte("alice"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, err := e.Verify([]byte("alice"), code, nil); err != nil || v.Status != Verified {
+		t.Fatalf("after the restart: %+v %v", v, err)
+	}
+}

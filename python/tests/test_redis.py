@@ -1,0 +1,161 @@
+"""The Redis engine against the real servers of scripts/with-redis.sh.
+
+OTPENGINE_REDIS_URL, OTPENGINE_REDIS_CLUSTER and OTPENGINE_REDIS_SERVER name
+them; without them these tests are skipped with a loud message, and fail under
+OTPENGINE_REQUIRE_REDIS=1.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import otpengine
+from otpengine import Status
+from conftest import wrong
+
+SECRET = b"otpengine Python test secret 32b"
+
+
+def env(name: str) -> str:
+    value = os.environ.get(name, "")
+    if value:
+        return value
+    message = f"{name} is not set: the Python tests against Redis are SKIPPED; run them with scripts/with-redis.sh (make test does)"
+    if os.environ.get("OTPENGINE_REQUIRE_REDIS") == "1":
+        pytest.fail(f"OTPENGINE_REQUIRE_REDIS=1 but {message}")
+    print(f"\n{'!' * 78}\n{message}\n{'!' * 78}", file=sys.stderr)
+    pytest.skip(message)
+
+
+def unique(label: str) -> str:
+    return f"py-{label}-{os.getpid()}-{time.time_ns()}"
+
+
+def redis_engine(url: str) -> otpengine.Engine:
+    return otpengine.Engine(
+        redis_url=url,
+        secret=SECRET,
+        resend_cooldown=0.0,
+        max_issues_per_window=0,
+        redis_connect_timeout=0.3,
+        redis_response_timeout=0.3,
+    )
+
+
+@pytest.mark.parametrize("var", ["OTPENGINE_REDIS_URL", "OTPENGINE_REDIS_CLUSTER"])
+def test_two_instances_share_one_store(var: str) -> None:
+    url = env(var)
+    a, b = redis_engine(url), redis_engine(url)
+    assert repr(a).startswith("<otpengine.Engine: redis at 127.0.0.1:")
+    key = unique("pair")
+    code = a.issue(key, context="EUR 10")
+    first = b.verify(key, wrong(code), context="EUR 10")
+    assert (first.status, first.attempts_left) == (Status.MISMATCH, 4)
+    assert a.verify(key, wrong(code), context="EUR 10").attempts_left == 3, "counted across instances"
+    assert b.unlock(key) is True and a.unlock(key) is False, "the failure count is shared too"
+    assert b.verify(key, code, context="EUR 10")
+    assert a.verify(key, code, context="EUR 10").status is Status.NOT_FOUND
+    codes = b.issue_many([f"{key}-{i}" for i in range(20)])
+    assert all(codes)
+    statuses = a.verify_many([(f"{key}-{i}", c or "") for i, c in enumerate(codes)])
+    assert statuses == [Status.VERIFIED] * 20
+    assert a.revoke(key) is False
+    stats = a.stats()
+    assert (stats["issued"], stats["mismatched"], stats["verified"], stats["unavailable"]) == (1, 1, 20, 0)
+
+
+def test_redis_arguments_are_checked() -> None:
+    with pytest.raises(ValueError, match="secret is required with redis_url"):
+        otpengine.Engine(redis_url="redis://127.0.0.1:1/0")
+    with pytest.raises(ValueError, match="secret must be between 16 and 1024 bytes long, got 5 bytes"):
+        otpengine.Engine(redis_url="redis://127.0.0.1:1/0", secret=b"short")
+    with pytest.raises(TypeError, match="secret must be bytes, got str"):
+        otpengine.Engine(redis_url="redis://127.0.0.1:1/0", secret="a str secret, 16+ chars")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="redis_url must be a redis://"):
+        otpengine.Engine(redis_url="http://example.com", secret=SECRET)
+    with pytest.raises(ValueError, match="redis_response_timeout must be between 0.001 and 60.0 seconds, got 0.0"):
+        otpengine.Engine(redis_url="redis://127.0.0.1:1/0", secret=SECRET, redis_response_timeout=0.0)
+    with pytest.raises(ValueError, match="used only with redis_url"):
+        otpengine.Engine(redis_connect_timeout=1.0)
+    # A secret alone is the in-memory engine's digest secret.
+    assert otpengine.Engine(secret=SECRET, manual_clock=True).issue("alice")
+
+
+def test_an_unreachable_server_is_backend_unavailable() -> None:
+    with pytest.raises(otpengine.BackendUnavailable) as raised:
+        otpengine.Engine(redis_url="redis://127.0.0.1:1/0", secret=SECRET, redis_connect_timeout=0.2)
+    assert isinstance(raised.value, otpengine.OtpError)
+    assert str(raised.value).startswith("redis at 127.0.0.1:1 unreachable")
+    assert otpengine.BackendUnavailable.__module__ == "otpengine"
+
+
+class OwnServer:
+    """A redis-server this test alone controls, on a free loopback port."""
+
+    def __init__(self, binary: str, directory: Path) -> None:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.binary, self.directory = binary, directory
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+            cwd=self.directory,
+            stdout=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 10
+        while True:  # bounded poll until it accepts connections
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                return
+            except OSError:
+                assert time.monotonic() < deadline, f"redis-server on port {self.port} did not start"
+                time.sleep(0.02)
+
+    def kill(self) -> None:
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait()
+            self.process = None
+
+
+@pytest.fixture
+def own_server(tmp_path: Path) -> Iterator[OwnServer]:
+    server = OwnServer(env("OTPENGINE_REDIS_SERVER"), tmp_path)
+    server.start()
+    yield server
+    server.kill()
+
+
+def test_an_outage_raises_backend_unavailable_and_the_engine_recovers(own_server: OwnServer) -> None:
+    engine = redis_engine(own_server.url)
+    code = engine.issue("alice")
+    own_server.kill()
+    with pytest.raises(otpengine.BackendUnavailable, match=f"redis at 127.0.0.1:{own_server.port}"):
+        engine.verify("alice", code)
+    with pytest.raises(otpengine.BackendUnavailable):
+        engine.issue("bob")
+    with pytest.raises(otpengine.BackendUnavailable):
+        engine.revoke("alice")
+    with pytest.raises(otpengine.BackendUnavailable):
+        engine.verify_many([("alice", code), ("bob", "123456")])
+    assert engine.issue_many(["x", "y", "z"]) == [None, None, None]
+    assert engine.stats()["unavailable"] == 5, "the issue_many stopped at its first failure"
+    own_server.start()
+    assert engine.verify("alice", code).status is Status.NOT_FOUND, "nothing was persisted"
+    code = engine.issue("alice")
+    assert engine.verify("alice", code)

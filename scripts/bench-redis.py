@@ -1,0 +1,156 @@
+#!/usr/bin/env python3
+"""The Redis backend's throughput beside redis-benchmark on the same server.
+
+Run by `make bench-redis` (under scripts/with-redis.sh, which provides the
+server in OTPENGINE_REDIS_URL). For 1, 2 and 16 concurrent callers, round after
+round (interleaved, so that a noisy machine hits every figure alike):
+
+- redis-benchmark GET and SET with that many clients (one round trip each);
+- otp-load --redis with that many threads: users issue a code, then verify it
+  (--wrong 0), so every pair is one issue and one verify, each one EVALSHA.
+
+Prints the medians and the ratios of engine calls to GET/SET requests per
+second (one engine call is one round trip, like one GET), and writes every
+figure to build/bench-redis.json. Beside the rates, which a busy machine moves
+a lot, it reports what a busy machine hardly moves: redis-server's own CPU time
+per request (INFO cpu, before and after each run), and Redis memory per key held.
+
+Environment: BENCH_ROUNDS (default 3), BENCH_SECONDS per otp-load run (5),
+BENCH_KEYS users per run (2000), BENCH_REQUESTS per redis-benchmark test (100000).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+CALLERS = (1, 2, 16)
+
+
+def info(port: int, section: str) -> dict[str, str]:
+    out = subprocess.run(["redis-cli", "-p", str(port), "info", section], check=True, capture_output=True,
+                         text=True).stdout
+    return dict(line.split(":", 1) for line in out.splitlines() if ":" in line)
+
+
+def server_cpu(port: int) -> float:
+    """Seconds of CPU redis-server has used (user + system)."""
+    cpu = info(port, "cpu")
+    return float(cpu["used_cpu_user"]) + float(cpu["used_cpu_sys"])
+
+
+def redis_benchmark(port: int, clients: int, requests: int) -> dict[str, float]:
+    figures = {}
+    for test in ("get", "set"):
+        before = server_cpu(port)
+        out = subprocess.run(
+            ["redis-benchmark", "-p", str(port), "-t", test, "-c", str(clients), "-n", str(requests),
+             "-r", "10000", "--csv"],
+            check=True, capture_output=True, text=True,
+        ).stdout
+        cpu = server_cpu(port) - before
+        rows = list(csv.reader(io.StringIO(out)))
+        figures[test] = float(rows[1][rows[0].index("rps")])
+        figures[f"{test}_cpu_us"] = cpu / requests * 1e6
+    return figures
+
+
+def otp_load(url: str, threads: int, seconds: float, keys: int, port: int) -> dict[str, float]:
+    before = server_cpu(port)
+    out = subprocess.run(
+        [str(ROOT / "target/release/otp-load"), "--redis", url, "--threads", str(threads),
+         "--seconds", str(seconds), "--keys", str(keys), "--wrong", "0", "--json"],
+        check=True, capture_output=True, text=True,
+    ).stdout
+    cpu = server_cpu(port) - before
+    report = json.loads(out.strip().splitlines()[-1])
+    if not report["counts_add_up"]:
+        sys.exit(f"otp-load: counts do not add up: {report}")
+    calls = report["calls"] + keys  # the timed calls and the preload's issues
+    return {
+        "call_cpu_us": cpu / calls * 1e6,
+        "calls_per_sec": report["calls_per_sec"],
+        # With --wrong 0 a user alternates issue and verify: a pair is two calls.
+        "pairs_per_sec": report["calls_per_sec"] / 2,
+        "issue_p50_us": report["issue"]["p50_ns"] / 1e3,
+        "verify_p50_us": report["verify"]["p50_ns"] / 1e3,
+        "issue_p99_us": report["issue"]["p99_ns"] / 1e3,
+        "verify_p99_us": report["verify"]["p99_ns"] / 1e3,
+    }
+
+
+def main() -> None:
+    url = os.environ.get("OTPENGINE_REDIS_URL")
+    if not url:
+        sys.exit("OTPENGINE_REDIS_URL is not set: run under scripts/with-redis.sh (make bench-redis)")
+    port = int(url.rsplit(":", 1)[1].split("/")[0])
+    rounds = int(os.environ.get("BENCH_ROUNDS", "3"))
+    seconds = float(os.environ.get("BENCH_SECONDS", "5"))
+    keys = int(os.environ.get("BENCH_KEYS", "2000"))
+    requests = int(os.environ.get("BENCH_REQUESTS", "100000"))
+    version = subprocess.run(["redis-server", "--version"], capture_output=True, text=True).stdout.strip()
+    print(f"{version}\n{rounds} rounds; per round and caller count: redis-benchmark GET+SET "
+          f"({requests} requests each), then otp-load --redis ({seconds:.0f} s, {keys} users)", flush=True)
+
+    runs: dict[int, list[dict[str, float]]] = {c: [] for c in CALLERS}
+    for r in range(rounds):
+        for c in CALLERS:
+            figures = redis_benchmark(port, c, requests)
+            figures.update(otp_load(url, c, seconds, keys, port))
+            runs[c].append(figures)
+            print(f"round {r + 1}, {c:>2} callers: GET {figures['get']:>8.0f}/s  SET {figures['set']:>8.0f}/s  "
+                  f"engine {figures['calls_per_sec']:>7.0f} calls/s = {figures['pairs_per_sec']:>7.0f} pairs/s; "
+                  f"server CPU per request GET {figures['get_cpu_us']:.1f} µs, SET {figures['set_cpu_us']:.1f} µs, "
+                  f"engine call {figures['call_cpu_us']:.1f} µs", flush=True)
+
+    print("\nmedians")
+    print("| callers | redis-benchmark GET/s | SET/s | engine calls/s | issue+verify pairs/s "
+          "| calls / GET | calls / SET | p50 issue, verify (µs) | p99 issue, verify (µs) |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    summary = {}
+    for c in CALLERS:
+        m = {k: statistics.median(run[k] for run in runs[c]) for k in runs[c][0]}
+        # Ratios are taken per round (same moment, same noise), then their median.
+        m["calls_per_get"] = statistics.median(run["calls_per_sec"] / run["get"] for run in runs[c])
+        m["calls_per_set"] = statistics.median(run["calls_per_sec"] / run["set"] for run in runs[c])
+        summary[c] = m
+        print(f"| {c} | {m['get']:,.0f} | {m['set']:,.0f} | {m['calls_per_sec']:,.0f} | {m['pairs_per_sec']:,.0f} "
+              f"| {m['calls_per_get']:.2f} | {m['calls_per_set']:.2f} "
+              f"| {m['issue_p50_us']:.0f}, {m['verify_p50_us']:.0f} | {m['issue_p99_us']:.0f}, {m['verify_p99_us']:.0f} |")
+    print("\nredis-server CPU per request (medians)")
+    print("| callers | GET | SET | engine call (issue or verify) | call / GET |")
+    print("|---|---|---|---|---|")
+    for c in CALLERS:
+        m = summary[c]
+        m["cpu_call_per_get"] = statistics.median(run["call_cpu_us"] / run["get_cpu_us"] for run in runs[c])
+        print(f"| {c} | {m['get_cpu_us']:.1f} µs | {m['set_cpu_us']:.1f} µs | {m['call_cpu_us']:.1f} µs "
+              f"| {m['cpu_call_per_get']:.2f} |")
+
+    # Memory: a fresh namespace of 20,000 keys, each with a pending code.
+    before = int(info(port, "memory")["used_memory"])
+    report = json.loads(subprocess.run(
+        [str(ROOT / "target/release/otp-load"), "--redis", url, "--threads", "2", "--seconds", "0.1",
+         "--keys", "20000", "--wrong", "0", "--json"],
+        check=True, capture_output=True, text=True,
+    ).stdout.strip().splitlines()[-1])
+    grown = int(info(port, "memory")["used_memory"]) - before
+    per_key = grown / report["held_keys"]
+    print(f"\nRedis memory: {grown / 2**20:.1f} MiB for {report['held_keys']} keys held "
+          f"= {per_key:.0f} bytes per key (its hash and its two index entries)")
+
+    out = ROOT / "build/bench-redis.json"
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(json.dumps({"server": version, "runs": runs, "medians": summary,
+                               "redis_bytes_per_key": per_key}, indent=1))
+    print(f"\nevery figure: {out.relative_to(ROOT)}")
+
+
+if __name__ == "__main__":
+    main()
