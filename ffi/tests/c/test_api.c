@@ -27,23 +27,6 @@ static void no_limits(otp_config *c) {
   c->max_failures_per_key = 0;
 }
 
-static int last_error_contains(const char *needle) {
-  char buf[512];
-  otp_last_error(buf, sizeof buf);
-  if (strstr(buf, needle) == NULL) {
-    fprintf(stderr, "last error \"%s\" lacks \"%s\"\n", buf, needle);
-    return 0;
-  }
-  return 1;
-}
-
-/* A code of the right shape that is not `code`. */
-static void wrong_code(const char *code, char *out) {
-  size_t n = strlen(code);
-  for (size_t i = 0; i < n; i++) out[i] = code[i] == '9' ? '0' : (char)(code[i] + 1);
-  out[n] = 0;
-}
-
 static void test_defaults_and_version(void) {
   otp_config c;
   memset(&c, 0xff, sizeof c);

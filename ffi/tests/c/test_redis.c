@@ -14,22 +14,6 @@
 
 static const uint8_t SECRET[] = "otpengine C test secret, 32 b..";
 
-static int last_error_contains(const char *needle) {
-  char buf[512];
-  otp_last_error(buf, sizeof buf);
-  if (strstr(buf, needle) == NULL) {
-    fprintf(stderr, "last error \"%s\" lacks \"%s\"\n", buf, needle);
-    return 0;
-  }
-  return 1;
-}
-
-static void wrong_code(const char *code, char *out) {
-  size_t n = strlen(code);
-  for (size_t i = 0; i < n; i++) out[i] = code[i] == '9' ? '0' : (char)(code[i] + 1);
-  out[n] = 0;
-}
-
 static otp_engine *redis_engine(const char *url) {
   otp_config c;
   otp_config_default(&c);
