@@ -30,10 +30,13 @@ C_LINK   := -L$(DEBUG) -lotpengine -lpthread -Wl,-rpath,$(DEBUG)
 ## redis-server installed from Debian's packages if missing) started before and stopped
 ## after, also on failure. Under it the Redis tests fail, rather than skip, without a server.
 test: toolchains
-	scripts/with-redis.sh $(MAKE) --no-print-directory test-suites
+	MAKE=$(MAKE) scripts/with-redis.sh scripts/stages.sh $(STAGES)
 	@echo "make test: all checks passed"
 
-test-suites: fmt-check clippy doc rust-test bench-build load-smoke dudect-smoke soak c-test go-test examples install-test python-test fuzz-smoke
+## The stages of make test, in order; a+b runs a and b side by side (scripts/stages.sh).
+STAGES := fmt-check clippy doc rust-test bench-build load-smoke dudect-smoke soak c-test go-test examples install-test python-test fuzz-smoke
+
+test-suites: $(STAGES)
 
 ## Fail loudly, naming what is missing, instead of skipping a suite.
 toolchains:
