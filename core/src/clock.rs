@@ -151,7 +151,7 @@ fn monotonic_millis() -> Millis {
 /// Whole milliseconds in `d`, rounded up so that no non-zero duration becomes zero.
 pub(crate) fn ceil_millis(d: Duration) -> Millis {
     let ms = d.as_millis();
-    let ms = if d.subsec_nanos() % 1_000_000 != 0 {
+    let ms = if !d.subsec_nanos().is_multiple_of(1_000_000) {
         ms + 1
     } else {
         ms

@@ -329,7 +329,7 @@ fn human_duration(d: Duration) -> String {
     for (size, suffix) in UNITS {
         // "24h" reads better than "1d"; days start at two.
         let smallest = if suffix == "d" { 2 * size } else { size };
-        if nanos >= smallest && nanos % size == 0 {
+        if nanos >= smallest && nanos.is_multiple_of(size) {
             return format!("{}{suffix}", nanos / size);
         }
     }
@@ -337,9 +337,9 @@ fn human_duration(d: Duration) -> String {
         // Not a whole unit: seconds with millisecond precision, trailing zeros trimmed.
         return format!("{}s", format_duration(d, DurationUnit::Seconds));
     }
-    if nanos % 1_000_000 == 0 {
+    if nanos.is_multiple_of(1_000_000) {
         format!("{}ms", nanos / 1_000_000)
-    } else if nanos % 1_000 == 0 {
+    } else if nanos.is_multiple_of(1_000) {
         format!("{}µs", nanos / 1_000)
     } else {
         format!("{nanos}ns")

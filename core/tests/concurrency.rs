@@ -183,7 +183,7 @@ fn mixed_load_adds_up(threads: usize) {
                 },
                 3..=8 => {
                     let guess = codes.lock().unwrap().get(&key).cloned().unwrap_or_default();
-                    let guess = if (x >> 40) % 4 == 0 {
+                    let guess = if (x >> 40).is_multiple_of(4) {
                         "000000".to_string()
                     } else {
                         guess
