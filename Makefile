@@ -21,22 +21,39 @@ ASAN     := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-r
 TSAN     := -fsanitize=thread
 C_LINK   := -L$(DEBUG) -lotpengine -lpthread -Wl,-rpath,$(DEBUG)
 
-.PHONY: test test-suites toolchains fmt-check clippy doc rust-test c-test go-test examples install install-test \
+.PHONY: help test check test-suites toolchains fmt-check tracked msrv clippy doc rust-test c-test go-test examples install install-test \
         header ffi-debug go-lib quickstart bench-ffi python-test python-install bench-python load load-smoke dudect dudect-smoke soak \
         bench bench-build bench-redis clean fuzz fuzz-build fuzz-smoke miri plots
 
-## Everything CI checks: formatting, lints, docs, and every test suite in every language,
-## with real Redis servers (a standalone one and a 3-node cluster on free loopback ports,
-## redis-server installed from Debian's packages if missing) started before and stopped
+## Lists the targets, one line each (the first line of the comment above each).
+help:
+	@awk '/^## / { if (!text) text = substr($$0, 4); next } \
+	     /^[A-Z_]+ *[?:]?=/ { next } \
+	     /^[a-z][a-z0-9-]*:/ && text { split($$0, t, ":"); printf "  %-14s %s\n", t[1], text } \
+	     { text = "" }' $(MAKEFILE_LIST)
+
+## Everything, as CI runs it: every check and test suite, with real Redis servers.
+## Formatting, lints, docs, every test suite in every language, with real Redis servers (a standalone one and a 3-node cluster on free loopback
+## ports, redis-server installed from Debian's packages if missing) started before and stopped
 ## after, also on failure. Under it the Redis tests fail, rather than skip, without a server.
+## Prints a table of the stages' times and the total at the end (scripts/stages.sh); it must
+## stay under 15 minutes cold on the 2-core machine.
 test: toolchains
 	MAKE=$(MAKE) scripts/with-redis.sh scripts/stages.sh $(STAGES)
 	@echo "make test: all checks passed"
 
-## The stages of make test, in order; a+b runs a and b side by side (scripts/stages.sh).
-STAGES := fmt-check clippy doc rust-test bench-build load-smoke dudect-smoke soak c-test go-test examples install-test python-test fuzz-smoke
+## The stages of make test, in order; a+b runs a and b side by side (scripts/stages.sh):
+## the soak and the fuzzers only run (everything they need is built by then), and a soak
+## that tells a leak from a step passes beside them.
+STAGES := fmt-check tracked msrv clippy doc rust-test bench-build load-smoke dudect-smoke \
+          c-test go-test examples install-test python-test fuzz-build soak+fuzz-smoke
 
+## Every stage of make test, without the Redis servers and the stage table.
 test-suites: $(STAGES)
+
+## The daily loop, in a few minutes: formatting, lints, the core's tests without Redis.
+check: fmt-check tracked msrv clippy
+	$(CARGO) test -p otpengine-core
 
 ## Fail loudly, naming what is missing, instead of skipping a suite.
 toolchains:
@@ -50,32 +67,48 @@ toolchains:
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "ERROR: $(PYTHON) not found; the Python suite needs Python 3.10 or newer" >&2; exit 1; }
 	@$(PYTHON) -c 'import sys, venv; sys.exit(sys.version_info < (3, 10))' 2>/dev/null || { echo "ERROR: $(PYTHON) must be 3.10 or newer with the venv module" >&2; exit 1; }
 
+## Rust (both workspaces) and Go formatting.
 fmt-check:
 	$(CARGO) fmt --all -- --check
 	cd fuzz && $(CARGO) fmt -- --check
 	@test -z "$$(gofmt -l go examples/go)" || { echo "ERROR: gofmt would change:"; gofmt -l go examples/go; exit 1; }
 
-## The workspace builds otpengine-core with its `redis` feature (the C library and the Python
-## module turn it on); the second run lints the core as an embedded-only user builds it.
+## Lints, warnings as errors, with and without the core's redis feature.
+## The workspace builds otpengine-core with its `redis` feature (the
+## C library and the Python module turn it on); the second run lints the core as an
+## embedded-only user builds it (cheap: only the core and its own dependencies again).
 clippy:
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	$(CARGO) clippy -p otpengine-core --all-targets -- -D warnings
 
+## Docs, warnings as errors.
+## The examples and binaries too, so that the dependencies resolve
+## with the same features as clippy's and are not checked a second time.
 doc:
-	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --workspace --no-deps --quiet
+	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --workspace --no-deps --lib --bins --examples --quiet
 
-## Rust unit, integration, property and doc tests (the semantic suite on memory, Redis and a
-## Redis Cluster); include/otpengine.h freshness.
+## No build products in git: no ELF file, nothing over 1 MiB outside fuzz/seeds.
+tracked:
+	scripts/check-tracked.sh
+
+## The workspace's rust-version is what the locked dependencies need, and the README says so.
+msrv:
+	$(PYTHON) scripts/check-msrv.py
+
+## Rust unit, integration, property and doc tests; include/otpengine.h freshness.
+## The semantic suite runs on memory, Redis and a Redis Cluster.
 rust-test:
 	$(CARGO) test --workspace
 
+## The C library, debug build (for the sanitizer runs).
 ffi-debug:
 	$(CARGO) build -p otpengine-ffi
 
+## The C library, release build (for Go, the examples and install).
 go-lib:
 	$(CARGO) build --release -p otpengine-ffi
 
-## C tests against the shared library: ASan+UBSan for the API, Redis and threads, TSan for threads, C++ header check.
+## C tests under ASan+UBSan (API, Redis, threads) and TSan (threads); the C++ header check.
 c-test: ffi-debug
 	@mkdir -p $(BUILD)/c
 	$(CC) $(C_STRICT) $(ASAN) ffi/tests/c/test_api.c $(C_LINK) -o $(BUILD)/c/test_api
@@ -100,7 +133,7 @@ go-test: go-lib
 examples: go-lib install-test
 	cd examples/go && $(GO) run .
 
-## A virtual environment with the build and test tools, made once.
+# A virtual environment with the build and test tools, made once.
 $(VENV)/bin/pytest:
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --upgrade pip
@@ -110,13 +143,14 @@ $(VENV)/bin/pytest:
 python-install: $(VENV)/bin/pytest
 	$(VENV_RUN) $(VENV)/bin/pip install --quiet --no-build-isolation --force-reinstall --no-deps ./python
 
-## The pytest suite (warnings are errors), the stubs against the compiled module, and mypy --strict on typed usage.
+## pytest (warnings are errors), stubtest of the stubs, mypy --strict on typed usage.
 python-test: python-install
 	$(VENV)/bin/python -m pytest -q python/tests
 	mkdir -p $(BUILD) && cd $(BUILD) && $(VENV)/bin/python -m mypy.stubtest otpengine
 	$(VENV)/bin/mypy --strict python/tests/typed_usage.py python/otpengine/_types.py
 	$(VENV)/bin/python python/tests/typed_usage.py >/dev/null
 
+## The Python benchmark (batches and single calls).
 bench-python: python-install
 	$(VENV)/bin/python python/bench/bench.py
 
@@ -140,15 +174,19 @@ install-test:
 header:
 	OTPENGINE_WRITE_HEADER=1 $(CARGO) test -p otpengine-ffi --test header
 
+## The Rust quick start.
 quickstart:
 	$(CARGO) run --release --example quickstart
 
-## Soak: a churning key space with 1 s codes, RSS sampled every second; fails if
-## memory still grows (last third vs middle third, > 5%) or any answer is off.
-## SOAK_SECONDS=600 for a long run.
+## Soak (60 s): a churning key space; fails when memory leaks or an answer is off.
+## 1 s codes, memory sampled every second; fails if memory keeps growing (median RSS up across both of the last two quarters, > 5% in all: a leak,
+## not a step; benches/src/growth.rs) or any answer is off. SOAK_SECONDS=600 for a long run;
+## SOAK_LEAK=N leaks N bytes per call, to see the check fail.
 SOAK_SECONDS ?= 60
+SOAK_LEAK    ?= 0
 soak:
-	$(CARGO) run --release --bin otp-load -- --seconds $(SOAK_SECONDS) --keys 200000 --ttl 1 --churn 0.3 --max-rss-growth 5 --json
+	$(CARGO) run --release --bin otp-load -- --seconds $(SOAK_SECONDS) --keys 200000 --ttl 1 --churn 0.3 \
+	  --max-rss-growth 5 --leak-bytes-per-call $(SOAK_LEAK) --json
 
 ## Fuzzing: the C ABI with arbitrary bytes, and the engine against its reference
 ## model (fuzz/fuzz_targets). Built with the flags cargo-fuzz uses (libFuzzer,
@@ -166,17 +204,20 @@ FUZZ_FLAGS   := -Cpasses=sancov-module -Cllvm-args=-sanitizer-coverage-level=4 \
                 -Cllvm-args=-sanitizer-coverage-trace-compares \
                 --cfg fuzzing -Zsanitizer=address
 
+## The libFuzzer targets, built once (with AddressSanitizer) for fuzz and fuzz-smoke.
 fuzz-build:
 	cd fuzz && RUSTC_BOOTSTRAP=1 RUSTFLAGS="$(FUZZ_FLAGS)" $(CARGO) build --release --target $(FUZZ_TRIPLE)
 
+## Both fuzz targets side by side for FUZZ_SECONDS (default 600).
 fuzz: fuzz-build
 	fuzz/run.sh $(FUZZ_BIN) $(BUILD)/fuzz $(FUZZ_SECONDS) $(FUZZ_TARGETS)
 
+## The CI smoke: both fuzz targets side by side for 60 s.
 fuzz-smoke: fuzz-build
 	fuzz/run.sh $(FUZZ_BIN) $(BUILD)/fuzz 60 $(FUZZ_TARGETS)
 
-## Miri over the core's unit tests (needs `rustup toolchain install nightly
-## --component miri`). Miri runs code about 1000x slower: the property tests run
+## Miri over the core's unit tests (needs nightly with miri; not in make test).
+## Needs `rustup toolchain install nightly --component miri`. Miri runs code about 1000x slower: the property tests run
 ## 4 cases, and the engine-against-model test is left to the native runs and the
 ## `ops` fuzz target (one case of it takes minutes under Miri).
 miri:
@@ -187,8 +228,8 @@ miri:
 bench:
 	$(CARGO) bench -p otpengine-benches
 
-## BENCHMARKS.md's plot: otp-load over threads and live keys (3 runs per point,
-## about 3 minutes), then benches/plots/throughput.png.
+## BENCHMARKS.md's plot: otp-load over threads and live keys (about 3 minutes).
+## 3 runs per point, then benches/plots/throughput.png.
 plots: $(VENV)/bin/pytest
 	$(VENV)/bin/pip install --quiet "matplotlib>=3.8"
 	$(CARGO) build --release --bin otp-load
@@ -211,7 +252,8 @@ load-smoke:
 	@tail -n 1 $(BUILD)/load-smoke.txt | grep -q '"counts_add_up":true' || { echo "ERROR: otp-load counts do not add up" >&2; exit 1; }
 	$(CARGO) run --release --bin otp-load -- --seconds 1 --keys 50000 --dist zipf --limits --ttl 1 --wrong 0.5 > $(BUILD)/load-smoke-limits.txt
 
-## Constant-time checks (dudect; BENCHMARKS.md): Welch's t-test between two classes of input
+## Constant-time checks, the long run (about 35 s; dudect-smoke is the CI one).
+## dudect (BENCHMARKS.md): Welch's t-test between two classes of input
 ## for the digest comparison and for verify, DUDECT_SAMPLES timed measurements per test (the
 ## default takes about 30 s), plus the two deliberately leaky controls, which must be caught.
 ## Fails if any test reaches |t| 4.5.
@@ -230,8 +272,8 @@ dudect-smoke:
 	  --test ct-eq-fixed-vs-random,ct-eq-first-vs-last-byte,verify-first-vs-last-char,control-early-exit | tee $(BUILD)/dudect-smoke.txt
 	@tail -n 1 $(BUILD)/dudect-smoke.txt | grep -q '"ok":true' || { echo "ERROR: otp-dudect saw a leak or missed a control" >&2; exit 1; }
 
-## The Redis backend: issue + verify per second at 1, 2 and 16 callers (otp-load --redis)
-## beside redis-benchmark GET/SET on the same server in the same run; ratios in the output.
+## The Redis backend's throughput beside redis-benchmark on the same server.
+## issue + verify per second at 1, 2 and 16 callers (otp-load --redis) beside redis-benchmark GET/SET on the same server in the same run; ratios in the output.
 bench-redis:
 	$(CARGO) build --release --bin otp-load
 	scripts/with-redis.sh $(PYTHON) scripts/bench-redis.py
@@ -245,6 +287,7 @@ bench-ffi: go-lib
 	$(BUILD)/bench-c
 	cd go && $(GO) test -run '^$$' -bench IssueVerify -count 5 .
 
+## Removes every build product (target/, build/, .venv).
 clean:
 	rm -rf $(BUILD) $(VENV)
 	$(CARGO) clean

@@ -1,8 +1,10 @@
 //! Shared pieces of the load generator and the benchmarks: a fast non-crypto
-//! random source for picking keys, a Zipf sampler, the process's RSS, and the
-//! statistics of the constant-time checks (`otp-dudect`).
+//! random source for picking keys, a Zipf sampler, the process's RSS, telling a
+//! leak from a step in memory sampled over a soak, and the statistics of the
+//! constant-time checks (`otp-dudect`).
 
 pub mod dudect;
+pub mod growth;
 
 /// SplitMix64: a tiny, fast generator for choosing keys and mistakes (the codes
 /// themselves come from the engine's ChaCha).

@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 use clap::{Parser, ValueEnum};
 use hdrhistogram::Histogram;
 use indicatif::{ProgressBar, ProgressStyle};
+use otpengine_benches::growth::{MemorySample, QuarterMedians};
 use otpengine_benches::{rss_bytes, SplitMix64, Zipf};
 use otpengine_core::{Config, Engine, Error, RedisOptions, Secret, Stats, Verdict};
 
@@ -65,10 +66,15 @@ struct Args {
     /// starts over under a fresh one, 0 to 1 (a churning key space, for soaks)
     #[arg(long, default_value_t = 0.0)]
     churn: f64,
-    /// Fail if the peak RSS of the run's last third is more than this many percent
-    /// above the second third's (the first third is warm-up): memory that keeps growing
+    /// Fail if memory keeps growing: the median RSS rises across both of the run's
+    /// last two quarters, and by more than this many percent from the second
+    /// quarter to the fourth (the first is warm-up; one step is not a leak)
     #[arg(long)]
     max_rss_growth: Option<f64>,
+    /// Test only: leak this many bytes per call (in written 4 KiB blocks), to show
+    /// that --max-rss-growth catches a leak
+    #[arg(long, hide = true, default_value_t = 0)]
+    leak_bytes_per_call: u64,
     /// Run against the Redis backend at this URL (redis://host:port/db, or
     /// redis+cluster://host:port,...) instead of the embedded store; each run
     /// uses a fresh namespace and a random secret. Use far fewer --keys: every
@@ -172,7 +178,14 @@ struct Worker {
     issue_latency: Histogram<u64>,
     verify_latency: Histogram<u64>,
     tally: Tally,
+    /// `--leak-bytes-per-call`, and the bytes owed to the leak so far.
+    leak_bytes_per_call: u64,
+    leak_owed: u64,
 }
+
+/// Bytes of one block of the test-only leak: whole pages, written, so each one
+/// shows in RSS.
+const LEAK_BLOCK: u64 = 4096;
 
 impl Worker {
     fn key(&self, local: usize) -> [u8; 8] {
@@ -190,7 +203,7 @@ impl Worker {
 
     fn issue(&mut self, i: usize) {
         let key = self.key(i);
-        let timed = self.tally.calls % LATENCY_SAMPLE == 0;
+        let timed = self.tally.calls.is_multiple_of(LATENCY_SAMPLE);
         let start = timed.then(Instant::now);
         let result = self.engine.issue(key, "");
         if let Some(start) = start {
@@ -219,7 +232,7 @@ impl Worker {
             // One digit off: the same shape, never the right code.
             typed[0] = if typed[0] == b'9' { b'0' } else { typed[0] + 1 };
         }
-        let timed = self.tally.calls % LATENCY_SAMPLE == 0;
+        let timed = self.tally.calls.is_multiple_of(LATENCY_SAMPLE);
         let start = timed.then(Instant::now);
         let verdict = self
             .engine
@@ -270,6 +283,9 @@ impl Worker {
             } else {
                 self.issue(i);
             }
+            if self.leak_bytes_per_call > 0 {
+                self.leak();
+            }
             if self.tally.calls - published >= PUBLISH_EVERY {
                 progress.fetch_add(self.tally.calls - published, Ordering::Relaxed);
                 published = self.tally.calls;
@@ -277,6 +293,18 @@ impl Worker {
         }
         progress.fetch_add(self.tally.calls - published, Ordering::Relaxed);
         self.tally.elapsed = start.elapsed();
+    }
+
+    /// The test-only leak: blocks that are written and never freed.
+    fn leak(&mut self) {
+        self.leak_owed += self.leak_bytes_per_call;
+        while self.leak_owed >= LEAK_BLOCK {
+            self.leak_owed -= LEAK_BLOCK;
+            // black_box: an allocation nobody reads may be elided by the optimiser.
+            std::hint::black_box(Box::leak(
+                vec![0xA5u8; LEAK_BLOCK as usize].into_boxed_slice(),
+            ));
+        }
     }
 }
 
@@ -360,6 +388,7 @@ fn main() {
                 let engine = Arc::clone(&engine);
                 let n = (args.keys - t).div_ceil(threads as u64) as usize;
                 let (wrong, dist, churn) = (args.wrong, args.dist, args.churn);
+                let leak_bytes_per_call = args.leak_bytes_per_call;
                 s.spawn(move || {
                     let mut w = Worker {
                         engine,
@@ -375,6 +404,8 @@ fn main() {
                         issue_latency: histogram(),
                         verify_latency: histogram(),
                         tally: Tally::default(),
+                        leak_bytes_per_call: 0, // not during the preload
+                        leak_owed: 0,
                     };
                     for i in 0..n {
                         w.issue(i);
@@ -382,6 +413,7 @@ fn main() {
                     w.tally = Tally::default();
                     w.issue_latency.reset();
                     w.churn = churn;
+                    w.leak_bytes_per_call = leak_bytes_per_call;
                     w
                 })
             })
@@ -402,7 +434,13 @@ fn main() {
             .expect("valid template")
             .progress_chars("=> "),
     );
-    let mut rss_samples: Vec<(f64, u64)> = Vec::new();
+    let mut memory_samples: Vec<MemorySample> = Vec::new();
+    let sample_memory = |start: Instant| MemorySample {
+        at_ms: start.elapsed().as_millis() as u64,
+        rss: rss_bytes(),
+        store_bytes: engine.memory_usage().total() as u64,
+        held: engine.stats().held,
+    };
     let wall = std::thread::scope(|s| {
         for w in workers.iter_mut() {
             let (stop, progress, go) = (&stop, &progress, &go);
@@ -417,7 +455,7 @@ fn main() {
         let mut next_sample = start;
         while Instant::now() < end {
             if Instant::now() >= next_sample {
-                rss_samples.push((start.elapsed().as_secs_f64(), rss_bytes()));
+                memory_samples.push(sample_memory(start));
                 next_sample += Duration::from_secs(1);
             }
             std::thread::sleep(
@@ -475,42 +513,61 @@ fn main() {
     };
     report.print();
 
-    rss_samples.push((seconds, rss));
-    let curve = RssCurve::from_samples(&rss_samples, seconds);
-    let samples_mib: Vec<String> = rss_samples
-        .iter()
-        .map(|&(_, r)| format!("{:.1}", mib(r)))
-        .collect();
+    memory_samples.push(MemorySample {
+        at_ms: wall.as_millis() as u64,
+        rss,
+        store_bytes: engine.memory_usage().total() as u64,
+        held: stats.held,
+    });
+    let quarters = QuarterMedians::of(&memory_samples, wall.as_millis() as u64);
+    let peaks = peaks_by_third(&memory_samples, wall.as_millis() as u64);
+    let list = |values: &[u64]| {
+        values
+            .iter()
+            .map(u64::to_string)
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    let mib_list = |values: &[u64]| {
+        values
+            .iter()
+            .map(|&b| format!("{:.1}", mib(b)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
     println!(
-        "rss curve   start {:.1} MiB; peaks by thirds {:.1}, {:.1}, {:.1} MiB; end {:.1} MiB ({} samples, 1 a second)",
-        mib(curve.start),
-        mib(curve.warmup_peak),
-        mib(curve.middle_peak),
-        mib(curve.last_peak),
-        mib(curve.end),
-        rss_samples.len()
+        "rss curve   start {:.1} MiB; medians by quarter {} MiB (store {} MiB, held keys {}); end {:.1} MiB ({} samples, 1 a second)",
+        mib(memory_samples[0].rss),
+        mib_list(&quarters.rss),
+        mib_list(&quarters.store_bytes),
+        list(&quarters.held),
+        mib(rss),
+        memory_samples.len()
     );
     let mut problems = check(&total, &stats_before, &stats);
     if let Some(limit) = args.max_rss_growth {
-        let growth = curve.growth_percent();
-        if growth > limit {
-            problems.push(format!(
-                "RSS grew {growth:.1}% in the last third of the run ({:.1} -> {:.1} MiB), more than --max-rss-growth {limit}%",
-                mib(curve.middle_peak),
-                mib(curve.last_peak)
-            ));
+        if let Err(growth) = quarters.judge(limit) {
+            problems.push(growth);
         }
     }
     if args.json {
         let json = report.json(problems.is_empty());
+        let samples_mib: Vec<String> = memory_samples
+            .iter()
+            .map(|s| format!("{:.1}", mib(s.rss)))
+            .collect();
         let curve = format!(
-            r#","rss_start_bytes":{},"rss_peak_bytes_by_third":[{},{},{}],"rss_end_bytes":{},"rss_samples_mib":[{}]}}"#,
-            curve.start,
-            curve.warmup_peak,
-            curve.middle_peak,
-            curve.last_peak,
-            curve.end,
-            samples_mib.join(",")
+            concat!(
+                r#","rss_start_bytes":{},"rss_peak_bytes_by_third":[{}],"rss_end_bytes":{},"rss_samples_mib":[{}],"#,
+                r#""rss_median_bytes_by_quarter":[{}],"store_bytes_median_by_quarter":[{}],"held_keys_median_by_quarter":[{}]}}"#
+            ),
+            memory_samples[0].rss,
+            list(&peaks),
+            rss,
+            samples_mib.join(","),
+            list(&quarters.rss),
+            list(&quarters.store_bytes),
+            list(&quarters.held),
         );
         println!("{}{curve}", json.trim_end_matches('}'));
     }
@@ -527,44 +584,15 @@ fn mib(bytes: u64) -> f64 {
     bytes as f64 / (1024.0 * 1024.0)
 }
 
-/// RSS over the run, in thirds: the first is warm-up; tables and slot arrays grow
-/// in doubling steps while the held keys find their level, so one step may still
-/// come in the second. A leak keeps growing: the last third's peak must not rise
-/// above the second third's.
-struct RssCurve {
-    start: u64,
-    warmup_peak: u64,
-    middle_peak: u64,
-    last_peak: u64,
-    end: u64,
-}
-
-impl RssCurve {
-    fn from_samples(samples: &[(f64, u64)], seconds: f64) -> Self {
-        let third = seconds / 3.0;
-        let peak = |from: f64, to: f64| {
-            samples
-                .iter()
-                .filter(|(t, _)| (from..to).contains(t))
-                .map(|&(_, r)| r)
-                .max()
-                .unwrap_or(0)
-        };
-        RssCurve {
-            start: samples.first().map_or(0, |s| s.1),
-            warmup_peak: peak(0.0, third),
-            middle_peak: peak(third, 2.0 * third),
-            last_peak: peak(2.0 * third, f64::INFINITY),
-            end: samples.last().map_or(0, |s| s.1),
-        }
+/// The peak RSS of each third of the run (reported; the leak check is
+/// `QuarterMedians::judge`).
+fn peaks_by_third(samples: &[MemorySample], run_ms: u64) -> [u64; 3] {
+    let mut peaks = [0; 3];
+    for s in samples {
+        let third = (s.at_ms * 3 / run_ms.max(1)).min(2) as usize;
+        peaks[third] = peaks[third].max(s.rss);
     }
-
-    fn growth_percent(&self) -> f64 {
-        if self.middle_peak == 0 {
-            return 0.0;
-        }
-        (self.last_peak as f64 / self.middle_peak as f64 - 1.0) * 100.0
-    }
+    peaks
 }
 
 /// The tallies must add up to the calls made and agree with the engine's counters.
