@@ -103,6 +103,20 @@ func TestRedisArguments(t *testing.T) {
 	if _, err := New(cfg); !errors.Is(err, ErrInvalidArgument) || !strings.Contains(err.Error(), "url must be a redis://") {
 		t.Fatalf("bad URL: %v", err)
 	}
+	// Every credential form the redis crate reads, in a URL refused for another
+	// reason: the error names the URL with the password hidden.
+	for _, url := range []string{
+		"redis://alice:hunter2@localhost/notadb",
+		"redis://localhost/notadb?password=hunter2",
+		"redis+unix:///run/redis.sock?pass=hunter2&db=x",
+		"redis+cluster://alice:hunter2@a:1,,b:2",
+	} {
+		cfg.RedisURL = url
+		_, err := New(cfg)
+		if !errors.Is(err, ErrInvalidArgument) || !strings.Contains(err.Error(), "url must be") || strings.Contains(err.Error(), "hunter2") {
+			t.Fatalf("%s: %v", url, err)
+		}
+	}
 	cfg.RedisURL = ""
 	if _, err := New(cfg); !errors.Is(err, ErrInvalidArgument) || !strings.Contains(err.Error(), "Secret is used only with RedisURL") {
 		t.Fatalf("secret without Redis: %v", err)

@@ -427,6 +427,7 @@ impl Memory {
             },
             Refusal::Full => Error::CapacityExceeded {
                 capacity: inner.shared.policy.capacity,
+                out_of_memory: None,
             },
         })
     }

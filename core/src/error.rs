@@ -219,6 +219,14 @@ impl fmt::Display for InvalidInput {
 
 impl std::error::Error for InvalidInput {}
 
+/// The reason given when the Redis server refuses a call because it is out of
+/// memory: as `Error::Unavailable`'s reason for verify, revoke and unlock, and in
+/// `Error::CapacityExceeded`'s message for issue. The same words whatever the
+/// call and whatever was typed: the script was refused before it read anything.
+pub(crate) const OUT_OF_MEMORY: &str = "is out of memory (used_memory over maxmemory, with \
+     noeviction): the call was refused before it read anything, so nothing was issued, \
+     consumed or counted; free memory or raise maxmemory";
+
 /// Why a call was refused.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
@@ -236,10 +244,16 @@ pub enum Error {
         /// Time until the lockout ends (or until `unlock` is called).
         retry_after: Duration,
     },
-    /// The engine already holds state for `capacity` keys, even after reclaiming what had expired.
+    /// The engine already holds state for `capacity` keys, even after reclaiming
+    /// what had expired; or, with the Redis backend, the server is out of memory
+    /// (`out_of_memory` names it). Nothing was issued.
     CapacityExceeded {
         /// The configured capacity.
         capacity: u64,
+        /// The Redis server, as configured without credentials, that refused the
+        /// call because it is out of memory (`maxmemory` reached under
+        /// `noeviction`); `None` when the engine's own capacity was reached.
+        out_of_memory: Option<String>,
     },
     /// [`Engine::advance_clock`](crate::Engine::advance_clock) on an engine whose clock is not manual.
     NotManualClock,
@@ -271,7 +285,11 @@ impl fmt::Display for Error {
                 "key locked after too many failed attempts: retry after {}",
                 human(retry_after)
             ),
-            Error::CapacityExceeded { capacity } => write!(
+            Error::CapacityExceeded {
+                out_of_memory: Some(server),
+                ..
+            } => write!(f, "capacity exceeded: redis at {server} {}", OUT_OF_MEMORY),
+            Error::CapacityExceeded { capacity, .. } => write!(
                 f,
                 "capacity exceeded: the engine already holds state for {capacity} keys"
             ),

@@ -162,6 +162,7 @@ impl Model {
             self.stats.capacity_exceeded += 1;
             return Err(Error::CapacityExceeded {
                 capacity: c.capacity as u64,
+                out_of_memory: None,
             });
         }
         let code = code.expect("the engine issued when the model says it must");

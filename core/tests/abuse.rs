@@ -75,7 +75,10 @@ fn a_full_engine_refuses_new_keys_evicts_nothing_and_does_not_grow() {
     for i in 10_000..20_000 {
         assert_eq!(
             engine.issue(format!("k{i}"), "").unwrap_err(),
-            Error::CapacityExceeded { capacity: 10_000 }
+            Error::CapacityExceeded {
+                capacity: 10_000,
+                out_of_memory: None
+            }
         );
     }
     assert_eq!(

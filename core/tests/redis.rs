@@ -257,7 +257,10 @@ fn capacity_is_held_for_the_whole_store_on_a_standalone_server() {
     b.issue("b", "").unwrap();
     assert_eq!(
         a.issue("c", "").unwrap_err(),
-        Error::CapacityExceeded { capacity: 2 }
+        Error::CapacityExceeded {
+            capacity: 2,
+            out_of_memory: None
+        }
     );
     assert_eq!(b.stats().held, 2);
     assert_eq!(a.stats().capacity_exceeded, 1);
@@ -819,4 +822,139 @@ mod differential {
             prop_assert_eq!(sides[0].engine.stats(), sides[1].engine.stats());
         }
     }
+}
+
+/// `used_memory` of the server behind `con`, in bytes.
+fn used_memory(con: &mut Connection) -> u64 {
+    let info: String = ::redis::cmd("INFO").arg("memory").query(con).unwrap();
+    info.lines()
+        .find_map(|l| l.strip_prefix("used_memory:"))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("INFO memory has used_memory")
+}
+
+/// A full Redis (maxmemory reached under noeviction) must not become a yes/no
+/// oracle: every script-backed call is refused before it reads anything, with
+/// the same answer for a right and a wrong guess, and nothing is consumed or
+/// counted, so once Redis has room the pending code still verifies. The table
+/// holds every script-backed call; later calls join it when they are added.
+#[test]
+fn a_full_redis_refuses_every_call_alike_and_counts_nothing() {
+    let Some(server) = OwnServer::start() else {
+        return;
+    };
+    let url = server.url();
+    let mut admin = connection(&url);
+    let _: () = ::redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("maxmemory-policy")
+        .arg("noeviction")
+        .query(&mut admin)
+        .unwrap();
+    let clock = ManualClock::new();
+    // No issue window: a verify after the cooldown then has nothing left to
+    // remember when it succeeds (only deletes), the case that was open.
+    let engine = Engine::new_redis(
+        config(&clock, |c| c.max_issues_per_window = 0),
+        common::options(&url, "oom"),
+    )
+    .unwrap();
+    let victim = engine.issue("victim", "").unwrap().code;
+    let locked = engine.issue("locked", "").unwrap().code;
+    assert!(matches!(
+        engine.verify("locked", wrong(locked.as_str()), "").unwrap(),
+        Verdict::Mismatch { .. }
+    ));
+    clock.advance(31 * S);
+
+    let half = used_memory(&mut admin) / 2;
+    let _: () = ::redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("maxmemory")
+        .arg(half)
+        .query(&mut admin)
+        .unwrap();
+
+    let port = server.port();
+    // Every script-backed call but issue, as (name, call): each must be refused
+    // with one and the same answer, whatever the code. Later calls join here.
+    let verdict = |r: Result<Verdict, Error>| r.map(|v| format!("{v:?}"));
+    let flag = |r: Result<bool, Error>| r.map(|b| b.to_string());
+    type Call<'a> = Box<dyn Fn() -> Result<String, Error> + 'a>;
+    let calls: Vec<(&str, Call)> = vec![
+        (
+            "verify right",
+            Box::new(|| verdict(engine.verify("victim", victim.as_str(), ""))),
+        ),
+        (
+            "verify wrong",
+            Box::new(|| verdict(engine.verify("victim", wrong(victim.as_str()), ""))),
+        ),
+        (
+            "verify unknown key",
+            Box::new(|| verdict(engine.verify("nobody", "123456", ""))),
+        ),
+        ("revoke", Box::new(|| flag(engine.revoke("victim")))),
+        ("unlock", Box::new(|| flag(engine.unlock("locked")))),
+    ];
+    let mut reasons = HashSet::new();
+    for (name, call) in &calls {
+        match call() {
+            Err(Error::Unavailable { server, reason }) => {
+                assert_eq!(server, format!("127.0.0.1:{port}"), "{name}");
+                assert!(reason.starts_with("is out of memory"), "{name}: {reason}");
+                reasons.insert(reason);
+            }
+            other => panic!("{name} on a full Redis: expected Unavailable, got {other:?}"),
+        }
+    }
+    assert_eq!(reasons.len(), 1, "one answer for every call: {reasons:?}");
+    for _ in 0..200 {
+        let answer = verdict(engine.verify("victim", wrong(victim.as_str()), ""));
+        assert!(
+            matches!(&answer, Err(Error::Unavailable { reason, .. }) if reasons.contains(reason)),
+            "{answer:?}"
+        );
+    }
+    for key in ["victim", "new-key"] {
+        match engine.issue(key, "") {
+            Err(e @ Error::CapacityExceeded { .. }) => {
+                let Error::CapacityExceeded { out_of_memory, .. } = &e else {
+                    unreachable!()
+                };
+                assert!(out_of_memory.is_some(), "{e:?}");
+                let m = e.to_string();
+                assert!(
+                    m.contains("is out of memory") && !m.contains("holds state"),
+                    "{m}"
+                );
+            }
+            other => {
+                panic!("issue for {key} on a full Redis: expected CapacityExceeded, got {other:?}")
+            }
+        }
+    }
+    let stats = engine.stats();
+    assert_eq!((stats.capacity_exceeded, stats.mismatched), (2, 1));
+
+    // Room again: nothing was consumed or counted while Redis was full.
+    let _: () = ::redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("maxmemory")
+        .arg(0)
+        .query(&mut admin)
+        .unwrap();
+    assert_eq!(
+        engine.verify("victim", wrong(victim.as_str()), "").unwrap(),
+        Verdict::Mismatch { attempts_left: 4 },
+        "the 201 refused guesses spent no attempt"
+    );
+    assert_eq!(
+        engine.verify("victim", victim.as_str(), "").unwrap(),
+        Verdict::Verified
+    );
+    assert!(
+        engine.unlock("locked").unwrap(),
+        "the refused unlock cleared nothing"
+    );
 }

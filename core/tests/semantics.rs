@@ -764,7 +764,10 @@ fn a_full_engine_refuses_new_keys_and_evicts_nothing(b: Backend) {
     let codes: Vec<_> = ["a", "b", "c"].iter().map(|k| f.issue(k).code).collect();
     assert_eq!(
         f.engine.issue("d", "").unwrap_err(),
-        Error::CapacityExceeded { capacity: 3 }
+        Error::CapacityExceeded {
+            capacity: 3,
+            out_of_memory: None
+        }
     );
     f.issue("a"); // an existing key may still be issued a new code
     assert_eq!(f.verify("b", &codes[1]), Verdict::Verified);
@@ -817,7 +820,11 @@ fn errors_read_as_sentences() {
         "rate limited: retry after 1.5s"
     );
     assert_eq!(
-        Error::CapacityExceeded { capacity: 3 }.to_string(),
+        Error::CapacityExceeded {
+            capacity: 3,
+            out_of_memory: None
+        }
+        .to_string(),
         "capacity exceeded: the engine already holds state for 3 keys"
     );
 }

@@ -89,6 +89,21 @@ def test_redis_arguments_are_checked() -> None:
     assert otpengine.Engine(secret=SECRET, manual_clock=True).issue("alice")
 
 
+@pytest.mark.parametrize(
+    "url",
+    [
+        "redis://alice:hunter2@localhost/notadb",
+        "redis://localhost/notadb?password=hunter2",
+        "redis+unix:///run/redis.sock?pass=hunter2&db=x",
+        "redis+cluster://alice:hunter2@a:1,,b:2",
+    ],
+)
+def test_a_bad_url_is_named_with_its_password_hidden(url: str) -> None:
+    with pytest.raises(ValueError, match="redis_url must be") as raised:
+        otpengine.Engine(redis_url=url, secret=SECRET)
+    assert "hunter2" not in str(raised.value)
+
+
 def test_an_unreachable_server_is_backend_unavailable() -> None:
     with pytest.raises(otpengine.BackendUnavailable) as raised:
         otpengine.Engine(redis_url="redis://127.0.0.1:1/0", secret=SECRET, redis_connect_timeout=0.2)

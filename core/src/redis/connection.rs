@@ -29,7 +29,9 @@ use ::redis::cluster::{ClusterClient, ClusterClientBuilder, ClusterConnection};
 use ::redis::{Client, Connection, ConnectionLike, ErrorKind, RedisError};
 use parking_lot::Mutex;
 
-use crate::error::{format_duration, Constraint, DurationUnit, Error, Field, Got, InvalidInput};
+use crate::error::{
+    format_duration, Constraint, DurationUnit, Error, Field, Got, InvalidInput, OUT_OF_MEMORY,
+};
 use crate::fork;
 
 /// Idle connections kept for reuse; calls beyond this many at once open
@@ -259,6 +261,8 @@ impl Link {
             } else {
                 format!("did not answer within {}", human(self.response_timeout))
             }
+        } else if is_out_of_memory(e) {
+            OUT_OF_MEMORY.to_string()
         } else if connecting || e.is_connection_refusal() {
             format!("unreachable: {e}")
         } else if e.is_io_error() || e.is_connection_dropped() {
@@ -273,16 +277,76 @@ impl Link {
     }
 }
 
-/// `url` with any password replaced by `***`, for messages.
-fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme_end), Some(at)) if at > scheme_end => {
-            let userinfo = &url[scheme_end + 3..at];
-            let user = userinfo.split(':').next().unwrap_or("");
-            format!("{}{user}:***{}", &url[..scheme_end + 3], &url[at..])
+/// The server refused a command because it is over `maxmemory` (noeviction):
+/// `OOM ...` as such (Redis 7), or inside a script error (Redis 6 reports the
+/// refusal of a script's command as `ERR Error running script ... -OOM ...`).
+fn is_out_of_memory(e: &RedisError) -> bool {
+    e.code() == Some("OOM") || e.to_string().contains("OOM command not allowed")
+}
+
+/// `url` as it may be shown in a message, a `Debug` output or a log line: every
+/// place the redis crate (or a user) could put a credential hidden as `***`.
+///
+/// Ground rules. The redis crate reads a user and password from the userinfo
+/// (`redis://user:password@host`) and, for unix sockets, from the query
+/// (`redis+unix:///path?user=u&pass=p`); users also write `?password=`. So:
+/// everything before the last `@` but the user name is hidden; in the query,
+/// only `db` and `protocol` with plain values are shown, every other value is
+/// hidden; a fragment other than `#insecure` is hidden. An `@` inside the query
+/// or fragment makes the layout ambiguous (is it a password with a `?` in it, or
+/// a query value with an `@`?), and then all but the scheme is hidden.
+pub(crate) fn redact(url: &str) -> String {
+    let Some(scheme_end) = url.find("://") else {
+        return "<not a URL; hidden, as it may hold a password>".to_string();
+    };
+    let (scheme, rest) = (&url[..scheme_end + 3], &url[scheme_end + 3..]);
+    let at = rest.rfind('@');
+    let query_or_fragment = rest.find(['?', '#']);
+    if let (Some(at), Some(q)) = (at, query_or_fragment) {
+        if q < at {
+            return format!("{scheme}<hidden: an '@' after '?' or '#' may belong to a password>");
         }
-        _ => url.to_string(),
     }
+    let (userinfo, address) = match at {
+        Some(at) => {
+            let user = rest[..at].split(':').next().unwrap_or("");
+            let user_is_plain = user
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
+            let shown = if user_is_plain { user } else { "***" };
+            (format!("{shown}:***@"), &rest[at + 1..])
+        }
+        None => (String::new(), rest),
+    };
+    let (address, fragment) = match address.split_once('#') {
+        Some((address, "insecure")) => (address, "#insecure".to_string()),
+        Some((address, _)) => (address, "#***".to_string()),
+        None => (address, String::new()),
+    };
+    let (address, query) = match address.split_once('?') {
+        Some((address, query)) => (address, format!("?{}", redact_query(query))),
+        None => (address, String::new()),
+    };
+    format!("{scheme}{userinfo}{address}{query}{fragment}")
+}
+
+/// A URL's query with every value hidden but plain `db` and `protocol` ones.
+fn redact_query(query: &str) -> String {
+    query
+        .split('&')
+        .map(|pair| match pair.split_once('=') {
+            Some((name @ ("db" | "protocol"), value))
+                if value.bytes().all(|b| b.is_ascii_alphanumeric()) =>
+            {
+                format!("{name}={value}")
+            }
+            Some((name, _)) if name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') => {
+                format!("{name}=***")
+            }
+            _ => "***".to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join("&")
 }
 
 #[cfg(test)]
@@ -310,6 +374,29 @@ mod tests {
             m.contains("user:***@localhost") && !m.contains("hunter2"),
             "{m}"
         );
+        // Every credential form the redis crate reads, in a URL that fails to parse
+        // for another reason (bad db, bad protocol, bad host list).
+        for url in [
+            "redis://:hunter2@localhost/notadb",
+            "redis://alice:hunter2@localhost/notadb",
+            "redis://localhost/notadb?password=hunter2",
+            "redis://localhost/0?protocol=9&pass=hunter2",
+            "redis+unix:///run/redis.sock?pass=hunter2&db=x",
+            "redis+unix:///run/redis.sock?user=alice&pass=hunter2&protocol=bad",
+            "redis+cluster://alice:hunter2@a:1,,b:2",
+            "redis+cluster://alice:hunter2@a:notaport,b:2",
+            "rediss://alice:hunter2@localhost:6380/0",
+            "redis://:p%40ss?hunter2@localhost/x",
+            "redis://localhost/x?pass=a@hunter2",
+            "redis://localhost/x#hunter2",
+            "hunter2",
+        ] {
+            let m = message(url);
+            assert!(!m.contains("hunter2"), "{url} -> {m}");
+            assert!(m.contains("redis_url must be"), "{url} -> {m}");
+        }
+        let m = message("redis+unix:///run/redis.sock?pass=hunter2&db=x");
+        assert!(m.contains("pass=***"), "{m}");
         let m = message("redis+cluster://a:1,,b:2");
         assert!(m.contains("host:port pairs"), "{m}");
         let m = message("redis+cluster://a:1/2");

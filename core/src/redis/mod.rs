@@ -32,7 +32,7 @@ use crate::clock::{Millis, TimeSource};
 use crate::code::{self, Code};
 use crate::digest::{Digester, Secret};
 use crate::engine::Verdict;
-use crate::error::{Constraint, Error, Field, Got, InvalidInput};
+use crate::error::{Constraint, Error, Field, Got, InvalidInput, OUT_OF_MEMORY};
 use crate::fork;
 use crate::policy::{check_duration, Config, Policy, REDIS_TIMEOUT_RANGE};
 use crate::stats::{Counters, Stats};
@@ -111,12 +111,8 @@ impl RedisOptions {
 
 impl fmt::Debug for RedisOptions {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let url = match self.url.rfind('@') {
-            Some(at) => format!("<credentials>{}", &self.url[at..]),
-            None => self.url.clone(),
-        };
         f.debug_struct("RedisOptions")
-            .field("url", &url)
+            .field("url", &connection::redact(&self.url))
             .field("secret", &self.secret)
             .field("namespace", &self.namespace)
             .field("connect_timeout", &self.connect_timeout)
@@ -282,6 +278,7 @@ impl RedisStore {
                 AtomicCounters::bump(&c.capacity_exceeded);
                 Err(Error::CapacityExceeded {
                     capacity: self.policy.capacity,
+                    out_of_memory: None,
                 })
             }
             other => Err(self.unknown_reply(other)),
@@ -369,7 +366,9 @@ impl RedisStore {
         stats
     }
 
-    /// Runs one script for one key; counts a failure as an unavailable answer.
+    /// Runs one script for one key. A failure is counted as the answer it becomes:
+    /// an issue refused by a server that is out of memory is `CapacityExceeded`,
+    /// as on a full memory engine; anything else is `Unavailable`.
     fn run(
         &self,
         script: &::redis::Script,
@@ -389,9 +388,22 @@ impl RedisStore {
             },
             policy: &self.policy_args,
         };
+        let is_issue = std::ptr::eq(script, &self.scripts.issue);
         self.link
             .run(|con| call(script, con, names, &context, args))
-            .inspect_err(|_| AtomicCounters::bump(&self.counters.unavailable))
+            .map_err(|e| match e {
+                Error::Unavailable { server, reason } if is_issue && reason == OUT_OF_MEMORY => {
+                    AtomicCounters::bump(&self.counters.capacity_exceeded);
+                    Error::CapacityExceeded {
+                        capacity: self.policy.capacity,
+                        out_of_memory: Some(server),
+                    }
+                }
+                e => {
+                    AtomicCounters::bump(&self.counters.unavailable);
+                    e
+                }
+            })
     }
 
     /// A reply this version does not know (a newer script in the same

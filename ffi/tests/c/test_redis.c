@@ -44,6 +44,20 @@ static void test_arguments_are_checked(const char *url) {
   CHECK(last_error_contains("url must not be NULL"));
   CHECK_STATUS(otp_engine_new_redis(&c, "http://example.com", SECRET, 16, &e), OTP_INVALID_ARGUMENT);
   CHECK(last_error_contains("url must be a redis://"));
+  /* Every credential form the redis crate reads, in a URL refused for another
+   * reason: the error names the URL with the password hidden. */
+  static const char *const leaky[] = {
+      "redis://alice:hunter2@localhost/notadb",
+      "redis://localhost/notadb?password=hunter2",
+      "redis+unix:///run/redis.sock?pass=hunter2&db=x",
+      "redis+cluster://alice:hunter2@a:1,,b:2",
+  };
+  for (size_t i = 0; i < sizeof leaky / sizeof leaky[0]; i++) {
+    char buf[512];
+    CHECK_STATUS(otp_engine_new_redis(&c, leaky[i], SECRET, 16, &e), OTP_INVALID_ARGUMENT);
+    otp_last_error(buf, sizeof buf);
+    CHECK(strstr(buf, "url must be") != NULL && strstr(buf, "hunter2") == NULL);
+  }
   c.redis_response_timeout_ms = 0;
   CHECK_STATUS(otp_engine_new_redis(&c, url, SECRET, 16, &e), OTP_INVALID_ARGUMENT);
   CHECK(last_error_contains("redis_response_timeout_ms must be between 1 and 60000, got 0"));

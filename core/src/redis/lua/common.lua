@@ -58,6 +58,20 @@ local max_attempts = tonumber(ARGV[9])
 local codes_per_key = tonumber(ARGV[10])
 local capacity = tonumber(ARGV[11])
 
+-- Fail closed on a full Redis (maxmemory reached under noeviction). Redis
+-- refuses a script's first command that may grow memory, and only the first:
+-- after one write it lets the script finish, since it cannot stop halfway.
+-- A script that read and decided before its first write would then be
+-- refused on some branches (a wrong guess must write its counters) and not on
+-- others (a right one only deletes), and the refusal would tell a wrong guess
+-- from a right one. So every script's first command is a write that changes
+-- nothing: ZADD XX (no new member) GT -inf (no score raised). On a full
+-- server it fails with OOM before anything was read or decided, the same for
+-- every call; otherwise it is a no-op and the script's later writes are all
+-- allowed. Works on Redis 6.2 and later (GT came in 6.2), unlike a `#!lua`
+-- shebang (Redis 7 only), which would refuse the whole script at EVAL.
+redis.call('ZADD', held_key, 'XX', 'GT', '-inf', member)
+
 local now
 if ARGV[2] == '' then
   local t = redis.call('TIME')
