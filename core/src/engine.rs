@@ -3,7 +3,7 @@
 //! call under that shard's lock; the Redis backend (`crate::redis`) runs the same
 //! rules as one script per call in Redis.
 
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -136,6 +136,34 @@ struct Inner {
     shard_mask: u64,
     digester: Digester,
     time: TimeSource,
+    /// The fork generation the shards' contents belong to (see [`Inner::reset_if_forked`]).
+    fork_generation: AtomicU64,
+    /// The process the shards' contents belong to: the one that built the engine,
+    /// or the last child that emptied it.
+    owner_pid: AtomicU32,
+    /// Taken by the one thread that empties an inherited engine.
+    fork_reset: Mutex<()>,
+}
+
+/// An in-memory engine found inherited across `fork()` and emptied: returned once
+/// per child process by [`Engine::reset_if_forked`]. Its `Display` is the warning
+/// a front end gives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ForkReset {
+    /// The process whose state the child's copy held (and no longer holds).
+    pub parent_pid: u32,
+}
+
+impl std::fmt::Display for ForkReset {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "this in-memory engine was built in process {}; each process has its own state, \
+             so codes issued in one worker cannot be verified in another: use the Redis backend \
+             for multi-process servers",
+            self.parent_pid
+        )
+    }
 }
 
 impl Engine {
@@ -332,6 +360,26 @@ impl Engine {
         }
     }
 
+    /// Empties an in-memory engine inherited across `fork()`, and says so once.
+    ///
+    /// A child process starts with a copy of its parent's memory, engine
+    /// included; were the copy kept, a code pending at the fork would verify once
+    /// in each process, and N workers would give a key N times its attempts and
+    /// failure budget. So a child's copy starts empty: no code, rate history or
+    /// failure count of the parent's is answered in the child, and the parent
+    /// keeps its own. Every call does this by itself on its first use in the
+    /// child (two atomic loads per call otherwise); this method does it
+    /// too, and returns `Some` to the one caller that found the engine inherited,
+    /// for front ends that warn (Python's `RuntimeWarning`). Always `None` for a
+    /// Redis engine, whose state is in Redis and shared across processes.
+    pub fn reset_if_forked(&self) -> Option<ForkReset> {
+        match &self.backend {
+            Backend::Memory(m) => m.inner.reset_if_forked(),
+            #[cfg(feature = "redis")]
+            Backend::Redis(_) => None,
+        }
+    }
+
     /// For a Redis engine, the server it uses as configured, without credentials
     /// (e.g. `127.0.0.1:6379`, or a cluster's seed nodes); `None` in memory.
     pub fn redis_server(&self) -> Option<&str> {
@@ -394,6 +442,9 @@ impl Memory {
             shards,
             digester: Digester::new(&secret, config.digest),
             time,
+            fork_generation: AtomicU64::new(fork::generation()),
+            owner_pid: AtomicU32::new(std::process::id()),
+            fork_reset: Mutex::new(()),
         });
         let reaper = config
             .reaper_interval
@@ -403,6 +454,7 @@ impl Memory {
 
     fn issue(&self, key: &[u8], context: &[u8], ttl: Millis) -> Result<Code, Error> {
         let inner = &*self.inner;
+        inner.reset_if_forked();
         let key_id = inner.digester.key_id(key);
         let req = IssueRequest {
             key_id,
@@ -434,6 +486,7 @@ impl Memory {
 
     fn verify(&self, key: &[u8], typed: &[u8], context: &[u8]) -> Verdict {
         let inner = &*self.inner;
+        inner.reset_if_forked();
         let policy = &inner.shared.policy;
         let key_id = inner.digester.key_id(key);
         let hash = inner.shared.hash(key_id);
@@ -465,6 +518,7 @@ impl Memory {
         op: impl FnOnce(&mut Shard, &Shared, crate::digest::KeyId, u64, Millis) -> R,
     ) -> R {
         let inner = &*self.inner;
+        inner.reset_if_forked();
         let key_id = inner.digester.key_id(key);
         let hash = inner.shared.hash(key_id);
         let now = inner.time.now();
@@ -479,6 +533,7 @@ impl Memory {
 
     fn stats(&self) -> Stats {
         let inner = &*self.inner;
+        inner.reset_if_forked();
         let now = inner.time.now();
         let mut stats = Stats::default();
         for shard in inner.shards.iter() {
@@ -492,6 +547,7 @@ impl Memory {
     }
 
     fn memory_usage(&self) -> MemoryUsage {
+        self.inner.reset_if_forked();
         let mut usage = MemoryUsage::default();
         for shard in self.inner.shards.iter() {
             let m = shard.lock().memory();
@@ -505,6 +561,27 @@ impl Memory {
 }
 
 impl Inner {
+    /// See [`Engine::reset_if_forked`]. The parent's reaper does not exist in the
+    /// child (and is not restarted): the child's own calls reclaim its shards.
+    fn reset_if_forked(&self) -> Option<ForkReset> {
+        let generation = fork::generation();
+        if self.fork_generation.load(Ordering::Acquire) == generation {
+            return None;
+        }
+        let _resetting = self.fork_reset.lock();
+        if self.fork_generation.load(Ordering::Acquire) == generation {
+            return None; // another thread of this child emptied it first
+        }
+        let now = self.time.now();
+        for shard in self.shards.iter() {
+            *shard.lock() = Shard::new(now);
+        }
+        self.shared.held.store(0, Ordering::Relaxed);
+        self.fork_generation.store(generation, Ordering::Release);
+        let parent_pid = self.owner_pid.swap(std::process::id(), Ordering::Relaxed);
+        Some(ForkReset { parent_pid })
+    }
+
     fn shard(&self, hash: u64) -> &Mutex<Shard> {
         // The table uses the low bits (bucket) and the top seven (tag); the shard
         // comes from bits 32 and up, which neither uses for tables under 2^32.

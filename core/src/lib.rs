@@ -56,7 +56,7 @@ mod wheel;
 pub use clock::{Clock, ManualClock};
 pub use code::{Alphabet, Code};
 pub use digest::{DigestAlgorithm, Secret};
-pub use engine::{Engine, Issued, MemoryUsage, Verdict};
+pub use engine::{Engine, ForkReset, Issued, MemoryUsage, Verdict};
 pub use error::{format_duration, Constraint, DurationUnit, Error, Field, Got, InvalidInput};
 pub use policy::{
     check_context_length, check_key_length, constraint, Config, CAPACITY_RANGE,

@@ -10,7 +10,12 @@ _Bytes = str | bytes
 
 @final
 class Engine:
-    """An OTP engine. Safe to share between threads; batch calls release the GIL."""
+    """An OTP engine. Safe to share between threads; batch calls release the GIL.
+
+    An in-memory engine belongs to one process: in a child forked after it was
+    built, its copy starts empty, and the first call there emits one
+    ``RuntimeWarning`` saying so (use ``redis_url`` for multi-process servers).
+    """
 
     def __new__(
         cls,

@@ -13,7 +13,7 @@ use otpengine_core::{
     DurationUnit, Engine, Error, Field, Got, InvalidInput, ManualClock, RedisOptions, Secret,
     Verdict,
 };
-use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::exceptions::{PyRuntimeWarning, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyBool, PyBytes, PyDict, PyFloat, PyInt, PyString, PyTuple, PyType};
@@ -173,6 +173,10 @@ fn repr(obj: &Bound<'_, PyAny>) -> String {
 }
 
 /// An OTP engine. Safe to share between threads; batch calls release the GIL.
+///
+/// An in-memory engine belongs to one process: in a child forked after it was
+/// built, its copy starts empty, and the first call there emits one
+/// ``RuntimeWarning`` saying so (use ``redis_url`` for multi-process servers).
 #[pyclass(module = "otpengine", name = "Engine", frozen)]
 struct PyEngine {
     engine: Engine,
@@ -182,12 +186,29 @@ impl PyEngine {
     /// Runs `call` on the engine, without the GIL when it is a Redis engine (a
     /// network round trip, during which other Python threads should run); an
     /// in-memory call is shorter than releasing and taking back the GIL.
-    fn call<R: Send>(&self, py: Python<'_>, call: impl FnOnce(&Engine) -> R + Send) -> R {
+    ///
+    /// The first call on an in-memory engine inherited across `fork()` warns
+    /// first (see [`PyEngine::warn_if_forked`]).
+    fn call<R: Send>(&self, py: Python<'_>, call: impl FnOnce(&Engine) -> R + Send) -> PyResult<R> {
+        self.warn_if_forked(py)?;
         let engine = &self.engine;
-        if engine.redis_server().is_some() {
+        Ok(if engine.redis_server().is_some() {
             py.detach(|| call(engine))
         } else {
             call(engine)
+        })
+    }
+
+    /// Core empties an in-memory engine in a forked child on its first use there;
+    /// this says so once, as a `RuntimeWarning` (an exception under `-W error`).
+    fn warn_if_forked(&self, py: Python<'_>) -> PyResult<()> {
+        match self.engine.reset_if_forked() {
+            Some(reset) => {
+                let message =
+                    std::ffi::CString::new(reset.to_string()).expect("the warning has no NUL byte");
+                PyErr::warn(py, &py.get_type::<PyRuntimeWarning>(), &message, 1)
+            }
+            None => Ok(()),
         }
     }
 }
@@ -346,7 +367,7 @@ impl PyEngine {
         let issued = self.call(py, |engine| match ttl {
             None => engine.issue(&key, &context),
             Some(ttl) => engine.issue_with_ttl(&key, &context, ttl),
-        });
+        })?;
         issued
             .map(|i| i.code.to_string())
             .map_err(|e| to_py_err(py, e))
@@ -367,7 +388,7 @@ impl PyEngine {
         let code = byte_arg(code, "code")?;
         let context = context_arg(context)?;
         let verdict = self
-            .call(py, |engine| engine.verify(&key, &code, &context))
+            .call(py, |engine| engine.verify(&key, &code, &context))?
             .map_err(|e| to_py_err(py, e))?;
         Ok(PyVerdict::from(verdict))
     }
@@ -375,19 +396,19 @@ impl PyEngine {
     /// Drops the key's codes; ``True`` if one was pending. Limits stay.
     fn revoke(&self, py: Python<'_>, key: &Bound<'_, PyAny>) -> PyResult<bool> {
         let key = key_arg(key)?;
-        self.call(py, |engine| engine.revoke(&key))
+        self.call(py, |engine| engine.revoke(&key))?
             .map_err(|e| to_py_err(py, e))
     }
 
     /// Lifts the key's lockout and clears its failure count; ``True`` if there was one.
     fn unlock(&self, py: Python<'_>, key: &Bound<'_, PyAny>) -> PyResult<bool> {
         let key = key_arg(key)?;
-        self.call(py, |engine| engine.unlock(&key))
+        self.call(py, |engine| engine.unlock(&key))?
             .map_err(|e| to_py_err(py, e))
     }
 
     /// Keys with a pending code.
-    fn __len__(&self, py: Python<'_>) -> usize {
+    fn __len__(&self, py: Python<'_>) -> PyResult<usize> {
         self.call(py, Engine::len)
     }
 
@@ -396,7 +417,7 @@ impl PyEngine {
     /// not_found, capacity_exceeded, unavailable, held. With Redis, ``live`` and
     /// ``held`` are the whole store's (the last values read, while it is down).
     fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let s = self.call(py, Engine::stats);
+        let s = self.call(py, Engine::stats)?;
         let d = PyDict::new(py);
         for (name, value) in [
             ("issued", s.issued),
@@ -418,8 +439,8 @@ impl PyEngine {
     }
 
     /// The stats in the Prometheus text format.
-    fn prometheus(&self, py: Python<'_>) -> String {
-        self.call(py, Engine::stats).to_prometheus()
+    fn prometheus(&self, py: Python<'_>) -> PyResult<String> {
+        Ok(self.call(py, Engine::stats)?.to_prometheus())
     }
 
     /// Moves a manual clock forward by ``seconds``; ``OtpError`` on a system clock.
@@ -454,6 +475,7 @@ impl PyEngine {
             .map(|k| Ok(key_arg(&k?)?.into_owned()))
             .collect::<PyResult<_>>()?;
         let context = context_arg(context)?.into_owned();
+        self.warn_if_forked(py)?;
         let engine = &self.engine;
         let results = py.detach(|| {
             let mut unavailable = false;
@@ -509,6 +531,7 @@ impl PyEngine {
             })
             .collect::<PyResult<_>>()?;
         let t = types(py)?; // before anything is verified: nothing may fail after
+        self.warn_if_forked(py)?;
         let engine = &self.engine;
         let verdicts = py.detach(|| {
             items

@@ -1,9 +1,11 @@
-"""Threads share one engine safely; a forked child draws other codes."""
+"""Threads share one engine safely; a forked child draws other codes, and its copy
+of an in-memory engine starts empty, with one RuntimeWarning saying so."""
 
 from __future__ import annotations
 
 import os
 import threading
+import warnings
 from collections import Counter
 
 import otpengine
@@ -78,7 +80,9 @@ def test_a_forked_child_draws_other_codes() -> None:
     pid = os.fork()
     if pid == 0:  # pragma: no cover - runs in the child
         try:
-            codes = engine.issue_many(keys)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)  # tested below
+                codes = engine.issue_many(keys)
             os.write(write_fd, ",".join(c or "" for c in codes).encode())
         finally:
             os._exit(0)
@@ -90,3 +94,39 @@ def test_a_forked_child_draws_other_codes() -> None:
     assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
     assert len(child) == len(parent) and all(child)
     assert child != parent, "the child repeated the parent's codes"
+
+
+def test_a_forked_child_starts_empty_and_warns_once() -> None:
+    engine = otpengine.Engine()  # default limits: a cooldown and a failure budget
+    code = engine.issue("pending")
+    read_fd, write_fd = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - runs in the child
+        status = 1
+        try:
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                answers = [
+                    engine.verify("pending", code).status.name,  # warns, then answers
+                    engine.verify("pending", code).status.name,  # no second warning
+                    str(engine.stats()["issued"]),
+                    engine.verify("fresh", engine.issue("fresh")).status.name,
+                ]
+            messages = [str(w.message) for w in caught if w.category is RuntimeWarning]
+            os.write(write_fd, "\n".join(answers + messages).encode())
+            status = 0
+        finally:
+            os._exit(status)
+    os.close(write_fd)
+    with os.fdopen(read_fd, "rb") as pipe:
+        lines = pipe.read().decode().split("\n")
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+    assert lines[:4] == ["NOT_FOUND", "NOT_FOUND", "0", "VERIFIED"]
+    assert lines[4:] == [
+        f"this in-memory engine was built in process {os.getpid()}; each process has its own "
+        "state, so codes issued in one worker cannot be verified in another: use the Redis "
+        "backend for multi-process servers"
+    ]
+    # The parent's code was not consumed in the child, and the parent is not warned.
+    assert engine.verify("pending", code).status is Status.VERIFIED

@@ -1,7 +1,11 @@
 /* Every status of every function of otpengine.h, on the manual clock. */
+#define _POSIX_C_SOURCE 200809L /* fork, waitpid */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "otpengine.h"
 #include "check.h"
@@ -297,6 +301,32 @@ static void test_alphanumeric(void) {
   otp_engine_free(e);
 }
 
+/* A memory engine inherited across fork(): the child's copy starts empty (the
+ * code pending at the fork is not there, nor are the parent's counters) and works
+ * as a fresh engine; the parent's code still verifies, once, in the parent. */
+static void test_a_forked_child_starts_empty(void) {
+  otp_engine *e = manual_engine(NULL);
+  char code[16];
+  CHECK_STATUS(otp_issue(e, KEY("pending"), NULL, 0, 0, code, sizeof code, NULL), OTP_OK);
+  fflush(NULL);
+  pid_t pid = fork();
+  if (pid == 0) {
+    otp_stats s;
+    char fresh[16];
+    int ok = otp_verify(e, KEY("pending"), code, strlen(code), NULL, 0, NULL) == OTP_NOT_FOUND;
+    ok = ok && otp_engine_stats(e, &s) == OTP_OK && s.issued == 0;
+    ok = ok && otp_issue(e, KEY("fresh"), NULL, 0, 0, fresh, sizeof fresh, NULL) == OTP_OK;
+    ok = ok && otp_verify(e, KEY("fresh"), fresh, strlen(fresh), NULL, 0, NULL) == OTP_OK;
+    _exit(ok ? 0 : 1);
+  }
+  CHECK(pid > 0);
+  int status = -1;
+  CHECK(waitpid(pid, &status, 0) == pid);
+  CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  CHECK_STATUS(otp_verify(e, KEY("pending"), code, strlen(code), NULL, 0, NULL), OTP_OK);
+  otp_engine_free(e);
+}
+
 /* Freed from an atexit handler, after the C library has torn down the main
  * thread's thread-locals: must neither panic nor abort. */
 static otp_engine *freed_at_exit;
@@ -321,5 +351,6 @@ int main(void) {
   test_capacity_revoke_and_stats();
   test_bad_arguments_change_nothing();
   test_alphanumeric();
+  test_a_forked_child_starts_empty();
   DONE();
 }
