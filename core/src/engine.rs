@@ -130,6 +130,13 @@ struct Memory {
     reaper: Option<Reaper>,
 }
 
+/// A verify with everything computed that needs no lock (see `Memory::verify_request`).
+struct VerifyRequest {
+    key_id: crate::digest::KeyId,
+    hash: u64,
+    guess: Option<crate::digest::CodeDigest>,
+}
+
 struct Inner {
     shared: Shared,
     shards: Box<[CachePadded<Mutex<Shard>>]>,
@@ -233,6 +240,91 @@ impl Engine {
             code,
             expires_in: Duration::from_millis(ttl),
         })
+    }
+
+    /// Issues a code for each of `keys`, with one `context` for all, in order, and
+    /// answers per key: exactly what [`Engine::issue`] would answer for each key in
+    /// turn. A bad key is an [`Error::InvalidInput`] for that key alone, a refusal
+    /// (rate limit, lockout, capacity) one for that key alone; a key given twice
+    /// is issued twice, the second time inside its own cooldown.
+    ///
+    /// In memory every key is checked and hashed before the first is issued, so
+    /// the locked part of the calls runs back to back. With the Redis backend the
+    /// calls are made one after the other; once one finds Redis unavailable, the
+    /// keys after it are not tried and answer the same [`Error::Unavailable`] at
+    /// once (a batch against a server that is down would otherwise wait out one
+    /// timeout per key); those answers are not counted in [`Engine::stats`].
+    pub fn issue_many<K: AsRef<[u8]>>(
+        &self,
+        keys: impl IntoIterator<Item = K>,
+        context: impl AsRef<[u8]>,
+    ) -> Vec<Result<Issued, Error>> {
+        let context = context.as_ref();
+        let context_ok = check_context(context).map_err(Error::from);
+        let ttl = self.policy().ttl;
+        let issued = |code| Issued {
+            code,
+            expires_in: Duration::from_millis(ttl),
+        };
+        match &self.backend {
+            Backend::Memory(m) => {
+                m.inner.reset_if_forked();
+                let requests: Vec<Result<IssueRequest, Error>> = keys
+                    .into_iter()
+                    .map(|key| {
+                        let key = key.as_ref();
+                        check_key(key)?;
+                        context_ok.clone()?;
+                        Ok(m.issue_request(key, context, ttl))
+                    })
+                    .collect();
+                requests
+                    .into_iter()
+                    .map(|req| m.issue_prepared(&req?).map(issued))
+                    .collect()
+            }
+            #[cfg(feature = "redis")]
+            Backend::Redis(_) => until_unavailable(keys, |key| self.issue(key, context)),
+        }
+    }
+
+    /// Verifies each `(key, code, context)` of `items` in order (an empty context:
+    /// none), and answers per item: exactly what [`Engine::verify`] would answer
+    /// for each in turn. A bad key or context is an [`Error::InvalidInput`] for
+    /// that item alone. As with [`Engine::issue_many`], in memory every item is
+    /// checked and hashed first, and with the Redis backend the items after the
+    /// first that finds Redis unavailable answer the same error untried.
+    pub fn verify_many<K, C, X>(
+        &self,
+        items: impl IntoIterator<Item = (K, C, X)>,
+    ) -> Vec<Result<Verdict, Error>>
+    where
+        K: AsRef<[u8]>,
+        C: AsRef<[u8]>,
+        X: AsRef<[u8]>,
+    {
+        match &self.backend {
+            Backend::Memory(m) => {
+                m.inner.reset_if_forked();
+                let requests: Vec<Result<VerifyRequest, Error>> = items
+                    .into_iter()
+                    .map(|(key, typed, context)| {
+                        let (key, context) = (key.as_ref(), context.as_ref());
+                        check_key(key)?;
+                        check_context(context)?;
+                        Ok(m.verify_request(key, typed.as_ref(), context))
+                    })
+                    .collect();
+                requests
+                    .into_iter()
+                    .map(|req| Ok(m.verify_prepared(&req?)))
+                    .collect()
+            }
+            #[cfg(feature = "redis")]
+            Backend::Redis(_) => until_unavailable(items, |(key, typed, context)| {
+                self.verify(key, typed, context)
+            }),
+        }
     }
 
     /// Checks what a person typed for `key` with `context` (empty: no context).
@@ -422,6 +514,29 @@ impl Engine {
     }
 }
 
+/// Runs `call` for each item in order until one answers [`Error::Unavailable`];
+/// the items after it answer that same error without being tried.
+#[cfg(feature = "redis")]
+fn until_unavailable<I, T>(
+    items: impl IntoIterator<Item = I>,
+    mut call: impl FnMut(I) -> Result<T, Error>,
+) -> Vec<Result<T, Error>> {
+    let mut down: Option<Error> = None;
+    items
+        .into_iter()
+        .map(|item| {
+            if let Some(e) = &down {
+                return Err(e.clone());
+            }
+            let answer = call(item);
+            if let Err(e @ Error::Unavailable { .. }) = &answer {
+                down = Some(e.clone());
+            }
+            answer
+        })
+        .collect()
+}
+
 impl Memory {
     fn new(config: Config) -> Result<Memory, Error> {
         let policy = Policy::from_config(&config)?;
@@ -453,22 +568,32 @@ impl Memory {
     }
 
     fn issue(&self, key: &[u8], context: &[u8], ttl: Millis) -> Result<Code, Error> {
+        self.inner.reset_if_forked();
+        self.issue_prepared(&self.issue_request(key, context, ttl))
+    }
+
+    /// Everything an issue computes before it takes a lock: the key's digest and
+    /// hash, the code digest's prefix.
+    fn issue_request(&self, key: &[u8], context: &[u8], ttl: Millis) -> IssueRequest {
         let inner = &*self.inner;
-        inner.reset_if_forked();
         let key_id = inner.digester.key_id(key);
-        let req = IssueRequest {
+        IssueRequest {
             key_id,
             hash: inner.shared.hash(key_id),
             prefix: inner.digester.code_prefix(key_id, context),
             ttl,
-        };
+        }
+    }
+
+    fn issue_prepared(&self, req: &IssueRequest) -> Result<Code, Error> {
+        let inner = &*self.inner;
         let now = inner.time.now();
         let shard = inner.shard(req.hash);
-        let mut result = shard.lock().issue(&inner.shared, &req, now, false);
+        let mut result = shard.lock().issue(&inner.shared, req, now, false);
         if result == Err(Refusal::Full) {
             // Full: reclaim everything that has expired everywhere, then try once more.
             inner.reclaim_all(now);
-            result = shard.lock().issue(&inner.shared, &req, now, true);
+            result = shard.lock().issue(&inner.shared, req, now, true);
         }
         result.map_err(|refusal| match refusal {
             Refusal::RateLimited(wait) => Error::RateLimited {
@@ -485,22 +610,39 @@ impl Memory {
     }
 
     fn verify(&self, key: &[u8], typed: &[u8], context: &[u8]) -> Verdict {
+        self.inner.reset_if_forked();
+        self.verify_prepared(&self.verify_request(key, typed, context))
+    }
+
+    /// Everything a verify computes before it takes a lock: the key's digest and
+    /// hash, and the digest of what was typed (`None`: it cannot be a code).
+    fn verify_request(&self, key: &[u8], typed: &[u8], context: &[u8]) -> VerifyRequest {
         let inner = &*self.inner;
-        inner.reset_if_forked();
         let policy = &inner.shared.policy;
         let key_id = inner.digester.key_id(key);
-        let hash = inner.shared.hash(key_id);
         let guess = code::normalize(typed, policy.alphabet, policy.code_length).map(|code| {
             inner
                 .digester
                 .code_prefix(key_id, context)
                 .finish(code.as_bytes())
         });
+        VerifyRequest {
+            key_id,
+            hash: inner.shared.hash(key_id),
+            guess,
+        }
+    }
+
+    fn verify_prepared(&self, req: &VerifyRequest) -> Verdict {
+        let inner = &*self.inner;
         let now = inner.time.now();
-        let outcome = inner
-            .shard(hash)
-            .lock()
-            .verify(&inner.shared, key_id, hash, guess, now);
+        let outcome = inner.shard(req.hash).lock().verify(
+            &inner.shared,
+            req.key_id,
+            req.hash,
+            req.guess,
+            now,
+        );
         match outcome {
             Outcome::Verified => Verdict::Verified,
             Outcome::Mismatch(attempts_left) => Verdict::Mismatch { attempts_left },

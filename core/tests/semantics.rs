@@ -865,7 +865,87 @@ macro_rules! on_every_backend {
     };
 }
 
+// ---- batches -----------------------------------------------------------------
+
+/// The answers of a batch, as short names, for comparing with single calls.
+fn answers<T: std::fmt::Debug>(results: &[Result<T, Error>]) -> Vec<String> {
+    results
+        .iter()
+        .map(|r| match r {
+            Ok(v) => format!("{v:?}"),
+            Err(Error::InvalidInput(e)) => format!("invalid {:?}", e.field),
+            Err(e) => format!("{e}"),
+        })
+        .collect()
+}
+
+fn batches_answer_per_item_as_single_calls_in_turn_would(b: Backend) {
+    let tune = |c: &mut Config| {
+        c.max_issues_per_window = 0; // the cooldown stays on
+        c.max_failures_per_key = 2;
+    };
+    let (batch, single) = (Fixture::new(b, tune), Fixture::new(b, tune));
+    let long = vec![b'k'; 1025];
+    let keys: Vec<&[u8]> = vec![b"a", b"b", b"a", b"", &long, b"c"];
+    let batched = batch.engine.issue_many(keys.iter().copied(), "ctx");
+    let one_by_one: Vec<_> = keys.iter().map(|k| single.engine.issue(k, "ctx")).collect();
+    assert_eq!(answers(&batched).len(), 6);
+    // Codes differ between the engines; everything else must be the same.
+    let shape = |r: &[Result<Issued, Error>]| -> Vec<String> {
+        r.iter()
+            .map(|x| match x {
+                Ok(i) => format!("code of {} expiring in {:?}", i.code.len(), i.expires_in),
+                Err(_) => answers(std::slice::from_ref(x)).remove(0),
+            })
+            .collect()
+    };
+    assert_eq!(shape(&batched), shape(&one_by_one));
+    assert!(matches!(batched[2], Err(Error::RateLimited { .. })));
+    assert!(matches!(batched[3], Err(Error::InvalidInput(_))));
+    assert!(matches!(batched[4], Err(Error::InvalidInput(_))));
+
+    let code = |r: &Result<Issued, Error>| r.as_ref().unwrap().code.as_str().to_string();
+    let (a, c) = (code(&batched[0]), code(&batched[5]));
+    let items: Vec<(&[u8], String, &[u8])> = vec![
+        (b"a", wrong(&a), b"ctx"),
+        (b"a", wrong(&a), b"ctx"), // the key's budget of 2: locked
+        (b"c", c.clone(), b"other"),
+        (b"", c.clone(), b"ctx"),
+        (b"c", c.clone(), &long),
+        (b"c", c.clone(), b"ctx"),
+        (b"c", c.clone(), b"ctx"),
+        (b"nobody", c.clone(), b"ctx"),
+    ];
+    let batched = batch
+        .engine
+        .verify_many(items.iter().map(|(k, t, x)| (*k, t, *x)));
+    let (sa, sc) = (code(&one_by_one[0]), code(&one_by_one[5]));
+    let one_by_one: Vec<_> = items
+        .iter()
+        .map(|(k, t, x)| {
+            let t = t.replace(&a, &sa).replace(&c, &sc);
+            single.engine.verify(k, t, x)
+        })
+        .collect();
+    assert_eq!(answers(&batched), answers(&one_by_one));
+    assert_eq!(
+        answers(&batched),
+        [
+            "Mismatch { attempts_left: 1 }",
+            "Locked { retry_after: 3600s }",
+            "Mismatch { attempts_left: 1 }",
+            "invalid Key",
+            "invalid Context",
+            "Verified",
+            "NotFound",
+            "NotFound",
+        ]
+    );
+    assert_eq!(batch.engine.stats(), single.engine.stats());
+}
+
 on_every_backend! {
+    batches_answer_per_item_as_single_calls_in_turn_would,
     issue_returns_a_code_of_the_configured_shape_and_its_expiry,
     a_new_issue_replaces_the_pending_code_at_once,
     keys_and_contexts_are_arbitrary_bytes_and_an_empty_context_is_none,

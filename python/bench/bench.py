@@ -42,7 +42,7 @@ def phases_batched() -> float:
     e = engine()
     start = time.perf_counter()
     codes = e.issue_many(KEYS)
-    e.verify_many([(k, c) for k, c in zip(KEYS, codes) if c is not None])
+    e.verify_many([(k, c) for k, c in zip(KEYS, codes) if isinstance(c, str)])
     return 2 * len(KEYS) / (time.perf_counter() - start)
 
 

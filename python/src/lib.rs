@@ -454,97 +454,110 @@ impl PyEngine {
         self.engine.advance_clock(by).map_err(|e| to_py_err(py, e))
     }
 
-    /// Issues a code for each key (with one context for all); ``None`` where an
-    /// issue was refused (rate limited, locked, full) and, once Redis has failed
-    /// during the batch, for that key and every later one (they are not tried).
-    /// Releases the GIL. A bad key raises before anything is issued.
+    /// Issues a code for each key (with one context for all), in order. Returns
+    /// one entry per key: the code (``str``), or the exception instance the single
+    /// ``issue`` would have raised for that key (``RateLimited``, ``KeyLocked``,
+    /// ``CapacityExceeded``, ``BackendUnavailable``, or ``ValueError`` /
+    /// ``TypeError`` for a bad key), as ``asyncio.gather(...,
+    /// return_exceptions=True)`` does; a refusal never loses the codes around it.
+    /// With Redis, the keys after the first that finds it unavailable get that
+    /// error untried. Releases the GIL. A ``str`` or ``bytes`` as ``keys`` (not an
+    /// iterable of keys) raises ``TypeError``.
     #[pyo3(signature = (keys, context=None))]
     fn issue_many(
         &self,
         py: Python<'_>,
         keys: &Bound<'_, PyAny>,
         context: Option<&Bound<'_, PyAny>>,
-    ) -> PyResult<Vec<Option<String>>> {
+    ) -> PyResult<Vec<Py<PyAny>>> {
         if keys.is_instance_of::<PyString>() || keys.is_instance_of::<PyBytes>() {
             return Err(PyTypeError::new_err(
                 "keys must be an iterable of keys (str or bytes), not a single str or bytes",
             ));
         }
-        let keys: Vec<Vec<u8>> = keys
+        // Each key as bytes, or the TypeError of a key that is neither str nor bytes.
+        let keys: Vec<PyResult<Vec<u8>>> = keys
             .try_iter()?
-            .map(|k| Ok(key_arg(&k?)?.into_owned()))
-            .collect::<PyResult<_>>()?;
-        let context = context_arg(context)?.into_owned();
+            .map(|k| Ok(byte_arg(&k?, "key")?.into_owned()))
+            .collect();
+        let context = match context.filter(|c| !c.is_none()) {
+            Some(c) => Some(byte_arg(c, "context")?.into_owned()),
+            None => None,
+        };
         self.warn_if_forked(py)?;
         let engine = &self.engine;
-        let results = py.detach(|| {
-            let mut unavailable = false;
-            keys.iter()
-                .map(|k| {
-                    if unavailable {
-                        return None;
-                    }
-                    match engine.issue(k, &context) {
-                        Ok(issued) => Some(issued.code.to_string()),
-                        Err(Error::Unavailable { .. }) => {
-                            unavailable = true;
-                            None
-                        }
-                        Err(_) => None,
-                    }
+        let valid: Vec<&[u8]> = keys.iter().filter_map(|k| k.as_deref().ok()).collect();
+        let context = context.unwrap_or_default();
+        let answers = py.detach(|| engine.issue_many(valid, &context));
+        let mut answers = answers.into_iter();
+        keys.into_iter()
+            .map(|key| {
+                let answer = match key {
+                    Err(type_error) => return Ok(type_error.into_value(py).into_any()),
+                    Ok(_) => answers.next().expect("one answer per valid key"),
+                };
+                Ok(match answer {
+                    Ok(issued) => issued
+                        .code
+                        .to_string()
+                        .into_pyobject(py)?
+                        .into_any()
+                        .unbind(),
+                    Err(e) => to_py_err(py, e).into_value(py).into_any(),
                 })
-                .collect::<Vec<_>>()
-        });
-        // Every key and the context were checked before the loop, so a refusal here
-        // is rate limiting, a lockout, a full engine or Redis failing: None, never
-        // an exception that would hide the codes already issued.
-        Ok(results)
+            })
+            .collect()
     }
 
-    /// Verifies ``(key, code)`` or ``(key, code, context)`` items; returns their
-    /// ``Status`` in order. Releases the GIL. A bad item raises before anything is
-    /// verified. If Redis fails during the batch, the batch stops there and raises
-    /// ``BackendUnavailable`` (the items before it have been verified, and any
-    /// right code among them consumed).
+    /// Verifies ``(key, code)`` or ``(key, code, context)`` items in order.
+    /// Returns one entry per item: its ``Status``, or the exception instance the
+    /// single ``verify`` would have raised for it (``BackendUnavailable``, or
+    /// ``ValueError`` / ``TypeError`` for a bad item), so the answers before a
+    /// failure are never lost. With Redis, the items after the first that finds
+    /// it unavailable get that error untried. Releases the GIL.
     fn verify_many(&self, py: Python<'_>, items: &Bound<'_, PyAny>) -> PyResult<Vec<Py<PyAny>>> {
         type Item = (Vec<u8>, Vec<u8>, Vec<u8>);
-        let items: Vec<Item> = items
-            .try_iter()?
-            .map(|item| {
-                let item = item?;
-                let tuple = item.cast::<PyTuple>().map_err(|_| {
-                    PyTypeError::new_err("items must be (key, code) or (key, code, context) tuples")
-                })?;
-                if !(2..=3).contains(&tuple.len()) {
-                    return Err(PyTypeError::new_err(format!(
-                        "items must be (key, code) or (key, code, context) tuples, got one of {} elements",
-                        tuple.len()
-                    )));
+        let item = |item: PyResult<Bound<'_, PyAny>>| -> PyResult<Item> {
+            let item = item?;
+            let tuple = item.cast::<PyTuple>().map_err(|_| {
+                PyTypeError::new_err("items must be (key, code) or (key, code, context) tuples")
+            })?;
+            if !(2..=3).contains(&tuple.len()) {
+                return Err(PyTypeError::new_err(format!(
+                    "items must be (key, code) or (key, code, context) tuples, got one of {} elements",
+                    tuple.len()
+                )));
+            }
+            let key = byte_arg(&tuple.get_item(0)?, "key")?.into_owned();
+            let code = byte_arg(&tuple.get_item(1)?, "code")?.into_owned();
+            let context = match tuple.len() {
+                3 if !tuple.get_item(2)?.is_none() => {
+                    byte_arg(&tuple.get_item(2)?, "context")?.into_owned()
                 }
-                let key = key_arg(&tuple.get_item(0)?)?.into_owned();
-                let code = byte_arg(&tuple.get_item(1)?, "code")?.into_owned();
-                let context = match tuple.len() {
-                    3 => context_arg(Some(&tuple.get_item(2)?))?.into_owned(),
-                    _ => Vec::new(),
-                };
-                Ok((key, code, context))
-            })
-            .collect::<PyResult<_>>()?;
-        let t = types(py)?; // before anything is verified: nothing may fail after
+                _ => Vec::new(),
+            };
+            Ok((key, code, context))
+        };
+        let items: Vec<PyResult<Item>> = items.try_iter()?.map(item).collect();
+        let t = types(py)?;
         self.warn_if_forked(py)?;
         let engine = &self.engine;
-        let verdicts = py.detach(|| {
-            items
-                .iter()
-                .map(|(k, c, x)| engine.verify(k, c, x))
-                .collect::<Result<Vec<_>, _>>()
-        });
-        // Keys and contexts were checked before the batch: the only error left is
-        // an unreachable store.
-        let verdicts = verdicts.map_err(|e| to_py_err(py, e))?;
-        Ok(verdicts
+        let valid: Vec<(&[u8], &[u8], &[u8])> = items
             .iter()
-            .map(|v| t.status[status_index(v)].clone_ref(py))
+            .filter_map(|i| i.as_ref().ok())
+            .map(|(k, c, x)| (k.as_slice(), c.as_slice(), x.as_slice()))
+            .collect();
+        let answers = py.detach(|| engine.verify_many(valid));
+        let mut answers = answers.into_iter();
+        Ok(items
+            .into_iter()
+            .map(|item| match item {
+                Err(type_error) => type_error.into_value(py).into_any(),
+                Ok(_) => match answers.next().expect("one answer per valid item") {
+                    Ok(verdict) => t.status[status_index(&verdict)].clone_ref(py),
+                    Err(e) => to_py_err(py, e).into_value(py).into_any(),
+                },
+            })
             .collect())
     }
 

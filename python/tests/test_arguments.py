@@ -65,14 +65,12 @@ def test_bad_call_arguments_change_nothing() -> None:
         engine.verify("alice", None)  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="context must be str or bytes, got list"):
         engine.verify("alice", code, context=[1])  # type: ignore[arg-type]
-    with pytest.raises(ValueError):
-        engine.issue_many(["ok", ""])  # a bad key anywhere: nothing is issued
     with pytest.raises(TypeError, match="not a single str"):
         engine.issue_many("alice")  # not five keys "a", "l", "i", "c", "e"
-    with pytest.raises(ValueError):
-        engine.verify_many([("alice", code), ("", "123456")])  # the good item first: still not verified
     with pytest.raises(TypeError):
-        engine.verify_many([("alice", code), ("alice",)])  # type: ignore[list-item]
+        engine.issue_many(42)  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        engine.verify_many(42)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="ttl must be between"):
         engine.issue("bob", ttl=10**400)
     with pytest.raises(ValueError, match="key must be encodable as UTF-8"):
@@ -81,6 +79,21 @@ def test_bad_call_arguments_change_nothing() -> None:
         engine.advance(-1.0)
     assert engine.stats() == before
     assert engine.verify("alice", code), "the pending code is intact"
+
+
+def test_a_bad_item_in_a_batch_is_that_items_error() -> None:
+    # As the single call would raise it, in the item's place; the items around it
+    # are answered.
+    engine = otpengine.Engine(manual_clock=True)
+    ok, empty, wrong_type = engine.issue_many(["ok", "", 42])  # type: ignore[list-item]
+    assert isinstance(ok, str) and len(ok) == 6
+    assert isinstance(empty, ValueError) and "key must be between 1 and 1024 bytes long, got 0 bytes" in str(empty)
+    assert isinstance(wrong_type, TypeError) and "key must be str or bytes, got int" in str(wrong_type)
+    short, empty_key, verified = engine.verify_many([("ok",), ("", "123456"), ("ok", ok)])  # type: ignore[list-item]
+    assert isinstance(short, TypeError) and "got one of 1 elements" in str(short)
+    assert isinstance(empty_key, ValueError)
+    assert verified is otpengine.Status.VERIFIED
+    assert engine.stats()["issued"] == 1 and engine.stats()["verified"] == 1
 
 
 def test_exceptions_are_real_classes_of_the_package() -> None:

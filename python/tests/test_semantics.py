@@ -157,8 +157,10 @@ def test_revoke_len_and_stats(make_engine: Make) -> None:
 def test_batches(engine: otpengine.Engine) -> None:
     keys = [f"user-{i}" for i in range(100)]
     codes = engine.issue_many(keys, context="login")
-    assert all(c is not None and len(c) == 6 for c in codes)
-    items = [(k, c, "login") for k, c in zip(keys, codes) if c is not None]
+    assert all(isinstance(c, str) and len(c) == 6 for c in codes)
+    items: list[tuple[str, str, str] | tuple[str, str]] = [
+        (k, c, "login") for k, c in zip(keys, codes) if isinstance(c, str)
+    ]
     items.append(("user-0", "123456", "login"))
     items.append(("nobody", "123456"))
     statuses = engine.verify_many(items)
@@ -166,11 +168,18 @@ def test_batches(engine: otpengine.Engine) -> None:
     assert statuses[100:] == [Status.NOT_FOUND, Status.NOT_FOUND]
 
 
-def test_issue_many_gives_none_where_refused(make_engine: Make) -> None:
+def test_issue_many_gives_the_exception_where_refused(make_engine: Make) -> None:
     engine = make_engine(max_issues_per_window=0)  # the 30 s cooldown stays on
-    codes = engine.issue_many(["a", "a", "b"])
-    assert codes[0] is not None and codes[1] is None and codes[2] is not None
+    first, again, other = engine.issue_many(["a", "a", "b"])
+    assert isinstance(first, str) and isinstance(other, str)
+    assert isinstance(again, otpengine.RateLimited) and again.retry_after == 30.0
     assert engine.stats()["rate_limited"] == 1
+    # Each answer is what the single calls, one after the other, give.
+    assert engine.verify_many([("a", first), ("b", first), ("b", other)]) == [
+        Status.VERIFIED,
+        Status.MISMATCH,
+        Status.VERIFIED,
+    ]
 
 
 def test_the_manual_clock_is_the_only_one_that_moves() -> None:
