@@ -18,8 +18,9 @@ fn engine() -> Engine {
     .unwrap()
 }
 
-/// Nanoseconds per call of issuing a code for each key, then verifying each.
-fn run(keys: &[[u8; 8]], rounds: usize) -> (f64, f64) {
+/// Nanoseconds per call of issuing a code for each key, then verifying each: one
+/// call at a time, or (`batched`) through `issue_many` and `verify_many`.
+fn run(keys: &[[u8; 8]], rounds: usize, batched: bool) -> (f64, f64) {
     let engine = engine();
     let mut codes: Vec<_> = keys
         .iter()
@@ -27,6 +28,21 @@ fn run(keys: &[[u8; 8]], rounds: usize) -> (f64, f64) {
         .collect();
     let (mut issue, mut verify) = (Duration::ZERO, Duration::ZERO);
     for _ in 0..rounds {
+        if batched {
+            let start = Instant::now();
+            let issued = engine.issue_many(keys, "");
+            issue += start.elapsed();
+            let items: Vec<_> = keys
+                .iter()
+                .zip(&issued)
+                .map(|(k, i)| (k, i.as_ref().unwrap().code.as_str(), ""))
+                .collect();
+            let start = Instant::now();
+            let verdicts = engine.verify_many(items);
+            verify += start.elapsed();
+            assert!(verdicts.iter().all(|v| v.as_ref().unwrap().is_verified()));
+            continue;
+        }
         let start = Instant::now();
         for (k, c) in keys.iter().zip(codes.iter_mut()) {
             *c = engine.issue(k, "").unwrap().code;
@@ -61,12 +77,14 @@ fn main() {
                 x.to_le_bytes()
             })
             .collect();
-        let runs: Vec<(f64, f64)> = (0..5).map(|_| run(&keys, rounds)).collect();
-        let issue = median(runs.iter().map(|r| r.0).collect());
-        let verify = median(runs.iter().map(|r| r.1).collect());
-        println!(
-            "{live:>9} live keys: issue {issue:6.0} ns, verify {verify:6.0} ns, pair {:.2} M calls/s",
-            2.0 / (issue + verify) * 1e3
-        );
+        for (batched, how) in [(false, "one call at a time"), (true, "batches")] {
+            let runs: Vec<(f64, f64)> = (0..5).map(|_| run(&keys, rounds, batched)).collect();
+            let issue = median(runs.iter().map(|r| r.0).collect());
+            let verify = median(runs.iter().map(|r| r.1).collect());
+            println!(
+                "{live:>9} live keys, {how:<18}: issue {issue:6.0} ns, verify {verify:6.0} ns, pair {:.2} M calls/s",
+                2.0 / (issue + verify) * 1e3
+            );
+        }
     }
 }
