@@ -32,8 +32,10 @@ pub struct Issued {
     pub expires_in: Duration,
 }
 
-/// The answer to a verify.
+/// The answer to a verify. Non-exhaustive: later versions add answers (a
+/// replayed authenticator code, say), so a `match` needs a catch-all arm.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Verdict {
     /// The right code, in time, with the right context. It is now consumed.
     Verified,

@@ -227,7 +227,9 @@ pub(crate) const OUT_OF_MEMORY: &str = "is out of memory (used_memory over maxme
      noeviction): the call was refused before it read anything, so nothing was issued, \
      consumed or counted; free memory or raise maxmemory";
 
-/// Why a call was refused.
+/// Why a call was refused. Non-exhaustive, and so are its struct variants:
+/// later versions add refusals and fields (the scope of a rate limit, say), so a
+/// `match` needs a catch-all arm and struct patterns need `..`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Error {
@@ -235,11 +237,13 @@ pub enum Error {
     InvalidInput(InvalidInput),
     /// `issue` came inside the key's resend cooldown or beyond its issue window;
     /// it would be allowed after `retry_after` (the larger wait when both apply).
+    #[non_exhaustive]
     RateLimited {
         /// Time until an issue for this key would be allowed.
         retry_after: Duration,
     },
     /// The key is locked out after too many failed verifies.
+    #[non_exhaustive]
     Locked {
         /// Time until the lockout ends (or until `unlock` is called).
         retry_after: Duration,
@@ -247,6 +251,7 @@ pub enum Error {
     /// The engine already holds state for `capacity` keys, even after reclaiming
     /// what had expired; or, with the Redis backend, the server is out of memory
     /// (`out_of_memory` names it). Nothing was issued.
+    #[non_exhaustive]
     CapacityExceeded {
         /// The configured capacity.
         capacity: u64,
@@ -262,6 +267,7 @@ pub enum Error {
     /// returns this never verified anything, but a call whose answer was lost
     /// may have taken effect in the store (a code consumed, an attempt counted).
     /// The engine reconnects by itself; retry later or ask for a new code.
+    #[non_exhaustive]
     Unavailable {
         /// The store that failed, as configured without credentials: e.g.
         /// `127.0.0.1:6379`, or the seed nodes of a cluster.
@@ -367,6 +373,30 @@ fn human_duration(d: Duration) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn errors_read_as_sentences() {
+        let rate_limited = Error::RateLimited {
+            retry_after: Duration::from_millis(1500),
+        };
+        assert_eq!(rate_limited.to_string(), "rate limited: retry after 1.5s");
+        let full = Error::CapacityExceeded {
+            capacity: 3,
+            out_of_memory: None,
+        };
+        assert_eq!(
+            full.to_string(),
+            "capacity exceeded: the engine already holds state for 3 keys"
+        );
+        let out_of_memory = Error::CapacityExceeded {
+            capacity: 3,
+            out_of_memory: Some("127.0.0.1:6379".into()),
+        };
+        assert_eq!(
+            out_of_memory.to_string(),
+            format!("capacity exceeded: redis at 127.0.0.1:6379 {OUT_OF_MEMORY}")
+        );
+    }
 
     #[test]
     fn durations_read_naturally() {

@@ -118,12 +118,10 @@ fn attempts_and_limits_are_counted_across_instances() {
             Verdict::Locked { .. }
         ));
         // The cooldown set by a's issue holds on b.
-        assert_eq!(
-            b.issue("alice", "").unwrap_err(),
-            Error::RateLimited {
-                retry_after: 30 * S
-            }
-        );
+        assert!(matches!(
+            b.issue("alice", ""),
+            Err(Error::RateLimited { retry_after, .. }) if retry_after == 30 * S
+        ));
         clock.advance(30 * S);
         let code = b.issue("alice", "").unwrap().code;
         // Five failures spent of six: the next wrong guess, anywhere, locks the key.
@@ -255,13 +253,14 @@ fn capacity_is_held_for_the_whole_store_on_a_standalone_server() {
     });
     a.issue("a", "").unwrap();
     b.issue("b", "").unwrap();
-    assert_eq!(
-        a.issue("c", "").unwrap_err(),
-        Error::CapacityExceeded {
+    assert!(matches!(
+        a.issue("c", ""),
+        Err(Error::CapacityExceeded {
             capacity: 2,
-            out_of_memory: None
-        }
-    );
+            out_of_memory: None,
+            ..
+        })
+    ));
     assert_eq!(b.stats().held, 2);
     assert_eq!(a.stats().capacity_exceeded, 1);
     assert_eq!(b.stats().capacity_exceeded, 0, "counters are per instance");
@@ -900,7 +899,7 @@ fn a_full_redis_refuses_every_call_alike_and_counts_nothing() {
     let mut reasons = HashSet::new();
     for (name, call) in &calls {
         match call() {
-            Err(Error::Unavailable { server, reason }) => {
+            Err(Error::Unavailable { server, reason, .. }) => {
                 assert_eq!(server, format!("127.0.0.1:{port}"), "{name}");
                 assert!(reason.starts_with("is out of memory"), "{name}: {reason}");
                 reasons.insert(reason);

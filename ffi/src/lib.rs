@@ -545,7 +545,9 @@ pub unsafe extern "C" fn otp_issue(
                 };
                 (Ok(otp_status::OTP_OK), Some(report))
             }
-            Err(e @ (Error::RateLimited { retry_after } | Error::Locked { retry_after })) => {
+            Err(
+                e @ (Error::RateLimited { retry_after, .. } | Error::Locked { retry_after, .. }),
+            ) => {
                 let report = otp_issued {
                     expires_in_ms: 0,
                     retry_after_ms: ms(retry_after),
@@ -602,6 +604,12 @@ pub unsafe extern "C" fn otp_verify(
             Verdict::Locked { .. } => (otp_status::OTP_LOCKED, 0),
             Verdict::Expired => (otp_status::OTP_EXPIRED, 0),
             Verdict::NotFound => (otp_status::OTP_NOT_FOUND, 0),
+            other => {
+                return Err(Failure(
+                    otp_status::OTP_INTERNAL_ERROR,
+                    format!("a verdict this C library does not know: {other:?}"),
+                ))
+            }
         };
         // SAFETY: forwarded from the caller.
         if let Some(out) = unsafe { attempts_left_out.as_mut() } {

@@ -56,14 +56,22 @@ fn types(py: Python<'_>) -> PyResult<&Types> {
     })
 }
 
-fn status_index(verdict: &Verdict) -> usize {
-    match verdict {
+/// The verdict's `Status` (an index into [`Types::status`]), or an `OtpError` for a
+/// verdict a newer core gives and this module does not know yet.
+fn status_index(py: Python<'_>, verdict: &Verdict) -> PyResult<usize> {
+    Ok(match verdict {
         Verdict::Verified => 0,
         Verdict::Mismatch { .. } => 1,
         Verdict::Locked { .. } => 2,
         Verdict::Expired => 3,
         Verdict::NotFound => 4,
-    }
+        other => {
+            let message = format!("a verdict this version of otpengine does not know: {other:?}");
+            return Err(PyErr::from_value(
+                types(py)?.otp_error.bind(py).call1((message,))?,
+            ));
+        }
+    })
 }
 
 fn value_error(e: &InvalidInput) -> PyErr {
@@ -77,11 +85,11 @@ fn to_py_err(py: Python<'_>, e: Error) -> PyErr {
         let t = types(py)?;
         let instance = match &e {
             Error::InvalidInput(invalid) => return Ok(value_error(invalid)),
-            Error::RateLimited { retry_after } => t
+            Error::RateLimited { retry_after, .. } => t
                 .rate_limited
                 .bind(py)
                 .call1((message, retry_after.as_secs_f64()))?,
-            Error::Locked { retry_after } => t
+            Error::Locked { retry_after, .. } => t
                 .key_locked
                 .bind(py)
                 .call1((message, retry_after.as_secs_f64()))?,
@@ -390,7 +398,7 @@ impl PyEngine {
         let verdict = self
             .call(py, |engine| engine.verify(&key, &code, &context))?
             .map_err(|e| to_py_err(py, e))?;
-        Ok(PyVerdict::from(verdict))
+        PyVerdict::new(py, verdict)
     }
 
     /// Drops the key's codes; ``True`` if one was pending. Limits stay.
@@ -554,7 +562,10 @@ impl PyEngine {
             .map(|item| match item {
                 Err(type_error) => type_error.into_value(py).into_any(),
                 Ok(_) => match answers.next().expect("one answer per valid item") {
-                    Ok(verdict) => t.status[status_index(&verdict)].clone_ref(py),
+                    Ok(verdict) => match status_index(py, &verdict) {
+                        Ok(index) => t.status[index].clone_ref(py),
+                        Err(e) => e.into_value(py).into_any(),
+                    },
                     Err(e) => to_py_err(py, e).into_value(py).into_any(),
                 },
             })
@@ -588,18 +599,18 @@ struct PyVerdict {
     retry_after: f64,
 }
 
-impl From<Verdict> for PyVerdict {
-    fn from(v: Verdict) -> Self {
+impl PyVerdict {
+    fn new(py: Python<'_>, v: Verdict) -> PyResult<Self> {
         let (attempts_left, retry_after) = match v {
             Verdict::Mismatch { attempts_left } => (attempts_left, 0.0),
             Verdict::Locked { retry_after } => (0, retry_after.as_secs_f64()),
             _ => (0, 0.0),
         };
-        PyVerdict {
-            index: status_index(&v),
+        Ok(PyVerdict {
+            index: status_index(py, &v)?,
             attempts_left,
             retry_after,
-        }
+        })
     }
 }
 

@@ -253,6 +253,7 @@ impl Worker {
             Verdict::Locked { .. } => self.tally.locked += 1,
             Verdict::Expired => self.tally.expired += 1,
             Verdict::NotFound => self.tally.not_found += 1,
+            _ => {} // a verdict this generator does not know: a surprise, below
         }
         let expected = match verdict {
             Verdict::Verified => !mistype,
@@ -260,6 +261,7 @@ impl Worker {
             // Possible with --limits (failure budget) or a short --ttl.
             Verdict::Locked { .. } | Verdict::Expired => true,
             Verdict::NotFound => self.forgettable,
+            _ => false,
         };
         if !expected {
             self.tally.surprises += 1;
