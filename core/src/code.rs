@@ -12,10 +12,12 @@
 
 use std::fmt;
 
-use rand_core::Rng;
+use rand_chacha::ChaCha20Rng;
+use rand_core::{Rng, SeedableRng};
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
 use crate::error::{Constraint, Field, Got, InvalidInput};
+use crate::fork;
 
 /// Shortest code the engine issues.
 pub const MIN_CODE_LENGTH: u32 = 4;
@@ -174,6 +176,35 @@ impl fmt::Display for Code {
 impl fmt::Debug for Code {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "Code(<{} symbols>)", self.len)
+    }
+}
+
+/// The generator codes are drawn from, one per shard in memory and one per Redis
+/// engine: ChaCha20 seeded from the operating system, and seeded afresh on its
+/// first use after `fork()` (`fork.rs` counts the forks), so a child process
+/// never draws the codes its parent draws.
+pub(crate) struct CodeSource {
+    rng: ChaCha20Rng,
+    /// The fork generation `rng` was seeded in.
+    generation: u64,
+}
+
+impl CodeSource {
+    pub(crate) fn new() -> Self {
+        let mut seed = zeroize::Zeroizing::new([0u8; 32]);
+        getrandom::fill(&mut *seed).expect("the operating system's random source failed");
+        CodeSource {
+            rng: ChaCha20Rng::from_seed(*seed),
+            generation: fork::generation(),
+        }
+    }
+
+    /// A uniform code (see [`generate`]); reseeds first in a forked child.
+    pub(crate) fn generate(&mut self, alphabet: Alphabet, length: u32) -> Code {
+        if self.generation != fork::generation() {
+            *self = CodeSource::new();
+        }
+        generate(&mut self.rng, alphabet, length)
     }
 }
 

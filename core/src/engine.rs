@@ -1,90 +1,14 @@
-//! The engine: validates a call, then runs it on its backend. In memory that
-//! means turning key and context into digests, picking the shard and running the
-//! call under that shard's lock; the Redis backend (`crate::redis`) runs the same
-//! rules as one script per call in Redis.
+//! The engine: validates a call, then hands it to its backend, the in-process
+//! store (`crate::memory`) or Redis (`crate::redis`), which both answer in the
+//! types of `crate::answer`. Nothing here knows how either keeps its state.
 
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, Weak};
-use std::thread::JoinHandle;
 use std::time::Duration;
 
-use crossbeam_utils::CachePadded;
-use parking_lot::{Condvar, Mutex};
-
-use crate::clock::{Millis, TimeSource};
-use crate::code::{self, Code};
-use crate::digest::{Digester, Secret};
+use crate::answer::{ForkReset, Issued, MemoryUsage, Verdict};
 use crate::error::Error;
-use crate::fork;
+use crate::memory::Memory;
 use crate::policy::{check_context, check_key, check_ttl, Config, Policy};
-use crate::shard::{IssueRequest, Outcome, Refusal, Shard, Shared};
 use crate::stats::Stats;
-
-/// Timers one reaper pass runs in a shard before letting go of its lock.
-const REAPER_BATCH: usize = 1024;
-
-/// A code just issued, to be sent to the person.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Issued {
-    /// The code. Send it, then drop it: it is wiped from memory on drop.
-    pub code: Code,
-    /// How long it stays valid from now.
-    pub expires_in: Duration,
-}
-
-/// The answer to a verify. Non-exhaustive: later versions add answers (a
-/// replayed authenticator code, say), so a `match` needs a catch-all arm.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Verdict {
-    /// The right code, in time, with the right context. It is now consumed.
-    Verified,
-    /// A wrong code, another context, or something that is not a code at all.
-    /// The failure was counted.
-    Mismatch {
-        /// Wrong guesses left before the code is burned (or the key locked out,
-        /// whichever comes first); at least 1.
-        attempts_left: u32,
-    },
-    /// The code is burned (its attempts are used up) or the key is locked out.
-    Locked {
-        /// Time until the key's lockout ends; zero when only the code is burned
-        /// (a new issue gives a new code).
-        retry_after: Duration,
-    },
-    /// The code's time is over (valid while now < expiry). Not counted as a failure.
-    Expired,
-    /// No code is pending for this key: never issued, consumed, revoked or
-    /// forgotten. Not counted as a failure.
-    NotFound,
-}
-
-impl Verdict {
-    /// True only for [`Verdict::Verified`].
-    pub fn is_verified(&self) -> bool {
-        matches!(self, Verdict::Verified)
-    }
-}
-
-/// Bytes the store holds, by structure (allocated capacity, not just what is used).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct MemoryUsage {
-    /// Hash tables from key hash to slot.
-    pub tables: usize,
-    /// Slots: one per key held, 80 bytes each.
-    pub slots: usize,
-    /// Older codes of keys, when `codes_per_key > 1`.
-    pub older_codes: usize,
-    /// Timer wheels (fixed size per shard).
-    pub wheels: usize,
-}
-
-impl MemoryUsage {
-    /// All of it.
-    pub fn total(&self) -> usize {
-        self.tables + self.slots + self.older_codes + self.wheels
-    }
-}
 
 /// A one-time-password engine. Safe to share between threads (`&Engine` is all a
 /// call needs; wrap it in an `Arc` to share ownership).
@@ -118,61 +42,12 @@ pub struct Engine {
     backend: Backend,
 }
 
-/// Where an engine keeps its state. Every rule of the memory store lives in
-/// `shard.rs`; the Redis store runs the same rules as Lua scripts in Redis.
+/// Where an engine keeps its state: the in-process store (`memory.rs`, whose rules
+/// live in `shard.rs`), or Redis, which runs the same rules as Lua scripts.
 enum Backend {
     Memory(Memory),
     #[cfg(feature = "redis")]
     Redis(Box<crate::redis::RedisStore>),
-}
-
-/// The in-process store: shards behind locks, and the reaper that sweeps them.
-struct Memory {
-    inner: Arc<Inner>,
-    reaper: Option<Reaper>,
-}
-
-/// A verify with everything computed that needs no lock (see `Memory::verify_request`).
-struct VerifyRequest {
-    key_id: crate::digest::KeyId,
-    hash: u64,
-    guess: Option<crate::digest::CodeDigest>,
-}
-
-struct Inner {
-    shared: Shared,
-    shards: Box<[CachePadded<Mutex<Shard>>]>,
-    shard_mask: u64,
-    digester: Digester,
-    time: TimeSource,
-    /// The fork generation the shards' contents belong to (see [`Inner::reset_if_forked`]).
-    fork_generation: AtomicU64,
-    /// The process the shards' contents belong to: the one that built the engine,
-    /// or the last child that emptied it.
-    owner_pid: AtomicU32,
-    /// Taken by the one thread that empties an inherited engine.
-    fork_reset: Mutex<()>,
-}
-
-/// An in-memory engine found inherited across `fork()` and emptied: returned once
-/// per child process by [`Engine::reset_if_forked`]. Its `Display` is the warning
-/// a front end gives.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ForkReset {
-    /// The process whose state the child's copy held (and no longer holds).
-    pub parent_pid: u32,
-}
-
-impl std::fmt::Display for ForkReset {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "this in-memory engine was built in process {}; each process has its own state, \
-             so codes issued in one worker cannot be verified in another: use the Redis backend \
-             for multi-process servers",
-            self.parent_pid
-        )
-    }
 }
 
 impl Engine {
@@ -270,19 +145,16 @@ impl Engine {
         };
         match &self.backend {
             Backend::Memory(m) => {
-                m.inner.reset_if_forked();
-                let requests: Vec<Result<IssueRequest, Error>> = keys
+                let keys: Vec<K> = keys.into_iter().collect();
+                let checked = keys.iter().map(|key| {
+                    let key = key.as_ref();
+                    check_key(key)?;
+                    context_ok.clone()?;
+                    Ok(key)
+                });
+                m.issue_many(checked.collect(), context, ttl)
                     .into_iter()
-                    .map(|key| {
-                        let key = key.as_ref();
-                        check_key(key)?;
-                        context_ok.clone()?;
-                        Ok(m.issue_request(key, context, ttl))
-                    })
-                    .collect();
-                requests
-                    .into_iter()
-                    .map(|req| m.issue_prepared(&req?).map(issued))
+                    .map(|code| code.map(issued))
                     .collect()
             }
             #[cfg(feature = "redis")]
@@ -307,20 +179,14 @@ impl Engine {
     {
         match &self.backend {
             Backend::Memory(m) => {
-                m.inner.reset_if_forked();
-                let requests: Vec<Result<VerifyRequest, Error>> = items
-                    .into_iter()
-                    .map(|(key, typed, context)| {
-                        let (key, context) = (key.as_ref(), context.as_ref());
-                        check_key(key)?;
-                        check_context(context)?;
-                        Ok(m.verify_request(key, typed.as_ref(), context))
-                    })
-                    .collect();
-                requests
-                    .into_iter()
-                    .map(|req| Ok(m.verify_prepared(&req?)))
-                    .collect()
+                let items: Vec<(K, C, X)> = items.into_iter().collect();
+                let checked = items.iter().map(|(key, typed, context)| {
+                    let (key, context) = (key.as_ref(), context.as_ref());
+                    check_key(key)?;
+                    check_context(context)?;
+                    Ok((key, typed.as_ref(), context))
+                });
+                m.verify_many(checked.collect())
             }
             #[cfg(feature = "redis")]
             Backend::Redis(_) => until_unavailable(items, |(key, typed, context)| {
@@ -358,9 +224,7 @@ impl Engine {
         let key = key.as_ref();
         check_key(key)?;
         match &self.backend {
-            Backend::Memory(m) => Ok(m.with_key(key, |shard, shared, key_id, hash, now| {
-                shard.revoke(shared, key_id, hash, now)
-            })),
+            Backend::Memory(m) => Ok(m.revoke(key)),
             #[cfg(feature = "redis")]
             Backend::Redis(r) => r.revoke(key),
         }
@@ -373,9 +237,7 @@ impl Engine {
         let key = key.as_ref();
         check_key(key)?;
         match &self.backend {
-            Backend::Memory(m) => Ok(m.with_key(key, |shard, shared, key_id, hash, now| {
-                shard.unlock(shared, key_id, hash, now)
-            })),
+            Backend::Memory(m) => Ok(m.unlock(key)),
             #[cfg(feature = "redis")]
             Backend::Redis(r) => r.unlock(key),
         }
@@ -431,7 +293,7 @@ impl Engine {
     /// Moves the engine's manual clock forward; [`Error::NotManualClock`] otherwise.
     pub fn advance_clock(&self, by: Duration) -> Result<(), Error> {
         let time = match &self.backend {
-            Backend::Memory(m) => &m.inner.time,
+            Backend::Memory(m) => m.time(),
             #[cfg(feature = "redis")]
             Backend::Redis(r) => r.time(),
         };
@@ -448,7 +310,7 @@ impl Engine {
     /// Number of shards (0 for the Redis backend, which has none in the process).
     pub fn shard_count(&self) -> usize {
         match &self.backend {
-            Backend::Memory(m) => m.inner.shards.len(),
+            Backend::Memory(m) => m.shard_count(),
             #[cfg(feature = "redis")]
             Backend::Redis(_) => 0,
         }
@@ -468,7 +330,7 @@ impl Engine {
     /// Redis engine, whose state is in Redis and shared across processes.
     pub fn reset_if_forked(&self) -> Option<ForkReset> {
         match &self.backend {
-            Backend::Memory(m) => m.inner.reset_if_forked(),
+            Backend::Memory(m) => m.reset_if_forked(),
             #[cfg(feature = "redis")]
             Backend::Redis(_) => None,
         }
@@ -486,7 +348,7 @@ impl Engine {
 
     fn policy(&self) -> &Policy {
         match &self.backend {
-            Backend::Memory(m) => &m.inner.shared.policy,
+            Backend::Memory(m) => m.policy(),
             #[cfg(feature = "redis")]
             Backend::Redis(r) => r.policy(),
         }
@@ -496,23 +358,9 @@ impl Engine {
     #[cfg(any(test, feature = "model"))]
     pub(crate) fn validate(&self) {
         #[allow(irrefutable_let_patterns)] // memory is the only backend without `redis`
-        let Backend::Memory(m) = &self.backend
-        else {
-            return;
-        };
-        let mut held = 0;
-        for shard in m.inner.shards.iter() {
-            let mut shard = shard.lock();
-            shard.validate(&m.inner.shared);
-            held += shard.reserved() as u64;
+        if let Backend::Memory(m) = &self.backend {
+            m.validate();
         }
-        assert_eq!(
-            held,
-            m.inner
-                .shared
-                .held
-                .load(std::sync::atomic::Ordering::Relaxed)
-        );
     }
 }
 
@@ -539,236 +387,14 @@ fn until_unavailable<I, T>(
         .collect()
 }
 
-impl Memory {
-    fn new(config: Config) -> Result<Memory, Error> {
-        let policy = Policy::from_config(&config)?;
-        fork::register();
-        let time = config.clock.start();
-        let now = time.now();
-        let secret = config.secret.clone().unwrap_or_else(Secret::random);
-        let shards = (0..policy.shards)
-            .map(|_| CachePadded::new(Mutex::new(Shard::new(now))))
-            .collect();
-        let inner = Arc::new(Inner {
-            shard_mask: u64::from(policy.shards - 1),
-            shared: Shared {
-                policy,
-                held: CachePadded::new(AtomicU64::new(0)),
-                hasher: ahash::RandomState::new(),
-            },
-            shards,
-            digester: Digester::new(&secret, config.digest),
-            time,
-            fork_generation: AtomicU64::new(fork::generation()),
-            owner_pid: AtomicU32::new(std::process::id()),
-            fork_reset: Mutex::new(()),
-        });
-        let reaper = config
-            .reaper_interval
-            .map(|interval| Reaper::start(Arc::downgrade(&inner), interval));
-        Ok(Memory { inner, reaper })
-    }
-
-    fn issue(&self, key: &[u8], context: &[u8], ttl: Millis) -> Result<Code, Error> {
-        self.inner.reset_if_forked();
-        self.issue_prepared(&self.issue_request(key, context, ttl))
-    }
-
-    /// Everything an issue computes before it takes a lock: the key's digest and
-    /// hash, the code digest's prefix.
-    fn issue_request(&self, key: &[u8], context: &[u8], ttl: Millis) -> IssueRequest {
-        let inner = &*self.inner;
-        let key_id = inner.digester.key_id(key);
-        IssueRequest {
-            key_id,
-            hash: inner.shared.hash(key_id),
-            prefix: inner.digester.code_prefix(key_id, context),
-            ttl,
-        }
-    }
-
-    fn issue_prepared(&self, req: &IssueRequest) -> Result<Code, Error> {
-        let inner = &*self.inner;
-        let now = inner.time.now();
-        let shard = inner.shard(req.hash);
-        let mut result = shard.lock().issue(&inner.shared, req, now, false);
-        if result == Err(Refusal::Full) {
-            // Full: reclaim everything that has expired everywhere, then try once more.
-            inner.reclaim_all(now);
-            result = shard.lock().issue(&inner.shared, req, now, true);
-        }
-        result.map_err(|refusal| match refusal {
-            Refusal::RateLimited(wait) => Error::RateLimited {
-                retry_after: Duration::from_millis(wait),
-            },
-            Refusal::Locked(wait) => Error::Locked {
-                retry_after: Duration::from_millis(wait),
-            },
-            Refusal::Full => Error::CapacityExceeded {
-                capacity: inner.shared.policy.capacity,
-                out_of_memory: None,
-            },
-        })
-    }
-
-    fn verify(&self, key: &[u8], typed: &[u8], context: &[u8]) -> Verdict {
-        self.inner.reset_if_forked();
-        self.verify_prepared(&self.verify_request(key, typed, context))
-    }
-
-    /// Everything a verify computes before it takes a lock: the key's digest and
-    /// hash, and the digest of what was typed (`None`: it cannot be a code).
-    fn verify_request(&self, key: &[u8], typed: &[u8], context: &[u8]) -> VerifyRequest {
-        let inner = &*self.inner;
-        let policy = &inner.shared.policy;
-        let key_id = inner.digester.key_id(key);
-        let guess = code::normalize(typed, policy.alphabet, policy.code_length).map(|code| {
-            inner
-                .digester
-                .code_prefix(key_id, context)
-                .finish(code.as_bytes())
-        });
-        VerifyRequest {
-            key_id,
-            hash: inner.shared.hash(key_id),
-            guess,
-        }
-    }
-
-    fn verify_prepared(&self, req: &VerifyRequest) -> Verdict {
-        let inner = &*self.inner;
-        let now = inner.time.now();
-        let outcome = inner.shard(req.hash).lock().verify(
-            &inner.shared,
-            req.key_id,
-            req.hash,
-            req.guess,
-            now,
-        );
-        match outcome {
-            Outcome::Verified => Verdict::Verified,
-            Outcome::Mismatch(attempts_left) => Verdict::Mismatch { attempts_left },
-            Outcome::Locked(wait) => Verdict::Locked {
-                retry_after: Duration::from_millis(wait),
-            },
-            Outcome::Expired => Verdict::Expired,
-            Outcome::NotFound => Verdict::NotFound,
-        }
-    }
-
-    fn with_key<R>(
-        &self,
-        key: &[u8],
-        op: impl FnOnce(&mut Shard, &Shared, crate::digest::KeyId, u64, Millis) -> R,
-    ) -> R {
-        let inner = &*self.inner;
-        inner.reset_if_forked();
-        let key_id = inner.digester.key_id(key);
-        let hash = inner.shared.hash(key_id);
-        let now = inner.time.now();
-        op(
-            &mut inner.shard(hash).lock(),
-            &inner.shared,
-            key_id,
-            hash,
-            now,
-        )
-    }
-
-    fn stats(&self) -> Stats {
-        let inner = &*self.inner;
-        inner.reset_if_forked();
-        let now = inner.time.now();
-        let mut stats = Stats::default();
-        for shard in inner.shards.iter() {
-            let mut shard = shard.lock();
-            shard.reclaim(&inner.shared, now, usize::MAX);
-            stats.add(&shard.counters);
-            stats.live += shard.live();
-            stats.held += shard.held() as u64;
-        }
-        stats
-    }
-
-    fn memory_usage(&self) -> MemoryUsage {
-        self.inner.reset_if_forked();
-        let mut usage = MemoryUsage::default();
-        for shard in self.inner.shards.iter() {
-            let m = shard.lock().memory();
-            usage.tables += m.table;
-            usage.slots += m.slots;
-            usage.older_codes += m.older;
-            usage.wheels += m.wheel;
-        }
-        usage
-    }
-}
-
-impl Inner {
-    /// See [`Engine::reset_if_forked`]. The parent's reaper does not exist in the
-    /// child (and is not restarted): the child's own calls reclaim its shards.
-    fn reset_if_forked(&self) -> Option<ForkReset> {
-        let generation = fork::generation();
-        if self.fork_generation.load(Ordering::Acquire) == generation {
-            return None;
-        }
-        let _resetting = self.fork_reset.lock();
-        if self.fork_generation.load(Ordering::Acquire) == generation {
-            return None; // another thread of this child emptied it first
-        }
-        let now = self.time.now();
-        for shard in self.shards.iter() {
-            *shard.lock() = Shard::new(now);
-        }
-        self.shared.held.store(0, Ordering::Relaxed);
-        self.fork_generation.store(generation, Ordering::Release);
-        let parent_pid = self.owner_pid.swap(std::process::id(), Ordering::Relaxed);
-        Some(ForkReset { parent_pid })
-    }
-
-    fn shard(&self, hash: u64) -> &Mutex<Shard> {
-        // The table uses the low bits (bucket) and the top seven (tag); the shard
-        // comes from bits 32 and up, which neither uses for tables under 2^32.
-        &self.shards[((hash >> 32) & self.shard_mask) as usize]
-    }
-
-    /// Frees everything that can be freed: due timers everywhere, and spare slots.
-    fn reclaim_all(&self, now: Millis) {
-        for shard in self.shards.iter() {
-            let mut shard = shard.lock();
-            shard.reclaim(&self.shared, now, usize::MAX);
-            shard.drop_spares(&self.shared);
-        }
-    }
-
-    /// One reaper pass over all shards, skipping any that are busy: those are
-    /// reclaimed by their own traffic.
-    fn sweep(&self) {
-        let now = self.time.now();
-        for shard in self.shards.iter() {
-            loop {
-                let Some(_pass) = fork::ReaperPass::enter() else {
-                    return;
-                };
-                let Some(mut shard) = shard.try_lock() else {
-                    break;
-                };
-                if shard.reclaim(&self.shared, now, REAPER_BATCH) < REAPER_BATCH {
-                    break;
-                }
-            }
-        }
-    }
-}
-
 impl std::fmt::Debug for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match &self.backend {
             Backend::Memory(m) => f
                 .debug_struct("Engine")
-                .field("policy", &m.inner.shared.policy)
-                .field("digest", &m.inner.digester.algorithm())
-                .field("reaper", &m.reaper.is_some())
+                .field("policy", m.policy())
+                .field("digest", &m.digest_algorithm())
+                .field("reaper", &m.has_reaper())
                 .finish_non_exhaustive(),
             #[cfg(feature = "redis")]
             Backend::Redis(r) => f
@@ -777,64 +403,5 @@ impl std::fmt::Debug for Engine {
                 .field("redis", &r.server())
                 .finish_non_exhaustive(),
         }
-    }
-}
-
-impl Drop for Memory {
-    fn drop(&mut self) {
-        if let Some(reaper) = self.reaper.take() {
-            reaper.stop();
-        }
-    }
-}
-
-/// The background thread that sweeps idle shards.
-struct Reaper {
-    stop: Arc<(Mutex<bool>, Condvar)>,
-    thread: JoinHandle<()>,
-    fork_generation: u64,
-}
-
-impl Reaper {
-    fn start(inner: Weak<Inner>, interval: Duration) -> Reaper {
-        let stop = Arc::new((Mutex::new(false), Condvar::new()));
-        let signal = Arc::clone(&stop);
-        let thread = std::thread::Builder::new()
-            .name("otpengine-reaper".into())
-            .spawn(move || loop {
-                {
-                    let (stopped, wake) = &*signal;
-                    let mut stopped = stopped.lock();
-                    if !*stopped {
-                        wake.wait_for(&mut stopped, interval);
-                    }
-                    if *stopped {
-                        return;
-                    }
-                }
-                match inner.upgrade() {
-                    Some(inner) => inner.sweep(),
-                    None => return,
-                }
-            })
-            .expect("spawning the reaper thread");
-        Reaper {
-            stop,
-            thread,
-            fork_generation: fork::generation(),
-        }
-    }
-
-    fn stop(self) {
-        if self.fork_generation != fork::generation() {
-            // In a forked child the thread does not exist, and its lock may be held
-            // by nobody who will ever release it: neither signal nor join.
-            std::mem::forget(self.thread);
-            std::mem::forget(self.stop);
-            return;
-        }
-        *self.stop.0.lock() = true;
-        self.stop.1.notify_all();
-        let _ = self.thread.join();
     }
 }

@@ -34,12 +34,14 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
 
+mod answer;
 mod clock;
 pub mod code;
 pub mod digest;
 mod engine;
 mod error;
 mod fork;
+mod memory;
 #[cfg(any(test, feature = "model"))]
 #[doc(hidden)]
 pub mod model;
@@ -53,10 +55,11 @@ mod stats;
 mod table;
 mod wheel;
 
+pub use answer::{ForkReset, Issued, MemoryUsage, Verdict};
 pub use clock::{Clock, ManualClock};
 pub use code::{Alphabet, Code};
 pub use digest::{DigestAlgorithm, Secret};
-pub use engine::{Engine, ForkReset, Issued, MemoryUsage, Verdict};
+pub use engine::Engine;
 pub use error::{format_duration, Constraint, DurationUnit, Error, Field, Got, InvalidInput};
 pub use policy::{
     check_context_length, check_key_length, constraint, Config, CAPACITY_RANGE,

@@ -35,14 +35,11 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use rand_chacha::ChaCha20Rng;
-use rand_core::SeedableRng;
 use subtle::Choice;
 
 use crate::clock::Millis;
-use crate::code::{self, Code};
+use crate::code::{Code, CodeSource};
 use crate::digest::{CodeDigest, CodeDigestPrefix, KeyId};
-use crate::fork;
 use crate::policy::Policy;
 use crate::stats::Counters;
 use crate::table::IndexTable;
@@ -247,8 +244,7 @@ pub(crate) struct Shard {
     slots: Vec<Slot>,
     older: Vec<OlderCodes>,
     wheel: Wheel,
-    rng: ChaCha20Rng,
-    rng_generation: u64,
+    codes: CodeSource,
     /// The latest time any call brought into this shard: a call that read the
     /// clock before waiting for the lock never moves the shard's time back.
     now: Millis,
@@ -265,8 +261,7 @@ impl Shard {
             slots: Vec::new(),
             older: Vec::new(),
             wheel: Wheel::new(now),
-            rng: os_seeded(),
-            rng_generation: fork::generation(),
+            codes: CodeSource::new(),
             now,
             live: 0,
             spares: 0,
@@ -360,11 +355,7 @@ impl Shard {
             }
         };
 
-        if self.rng_generation != fork::generation() {
-            self.rng = os_seeded();
-            self.rng_generation = fork::generation();
-        }
-        let code = code::generate(&mut self.rng, p.alphabet, p.code_length);
+        let code = self.codes.generate(p.alphabet, p.code_length);
         let record = CodeRecord {
             digest: req.prefix.finish(code.as_bytes()),
             expires_at: now + req.ttl,
@@ -867,10 +858,4 @@ fn shrink_vec<T>(v: &mut Vec<T>) {
     if v.capacity() >= 64 && v.len() * 4 < v.capacity() {
         v.shrink_to(v.len() * 2);
     }
-}
-
-fn os_seeded() -> ChaCha20Rng {
-    let mut seed = zeroize::Zeroizing::new([0u8; 32]);
-    getrandom::fill(&mut *seed).expect("the operating system's random source failed");
-    ChaCha20Rng::from_seed(*seed)
 }

@@ -25,13 +25,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use parking_lot::Mutex;
-use rand_chacha::ChaCha20Rng;
-use rand_core::SeedableRng;
 
+use crate::answer::Verdict;
 use crate::clock::{Millis, TimeSource};
-use crate::code::{self, Code};
+use crate::code::{self, Code, CodeSource};
 use crate::digest::{Digester, Secret};
-use crate::engine::Verdict;
 use crate::error::{Constraint, Error, Field, Got, InvalidInput, OUT_OF_MEMORY};
 use crate::fork;
 use crate::policy::{check_duration, Config, Policy, REDIS_TIMEOUT_RANGE};
@@ -169,7 +167,7 @@ pub(crate) struct RedisStore {
     keys: KeySpace,
     scripts: Scripts,
     /// The code generator and the fork generation it was seeded in.
-    rng: Mutex<(ChaCha20Rng, u64)>,
+    codes: Mutex<CodeSource>,
     counters: AtomicCounters,
     /// `live` and `held` as last read, for [`RedisStore::stats`] during an outage.
     last_gauges: Mutex<(u64, u64)>,
@@ -230,7 +228,7 @@ impl RedisStore {
             link,
             keys,
             scripts,
-            rng: Mutex::new((os_seeded(), fork::generation())),
+            codes: Mutex::new(CodeSource::new()),
             counters: AtomicCounters::default(),
             last_gauges: Mutex::new((0, 0)),
         })
@@ -417,11 +415,9 @@ impl RedisStore {
     }
 
     fn draw(&self) -> Code {
-        let mut rng = self.rng.lock();
-        if rng.1 != fork::generation() {
-            *rng = (os_seeded(), fork::generation());
-        }
-        code::generate(&mut rng.0, self.policy.alphabet, self.policy.code_length)
+        self.codes
+            .lock()
+            .generate(self.policy.alphabet, self.policy.code_length)
     }
 }
 
@@ -440,10 +436,4 @@ fn check_namespace(namespace: &str) -> Result<(), InvalidInput> {
         ),
         got: Got::Name(namespace.to_string()),
     })
-}
-
-fn os_seeded() -> ChaCha20Rng {
-    let mut seed = zeroize::Zeroizing::new([0u8; 32]);
-    getrandom::fill(&mut *seed).expect("the operating system's random source failed");
-    ChaCha20Rng::from_seed(*seed)
 }

@@ -1,0 +1,91 @@
+//! What the engine answers: an issued code, a verify's verdict, the store's
+//! memory, and the notice that an engine inherited across `fork()` was emptied.
+//! Both backends answer in these types.
+
+use std::time::Duration;
+
+use crate::code::Code;
+
+/// A code just issued, to be sent to the person.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Issued {
+    /// The code. Send it, then drop it: it is wiped from memory on drop.
+    pub code: Code,
+    /// How long it stays valid from now.
+    pub expires_in: Duration,
+}
+
+/// The answer to a verify. Non-exhaustive: later versions add answers (a
+/// replayed authenticator code, say), so a `match` needs a catch-all arm.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Verdict {
+    /// The right code, in time, with the right context. It is now consumed.
+    Verified,
+    /// A wrong code, another context, or something that is not a code at all.
+    /// The failure was counted.
+    Mismatch {
+        /// Wrong guesses left before the code is burned (or the key locked out,
+        /// whichever comes first); at least 1.
+        attempts_left: u32,
+    },
+    /// The code is burned (its attempts are used up) or the key is locked out.
+    Locked {
+        /// Time until the key's lockout ends; zero when only the code is burned
+        /// (a new issue gives a new code).
+        retry_after: Duration,
+    },
+    /// The code's time is over (valid while now < expiry). Not counted as a failure.
+    Expired,
+    /// No code is pending for this key: never issued, consumed, revoked or
+    /// forgotten. Not counted as a failure.
+    NotFound,
+}
+
+impl Verdict {
+    /// True only for [`Verdict::Verified`].
+    pub fn is_verified(&self) -> bool {
+        matches!(self, Verdict::Verified)
+    }
+}
+
+/// Bytes the store holds, by structure (allocated capacity, not just what is used).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MemoryUsage {
+    /// Hash tables from key hash to slot.
+    pub tables: usize,
+    /// Slots: one per key held, 80 bytes each.
+    pub slots: usize,
+    /// Older codes of keys, when `codes_per_key > 1`.
+    pub older_codes: usize,
+    /// Timer wheels (fixed size per shard).
+    pub wheels: usize,
+}
+
+impl MemoryUsage {
+    /// All of it.
+    pub fn total(&self) -> usize {
+        self.tables + self.slots + self.older_codes + self.wheels
+    }
+}
+
+/// An in-memory engine found inherited across `fork()` and emptied: returned once
+/// per child process by [`Engine::reset_if_forked`](crate::Engine::reset_if_forked). Its `Display` is the warning
+/// a front end gives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ForkReset {
+    /// The process whose state the child's copy held (and no longer holds).
+    pub parent_pid: u32,
+}
+
+impl std::fmt::Display for ForkReset {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "this in-memory engine was built in process {}; each process has its own state, \
+             so codes issued in one worker cannot be verified in another: use the Redis backend \
+             for multi-process servers",
+            self.parent_pid
+        )
+    }
+}

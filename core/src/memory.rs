@@ -1,0 +1,427 @@
+//! The in-process store: the shards behind their locks, what a call computes
+//! before it takes one, the fork reset, and the reaper thread that sweeps idle
+//! shards. Every rule of the store lives in `shard.rs`; this module picks the
+//! shard, hashes and digests outside the lock, and maps the shard's answers to
+//! the engine's.
+
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use crossbeam_utils::CachePadded;
+use parking_lot::{Condvar, Mutex};
+
+use crate::answer::{ForkReset, MemoryUsage, Verdict};
+use crate::clock::{Millis, TimeSource};
+use crate::code::{self, Code};
+use crate::digest::{CodeDigest, DigestAlgorithm, Digester, KeyId, Secret};
+use crate::error::Error;
+use crate::fork;
+use crate::policy::{Config, Policy};
+use crate::shard::{IssueRequest, Outcome, Refusal, Shard, Shared};
+use crate::stats::Stats;
+
+/// Timers one reaper pass runs in a shard before letting go of its lock.
+const REAPER_BATCH: usize = 1024;
+
+/// The in-process store: shards behind locks, and the reaper that sweeps them.
+pub(crate) struct Memory {
+    inner: Arc<Inner>,
+    reaper: Option<Reaper>,
+}
+
+/// One item of a verify batch, checked: key, what was typed, context.
+pub(crate) type VerifyItem<'a> = (&'a [u8], &'a [u8], &'a [u8]);
+
+/// A verify with everything computed that needs no lock (see `Memory::verify_request`).
+pub(crate) struct VerifyRequest {
+    key_id: KeyId,
+    hash: u64,
+    guess: Option<CodeDigest>,
+}
+
+struct Inner {
+    shared: Shared,
+    shards: Box<[CachePadded<Mutex<Shard>>]>,
+    shard_mask: u64,
+    digester: Digester,
+    time: TimeSource,
+    /// The fork generation the shards' contents belong to (see [`Inner::reset_if_forked`]).
+    fork_generation: AtomicU64,
+    /// The process the shards' contents belong to: the one that built the engine,
+    /// or the last child that emptied it.
+    owner_pid: AtomicU32,
+    /// Taken by the one thread that empties an inherited engine.
+    fork_reset: Mutex<()>,
+}
+
+impl Memory {
+    pub(crate) fn new(config: Config) -> Result<Memory, Error> {
+        let policy = Policy::from_config(&config)?;
+        fork::register();
+        let time = config.clock.start();
+        let now = time.now();
+        let secret = config.secret.clone().unwrap_or_else(Secret::random);
+        let shards = (0..policy.shards)
+            .map(|_| CachePadded::new(Mutex::new(Shard::new(now))))
+            .collect();
+        let inner = Arc::new(Inner {
+            shard_mask: u64::from(policy.shards - 1),
+            shared: Shared {
+                policy,
+                held: CachePadded::new(AtomicU64::new(0)),
+                hasher: ahash::RandomState::new(),
+            },
+            shards,
+            digester: Digester::new(&secret, config.digest),
+            time,
+            fork_generation: AtomicU64::new(fork::generation()),
+            owner_pid: AtomicU32::new(std::process::id()),
+            fork_reset: Mutex::new(()),
+        });
+        let reaper = config
+            .reaper_interval
+            .map(|interval| Reaper::start(Arc::downgrade(&inner), interval));
+        Ok(Memory { inner, reaper })
+    }
+
+    /// The batch of [`Memory::issue`]: every key's request computed first, then
+    /// the calls in order; a key that failed its checks keeps its error.
+    pub(crate) fn issue_many(
+        &self,
+        keys: Vec<Result<&[u8], Error>>,
+        context: &[u8],
+        ttl: Millis,
+    ) -> Vec<Result<Code, Error>> {
+        self.inner.reset_if_forked();
+        let requests: Vec<Result<IssueRequest, Error>> = keys
+            .into_iter()
+            .map(|key| Ok(self.issue_request(key?, context, ttl)))
+            .collect();
+        requests
+            .into_iter()
+            .map(|req| self.issue_prepared(&req?))
+            .collect()
+    }
+
+    /// The batch of [`Memory::verify`], as [`Memory::issue_many`] is of issue.
+    pub(crate) fn verify_many(
+        &self,
+        items: Vec<Result<VerifyItem<'_>, Error>>,
+    ) -> Vec<Result<Verdict, Error>> {
+        self.inner.reset_if_forked();
+        let requests: Vec<Result<VerifyRequest, Error>> = items
+            .into_iter()
+            .map(|item| {
+                let (key, typed, context) = item?;
+                Ok(self.verify_request(key, typed, context))
+            })
+            .collect();
+        requests
+            .into_iter()
+            .map(|req| Ok(self.verify_prepared(&req?)))
+            .collect()
+    }
+
+    /// Drops the key's codes; true if one was pending.
+    pub(crate) fn revoke(&self, key: &[u8]) -> bool {
+        self.with_key(key, |shard, shared, key_id, hash, now| {
+            shard.revoke(shared, key_id, hash, now)
+        })
+    }
+
+    /// Lifts the key's lockout and clears its failure count; true if there was one.
+    pub(crate) fn unlock(&self, key: &[u8]) -> bool {
+        self.with_key(key, |shard, shared, key_id, hash, now| {
+            shard.unlock(shared, key_id, hash, now)
+        })
+    }
+
+    pub(crate) fn policy(&self) -> &Policy {
+        &self.inner.shared.policy
+    }
+
+    pub(crate) fn time(&self) -> &TimeSource {
+        &self.inner.time
+    }
+
+    pub(crate) fn shard_count(&self) -> usize {
+        self.inner.shards.len()
+    }
+
+    pub(crate) fn digest_algorithm(&self) -> DigestAlgorithm {
+        self.inner.digester.algorithm()
+    }
+
+    pub(crate) fn has_reaper(&self) -> bool {
+        self.reaper.is_some()
+    }
+
+    /// See [`Engine::reset_if_forked`](crate::Engine::reset_if_forked).
+    pub(crate) fn reset_if_forked(&self) -> Option<ForkReset> {
+        self.inner.reset_if_forked()
+    }
+
+    /// Checks the store's invariants in every shard, and the held count; for tests.
+    #[cfg(any(test, feature = "model"))]
+    pub(crate) fn validate(&self) {
+        let mut held = 0;
+        for shard in self.inner.shards.iter() {
+            let mut shard = shard.lock();
+            shard.validate(&self.inner.shared);
+            held += shard.reserved() as u64;
+        }
+        assert_eq!(held, self.inner.shared.held.load(Ordering::Relaxed));
+    }
+
+    pub(crate) fn issue(&self, key: &[u8], context: &[u8], ttl: Millis) -> Result<Code, Error> {
+        self.inner.reset_if_forked();
+        self.issue_prepared(&self.issue_request(key, context, ttl))
+    }
+
+    /// Everything an issue computes before it takes a lock: the key's digest and
+    /// hash, the code digest's prefix.
+    pub(crate) fn issue_request(&self, key: &[u8], context: &[u8], ttl: Millis) -> IssueRequest {
+        let inner = &*self.inner;
+        let key_id = inner.digester.key_id(key);
+        IssueRequest {
+            key_id,
+            hash: inner.shared.hash(key_id),
+            prefix: inner.digester.code_prefix(key_id, context),
+            ttl,
+        }
+    }
+
+    pub(crate) fn issue_prepared(&self, req: &IssueRequest) -> Result<Code, Error> {
+        let inner = &*self.inner;
+        let now = inner.time.now();
+        let shard = inner.shard(req.hash);
+        let mut result = shard.lock().issue(&inner.shared, req, now, false);
+        if result == Err(Refusal::Full) {
+            // Full: reclaim everything that has expired everywhere, then try once more.
+            inner.reclaim_all(now);
+            result = shard.lock().issue(&inner.shared, req, now, true);
+        }
+        result.map_err(|refusal| match refusal {
+            Refusal::RateLimited(wait) => Error::RateLimited {
+                retry_after: Duration::from_millis(wait),
+            },
+            Refusal::Locked(wait) => Error::Locked {
+                retry_after: Duration::from_millis(wait),
+            },
+            Refusal::Full => Error::CapacityExceeded {
+                capacity: inner.shared.policy.capacity,
+                out_of_memory: None,
+            },
+        })
+    }
+
+    pub(crate) fn verify(&self, key: &[u8], typed: &[u8], context: &[u8]) -> Verdict {
+        self.inner.reset_if_forked();
+        self.verify_prepared(&self.verify_request(key, typed, context))
+    }
+
+    /// Everything a verify computes before it takes a lock: the key's digest and
+    /// hash, and the digest of what was typed (`None`: it cannot be a code).
+    pub(crate) fn verify_request(&self, key: &[u8], typed: &[u8], context: &[u8]) -> VerifyRequest {
+        let inner = &*self.inner;
+        let policy = &inner.shared.policy;
+        let key_id = inner.digester.key_id(key);
+        let guess = code::normalize(typed, policy.alphabet, policy.code_length).map(|code| {
+            inner
+                .digester
+                .code_prefix(key_id, context)
+                .finish(code.as_bytes())
+        });
+        VerifyRequest {
+            key_id,
+            hash: inner.shared.hash(key_id),
+            guess,
+        }
+    }
+
+    pub(crate) fn verify_prepared(&self, req: &VerifyRequest) -> Verdict {
+        let inner = &*self.inner;
+        let now = inner.time.now();
+        let outcome = inner.shard(req.hash).lock().verify(
+            &inner.shared,
+            req.key_id,
+            req.hash,
+            req.guess,
+            now,
+        );
+        match outcome {
+            Outcome::Verified => Verdict::Verified,
+            Outcome::Mismatch(attempts_left) => Verdict::Mismatch { attempts_left },
+            Outcome::Locked(wait) => Verdict::Locked {
+                retry_after: Duration::from_millis(wait),
+            },
+            Outcome::Expired => Verdict::Expired,
+            Outcome::NotFound => Verdict::NotFound,
+        }
+    }
+
+    fn with_key<R>(
+        &self,
+        key: &[u8],
+        op: impl FnOnce(&mut Shard, &Shared, KeyId, u64, Millis) -> R,
+    ) -> R {
+        let inner = &*self.inner;
+        inner.reset_if_forked();
+        let key_id = inner.digester.key_id(key);
+        let hash = inner.shared.hash(key_id);
+        let now = inner.time.now();
+        op(
+            &mut inner.shard(hash).lock(),
+            &inner.shared,
+            key_id,
+            hash,
+            now,
+        )
+    }
+
+    pub(crate) fn stats(&self) -> Stats {
+        let inner = &*self.inner;
+        inner.reset_if_forked();
+        let now = inner.time.now();
+        let mut stats = Stats::default();
+        for shard in inner.shards.iter() {
+            let mut shard = shard.lock();
+            shard.reclaim(&inner.shared, now, usize::MAX);
+            stats.add(&shard.counters);
+            stats.live += shard.live();
+            stats.held += shard.held() as u64;
+        }
+        stats
+    }
+
+    pub(crate) fn memory_usage(&self) -> MemoryUsage {
+        self.inner.reset_if_forked();
+        let mut usage = MemoryUsage::default();
+        for shard in self.inner.shards.iter() {
+            let m = shard.lock().memory();
+            usage.tables += m.table;
+            usage.slots += m.slots;
+            usage.older_codes += m.older;
+            usage.wheels += m.wheel;
+        }
+        usage
+    }
+}
+
+impl Inner {
+    /// See [`Engine::reset_if_forked`](crate::Engine::reset_if_forked). The parent's reaper does not exist in the
+    /// child (and is not restarted): the child's own calls reclaim its shards.
+    fn reset_if_forked(&self) -> Option<ForkReset> {
+        let generation = fork::generation();
+        if self.fork_generation.load(Ordering::Acquire) == generation {
+            return None;
+        }
+        let _resetting = self.fork_reset.lock();
+        if self.fork_generation.load(Ordering::Acquire) == generation {
+            return None; // another thread of this child emptied it first
+        }
+        let now = self.time.now();
+        for shard in self.shards.iter() {
+            *shard.lock() = Shard::new(now);
+        }
+        self.shared.held.store(0, Ordering::Relaxed);
+        self.fork_generation.store(generation, Ordering::Release);
+        let parent_pid = self.owner_pid.swap(std::process::id(), Ordering::Relaxed);
+        Some(ForkReset { parent_pid })
+    }
+
+    fn shard(&self, hash: u64) -> &Mutex<Shard> {
+        // The table uses the low bits (bucket) and the top seven (tag); the shard
+        // comes from bits 32 and up, which neither uses for tables under 2^32.
+        &self.shards[((hash >> 32) & self.shard_mask) as usize]
+    }
+
+    /// Frees everything that can be freed: due timers everywhere, and spare slots.
+    fn reclaim_all(&self, now: Millis) {
+        for shard in self.shards.iter() {
+            let mut shard = shard.lock();
+            shard.reclaim(&self.shared, now, usize::MAX);
+            shard.drop_spares(&self.shared);
+        }
+    }
+
+    /// One reaper pass over all shards, skipping any that are busy: those are
+    /// reclaimed by their own traffic.
+    fn sweep(&self) {
+        let now = self.time.now();
+        for shard in self.shards.iter() {
+            loop {
+                let Some(_pass) = fork::ReaperPass::enter() else {
+                    return;
+                };
+                let Some(mut shard) = shard.try_lock() else {
+                    break;
+                };
+                if shard.reclaim(&self.shared, now, REAPER_BATCH) < REAPER_BATCH {
+                    break;
+                }
+            }
+        }
+    }
+}
+
+impl Drop for Memory {
+    fn drop(&mut self) {
+        if let Some(reaper) = self.reaper.take() {
+            reaper.stop();
+        }
+    }
+}
+
+/// The background thread that sweeps idle shards.
+struct Reaper {
+    stop: Arc<(Mutex<bool>, Condvar)>,
+    thread: JoinHandle<()>,
+    fork_generation: u64,
+}
+
+impl Reaper {
+    fn start(inner: Weak<Inner>, interval: Duration) -> Reaper {
+        let stop = Arc::new((Mutex::new(false), Condvar::new()));
+        let signal = Arc::clone(&stop);
+        let thread = std::thread::Builder::new()
+            .name("otpengine-reaper".into())
+            .spawn(move || loop {
+                {
+                    let (stopped, wake) = &*signal;
+                    let mut stopped = stopped.lock();
+                    if !*stopped {
+                        wake.wait_for(&mut stopped, interval);
+                    }
+                    if *stopped {
+                        return;
+                    }
+                }
+                match inner.upgrade() {
+                    Some(inner) => inner.sweep(),
+                    None => return,
+                }
+            })
+            .expect("spawning the reaper thread");
+        Reaper {
+            stop,
+            thread,
+            fork_generation: fork::generation(),
+        }
+    }
+
+    fn stop(self) {
+        if self.fork_generation != fork::generation() {
+            // In a forked child the thread does not exist, and its lock may be held
+            // by nobody who will ever release it: neither signal nor join.
+            std::mem::forget(self.thread);
+            std::mem::forget(self.stop);
+            return;
+        }
+        *self.stop.0.lock() = true;
+        self.stop.1.notify_all();
+        let _ = self.thread.join();
+    }
+}
