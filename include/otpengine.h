@@ -145,6 +145,11 @@ void otp_config_default(struct otp_config *config);
 // of bounds (`otp_last_error` names the field as spelled in `otp_config`, its
 // bounds and the value), in which case `*engine_out` is untouched.
 //
+// The engine belongs to the process that uses it: in a child forked after it was
+// built (a pre-fork server's workers), its copy starts empty on its first call
+// there, so codes issued in one process never verify in another. Processes that
+// must share codes use `otp_engine_new_redis`.
+//
 // # Safety
 // `config` is NULL or a valid `otp_config`; `engine_out` is NULL or valid for writes.
 enum otp_status otp_engine_new(const struct otp_config *config, struct otp_engine **engine_out);
