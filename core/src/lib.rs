@@ -50,6 +50,7 @@ mod model_tests;
 mod policy;
 #[cfg(feature = "redis")]
 mod redis;
+mod rules;
 mod shard;
 mod stats;
 mod table;

@@ -41,6 +41,7 @@ use crate::clock::Millis;
 use crate::code::{Code, CodeSource};
 use crate::digest::{CodeDigest, CodeDigestPrefix, KeyId};
 use crate::policy::Policy;
+use crate::rules::{self, CodeRecord, CodeState, Limits};
 use crate::stats::Counters;
 use crate::table::IndexTable;
 use crate::wheel::{Link, Nodes, Pos, Wheel, NIL};
@@ -71,41 +72,6 @@ impl Shared {
                 (held < capacity).then_some(held + 1)
             })
             .is_ok()
-    }
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[repr(u8)]
-enum CodeState {
-    /// No code remembered (consumed, revoked, or never kept).
-    Empty,
-    /// Issued and not yet used; valid while `now < expires_at`.
-    Pending,
-    /// Its time is over; remembered so a late typist hears `Expired`.
-    Expired,
-    /// Its attempts were used up: every guess gets `Locked` until a new issue.
-    Burned,
-}
-
-/// One code of a key.
-#[derive(Clone, Copy, Debug)]
-struct CodeRecord {
-    digest: CodeDigest,
-    expires_at: Millis,
-    ttl: u32,
-    state: CodeState,
-}
-
-impl CodeRecord {
-    const EMPTY: CodeRecord = CodeRecord {
-        digest: CodeDigest(0),
-        expires_at: 0,
-        ttl: 0,
-        state: CodeState::Empty,
-    };
-
-    fn forget_at(&self) -> Millis {
-        self.expires_at + Millis::from(self.ttl)
     }
 }
 
@@ -178,6 +144,17 @@ impl Slot {
 
     fn last_issue_at(&self) -> Millis {
         self.expires_at - Millis::from(self.ttl)
+    }
+
+    /// The key's rate history and failure count, as the rules read them.
+    fn limits(&self) -> Limits {
+        Limits {
+            last_issue_at: self.last_issue_at(),
+            window_start: self.window_start,
+            window_count: self.window_count,
+            last_failure_at: self.last_failure_at,
+            failures: self.failures,
+        }
     }
 
     fn is_spare(&self) -> bool {
@@ -443,18 +420,16 @@ impl Shard {
         outcome
     }
 
-    /// A counted wrong guess: spends an attempt and, with a budget, a failure.
+    /// A counted wrong guess (`rules::fail`), and what it answers.
     fn fail(&mut self, p: &Policy, i: u32, now: Millis) -> Outcome {
         let slot = &mut self.slots[i as usize];
-        slot.attempts_left = slot.attempts_left.saturating_sub(1);
-        let mut attempts_left = u32::from(slot.attempts_left);
-        if p.max_failures_per_key > 0 {
-            slot.failures = slot.failures.saturating_add(1);
-            slot.last_failure_at = now;
-            attempts_left = attempts_left.min(u32::from(
-                p.max_failures_per_key.saturating_sub(slot.failures),
-            ));
-        }
+        let attempts_left = rules::fail(
+            p,
+            &mut slot.attempts_left,
+            &mut slot.failures,
+            &mut slot.last_failure_at,
+            now,
+        );
         if attempts_left > 0 {
             self.counters.mismatched += 1;
             return Outcome::Mismatch(attempts_left);
@@ -624,65 +599,25 @@ impl Shard {
         self.wheel.insert(&mut self.slots, i, when);
     }
 
-    /// The earliest pending expiry, else `forget_at`.
     fn next_event(&self, i: u32, forget_at: Millis) -> Millis {
-        self.codes(i)
-            .filter(|c| c.state == CodeState::Pending)
-            .map(|c| c.expires_at)
-            .min()
-            .unwrap_or(forget_at)
+        rules::next_event(self.codes(i), forget_at)
     }
 
     fn forget_at(&self, p: &Policy, i: u32) -> Millis {
-        let slot = &self.slots[i as usize];
-        let mut at = self
-            .codes(i)
-            .filter(|c| c.state != CodeState::Empty)
-            .map(|c| c.forget_at())
-            .max()
-            .unwrap_or(0);
-        if p.resend_cooldown > 0 {
-            at = at.max(slot.last_issue_at() + p.resend_cooldown);
-        }
-        if p.max_issues_per_window > 0 && slot.window_count > 0 {
-            at = at.max(slot.window_start + p.issue_window);
-        }
-        if slot.failures > 0 {
-            at = at.max(slot.last_failure_at + p.lockout);
-        }
-        at
+        rules::forget_at(p, &self.slots[i as usize].limits(), self.codes(i))
     }
 
     fn forget_old_failures(&mut self, p: &Policy, i: u32, now: Millis) {
         let slot = &mut self.slots[i as usize];
-        if slot.failures > 0 && now >= slot.last_failure_at + p.lockout {
-            slot.failures = 0;
-        }
+        slot.failures = rules::failures_now(p, &slot.limits(), now);
     }
 
     fn lockout_left(&self, p: &Policy, i: u32, now: Millis) -> Option<Millis> {
-        let slot = &self.slots[i as usize];
-        let until = slot.last_failure_at + p.lockout;
-        (p.max_failures_per_key > 0 && slot.failures >= p.max_failures_per_key && now < until)
-            .then(|| until - now)
+        rules::lockout_left(p, &self.slots[i as usize].limits(), now)
     }
 
-    /// Time until an issue for slot `i` would be allowed; 0 if it is allowed now.
     fn rate_wait(&self, p: &Policy, i: u32, now: Millis) -> Millis {
-        let slot = &self.slots[i as usize];
-        let mut wait = 0;
-        let cooldown_end = slot.last_issue_at() + p.resend_cooldown;
-        if p.resend_cooldown > 0 && now < cooldown_end {
-            wait = cooldown_end - now;
-        }
-        let window_end = slot.window_start + p.issue_window;
-        if p.max_issues_per_window > 0
-            && slot.window_count >= p.max_issues_per_window
-            && now < window_end
-        {
-            wait = wait.max(window_end - now);
-        }
-        wait
+        rules::rate_wait(p, &self.slots[i as usize].limits(), now)
     }
 
     fn is_live(&self, i: u32) -> bool {

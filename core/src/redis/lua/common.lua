@@ -1,5 +1,6 @@
--- otpengine: the rules of core/src/shard.rs, run inside Redis. Each script is
--- this file followed by one operation (issue.lua, verify.lua, revoke.lua,
+-- otpengine: the rules of core/src/rules.rs, applied as core/src/shard.rs
+-- applies them, run inside Redis. Each script is this file followed by one
+-- operation (issue.lua, verify.lua, revoke.lua,
 -- unlock.lua) and runs as one atomic step: no other command sees a key half
 -- updated, so single use, attempt counting and rate limits hold however many
 -- engines call at once.
