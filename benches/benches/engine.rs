@@ -1,6 +1,8 @@
 //! criterion benches: otpengine beside what a user would write instead, single
 //! thread and 1/2/4/16 threads, and the pieces (code generation, digests, clock,
 //! expiry). Run with `cargo bench -p otpengine-benches`; figures in BENCHMARKS.md.
+//! `cargo bench --bench engine -- targets` runs only the ratios the speed targets
+//! are stated in.
 
 mod baselines;
 
@@ -125,24 +127,51 @@ fn threads(c: &mut Criterion) {
         for threads in [1u64, 2, 4, 16] {
             group.throughput(Throughput::Elements(2));
             group.bench_function(BenchmarkId::new(store.name(), threads), |b| {
-                b.iter_custom(|iters| {
-                    let per_thread = iters.div_ceil(threads);
-                    let start = Instant::now();
-                    std::thread::scope(|s| {
-                        for t in 0..threads {
-                            let store = &store;
-                            s.spawn(move || {
-                                let mut rng = SplitMix64::new(t + 1);
-                                for _ in 0..per_thread {
-                                    let k = rng.below(live);
-                                    let code = store.issue(k);
-                                    black_box(store.verify(k, &code));
-                                }
-                            });
-                        }
-                    });
-                    start.elapsed()
-                })
+                b.iter_custom(|iters| pairs_on_threads(&*store, live, threads, iters))
+            });
+        }
+    }
+    group.finish();
+}
+
+/// `iters` issue+verify pairs of uniformly drawn keys out of `live`, split over
+/// `threads` threads (each its own key sequence, the same for every store).
+fn pairs_on_threads(store: &dyn Store, live: u64, threads: u64, iters: u64) -> Duration {
+    let per_thread = iters.div_ceil(threads);
+    let start = Instant::now();
+    std::thread::scope(|s| {
+        for t in 0..threads {
+            s.spawn(move || {
+                let mut rng = SplitMix64::new(t + 1);
+                for _ in 0..per_thread {
+                    let k = rng.below(live);
+                    let code = store.issue(k);
+                    black_box(store.verify(k, &code));
+                }
+            });
+        }
+    });
+    start.elapsed()
+}
+
+/// The three ratios of the one-miss issue in one group, rerun with
+/// `cargo bench --bench engine -- targets`: otpengine and the dashmap baseline in
+/// the same loop (`pairs_on_threads`), the same keys in the same order, one right
+/// after the other for each row: 1,000,000 keys on 1 and 2 threads, 1,000 keys
+/// on 1. Read the ratio of each row's two medians.
+fn targets(c: &mut Criterion) {
+    let mut group = c.benchmark_group("targets");
+    group.throughput(Throughput::Elements(2));
+    for (live, threads) in [(1_000_000u64, 1u64), (1_000_000, 2), (1_000, 1)] {
+        let stores: [Box<dyn Store>; 2] =
+            [Box::new(OtpEngine::new()), Box::new(DashMapStore::new())];
+        for store in stores {
+            for k in 0..live {
+                store.issue(k);
+            }
+            let row = format!("{live}_keys/{threads}_threads");
+            group.bench_function(BenchmarkId::new(row, store.name()), |b| {
+                b.iter_custom(|iters| pairs_on_threads(&*store, live, threads, iters))
             });
         }
     }
@@ -226,6 +255,6 @@ criterion_group! {
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(3))
         .sample_size(20);
-    targets = single_thread, threads, pieces
+    targets = targets, single_thread, threads, pieces
 }
 criterion_main!(benches);
