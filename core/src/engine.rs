@@ -139,23 +139,14 @@ impl Engine {
         let context = context.as_ref();
         let context_ok = check_context(context).map_err(Error::from);
         let ttl = self.policy().ttl;
-        let issued = |code| Issued {
-            code,
-            expires_in: Duration::from_millis(ttl),
-        };
         match &self.backend {
             Backend::Memory(m) => {
-                let keys: Vec<K> = keys.into_iter().collect();
-                let checked = keys.iter().map(|key| {
-                    let key = key.as_ref();
-                    check_key(key)?;
+                let checked = keys.into_iter().map(|key| {
+                    check_key(key.as_ref())?;
                     context_ok.clone()?;
                     Ok(key)
                 });
-                m.issue_many(checked.collect(), context, ttl)
-                    .into_iter()
-                    .map(|code| code.map(issued))
-                    .collect()
+                m.issue_many(checked, context, ttl)
             }
             #[cfg(feature = "redis")]
             Backend::Redis(_) => until_unavailable(keys, |key| self.issue(key, context)),
@@ -179,14 +170,12 @@ impl Engine {
     {
         match &self.backend {
             Backend::Memory(m) => {
-                let items: Vec<(K, C, X)> = items.into_iter().collect();
-                let checked = items.iter().map(|(key, typed, context)| {
-                    let (key, context) = (key.as_ref(), context.as_ref());
-                    check_key(key)?;
-                    check_context(context)?;
-                    Ok((key, typed.as_ref(), context))
+                let checked = items.into_iter().map(|item| {
+                    check_key(item.0.as_ref())?;
+                    check_context(item.2.as_ref())?;
+                    Ok(item)
                 });
-                m.verify_many(checked.collect())
+                m.verify_many(checked)
             }
             #[cfg(feature = "redis")]
             Backend::Redis(_) => until_unavailable(items, |(key, typed, context)| {

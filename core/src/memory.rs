@@ -12,7 +12,7 @@ use std::time::Duration;
 use crossbeam_utils::CachePadded;
 use parking_lot::{Condvar, Mutex};
 
-use crate::answer::{ForkReset, MemoryUsage, Verdict};
+use crate::answer::{ForkReset, Issued, MemoryUsage, Verdict};
 use crate::clock::{Millis, TimeSource};
 use crate::code::{self, Code};
 use crate::digest::{CodeDigest, DigestAlgorithm, Digester, KeyId, Secret};
@@ -30,9 +30,6 @@ pub(crate) struct Memory {
     inner: Arc<Inner>,
     reaper: Option<Reaper>,
 }
-
-/// One item of a verify batch, checked: key, what was typed, context.
-pub(crate) type VerifyItem<'a> = (&'a [u8], &'a [u8], &'a [u8]);
 
 /// A verify with everything computed that needs no lock (see `Memory::verify_request`).
 pub(crate) struct VerifyRequest {
@@ -86,36 +83,46 @@ impl Memory {
         Ok(Memory { inner, reaper })
     }
 
-    /// The batch of [`Memory::issue`]: every key's request computed first, then
-    /// the calls in order; a key that failed its checks keeps its error.
-    pub(crate) fn issue_many(
+    /// The batch of [`Memory::issue`]: every key's request computed first (keys
+    /// are not kept, only their requests), then the calls in order; a key that
+    /// failed the engine's checks keeps its error.
+    pub(crate) fn issue_many<K: AsRef<[u8]>>(
         &self,
-        keys: Vec<Result<&[u8], Error>>,
+        keys: impl IntoIterator<Item = Result<K, Error>>,
         context: &[u8],
         ttl: Millis,
-    ) -> Vec<Result<Code, Error>> {
+    ) -> Vec<Result<Issued, Error>> {
         self.inner.reset_if_forked();
         let requests: Vec<Result<IssueRequest, Error>> = keys
             .into_iter()
-            .map(|key| Ok(self.issue_request(key?, context, ttl)))
+            .map(|key| Ok(self.issue_request(key?.as_ref(), context, ttl)))
             .collect();
+        let expires_in = Duration::from_millis(ttl);
         requests
             .into_iter()
-            .map(|req| self.issue_prepared(&req?))
+            .map(|req| {
+                let code = self.issue_prepared(&req?)?;
+                Ok(Issued { code, expires_in })
+            })
             .collect()
     }
 
     /// The batch of [`Memory::verify`], as [`Memory::issue_many`] is of issue.
-    pub(crate) fn verify_many(
+    pub(crate) fn verify_many<K, C, X>(
         &self,
-        items: Vec<Result<VerifyItem<'_>, Error>>,
-    ) -> Vec<Result<Verdict, Error>> {
+        items: impl IntoIterator<Item = Result<(K, C, X), Error>>,
+    ) -> Vec<Result<Verdict, Error>>
+    where
+        K: AsRef<[u8]>,
+        C: AsRef<[u8]>,
+        X: AsRef<[u8]>,
+    {
         self.inner.reset_if_forked();
         let requests: Vec<Result<VerifyRequest, Error>> = items
             .into_iter()
             .map(|item| {
                 let (key, typed, context) = item?;
-                Ok(self.verify_request(key, typed, context))
+                Ok(self.verify_request(key.as_ref(), typed.as_ref(), context.as_ref()))
             })
             .collect();
         requests
