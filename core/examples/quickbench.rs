@@ -1,7 +1,8 @@
 //! A quick single-thread timing of issue and verify (the full suite is criterion
 //! and otp-load in `benches/`). Prints the median of five runs per figure.
 //!
-//! Run with `cargo run --release --example quickbench`.
+//! Run with `cargo run --release --example quickbench` (`QUICKBENCH_LIVE=1000`
+//! or `=1000000`: one size only).
 
 use std::time::{Duration, Instant};
 
@@ -67,7 +68,19 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 fn main() {
+    // `QUICKBENCH_LIVE=1000` runs one size only (for a profiler).
+    let only: Option<usize> = std::env::var("QUICKBENCH_LIVE")
+        .ok()
+        .and_then(|v| v.parse().ok());
+    // `QUICKBENCH_ROUNDS=n`: n rounds over the keys instead of the default (for callgrind).
+    let rounds_env: Option<usize> = std::env::var("QUICKBENCH_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok());
     for (live, rounds) in [(1_000usize, 1000usize), (1_000_000, 3)] {
+        if only.is_some_and(|only| only != live) {
+            continue;
+        }
+        let rounds = rounds_env.unwrap_or(rounds);
         let mut x = 0x9E37_79B9_7F4A_7C15u64;
         let keys: Vec<[u8; 8]> = (0..live)
             .map(|_| {

@@ -52,20 +52,18 @@ impl Verdict {
 /// Bytes the store holds, by structure (allocated capacity, not just what is used).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct MemoryUsage {
-    /// Hash tables from key hash to slot.
+    /// The shards' tables, whose 48-byte rows hold each key's state inline.
     pub tables: usize,
-    /// Slots: one per key held, 80 bytes each.
-    pub slots: usize,
     /// Older codes of keys, when `codes_per_key > 1`.
     pub older_codes: usize,
-    /// Timer wheels (fixed size per shard).
+    /// Timer wheels: 12 bytes per timer, about one per key held.
     pub wheels: usize,
 }
 
 impl MemoryUsage {
     /// All of it.
     pub fn total(&self) -> usize {
-        self.tables + self.slots + self.older_codes + self.wheels
+        self.tables + self.older_codes + self.wheels
     }
 }
 

@@ -20,16 +20,14 @@
 //! The digests are compared in constant time with `subtle`.
 
 use std::fmt;
-use std::hash::Hasher;
 
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
-use siphasher::sip::SipHasher24;
-use siphasher::sip128::{Hasher128, SipHasher24 as SipHasher24x128};
 use subtle::ConstantTimeEq;
 use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
 use crate::error::{Constraint, Field, Got, InvalidInput};
+use crate::sip::Sip;
 
 /// Shortest secret accepted: 128 bits.
 pub const MIN_SECRET_LEN: usize = 16;
@@ -99,6 +97,13 @@ impl fmt::Debug for Secret {
 pub struct KeyId(pub [u64; 2]);
 
 impl KeyId {
+    /// The key's hash in the in-process store: its shard, its home in the
+    /// shard's table and its tag there (never 0, which marks an empty row). The
+    /// key id is already a keyed PRF of the key, so no second hash is needed.
+    pub fn table_hash(self) -> u64 {
+        self.0[0].max(1)
+    }
+
     fn to_bytes(self) -> [u8; 16] {
         let mut out = [0u8; 16];
         out[..8].copy_from_slice(&self.0[0].to_le_bytes());
@@ -146,10 +151,9 @@ impl Digester {
     pub fn key_id(&self, key: &[u8]) -> KeyId {
         match self.algorithm {
             DigestAlgorithm::SipHash24 => {
-                let mut h = SipHasher24x128::new_with_key(sip_key(&self.key_subkey));
+                let mut h = Sip::new(sip_key(&self.key_subkey), true);
                 h.write(key);
-                let out = h.finish128();
-                KeyId([out.h1, out.h2])
+                KeyId(h.finish128())
             }
             DigestAlgorithm::HmacSha256 => {
                 let mut mac = hmac(&self.key_subkey);
@@ -166,18 +170,19 @@ impl Digester {
         let context_len = (context.len() as u32).to_le_bytes();
         match self.algorithm {
             DigestAlgorithm::SipHash24 => {
-                let mut h = SipHasher24::new_with_key(sip_key(&self.code_subkey));
-                h.write(&key_id.to_bytes());
+                let mut h = Sip::new(sip_key(&self.code_subkey), false);
+                h.write_u64(key_id.0[0]);
+                h.write_u64(key_id.0[1]);
                 h.write(&context_len);
                 h.write(context);
-                CodeDigestPrefix::Sip(h)
+                CodeDigestPrefix(Prefix::Sip(h))
             }
             DigestAlgorithm::HmacSha256 => {
                 let mut mac = hmac(&self.code_subkey);
                 mac.update(&key_id.to_bytes());
                 mac.update(&context_len);
                 mac.update(context);
-                CodeDigestPrefix::Hmac(Box::new(mac))
+                CodeDigestPrefix(Prefix::Hmac(Box::new(mac)))
             }
         }
     }
@@ -191,11 +196,15 @@ impl fmt::Debug for Digester {
     }
 }
 
-/// A code digest with key id and context absorbed, waiting for the code.
+/// A code digest with key id and context absorbed, waiting for the code. Its
+/// state is wiped when it is dropped.
 #[derive(Clone)]
-pub enum CodeDigestPrefix {
+pub struct CodeDigestPrefix(Prefix);
+
+#[derive(Clone)]
+enum Prefix {
     /// SipHash-2-4 state.
-    Sip(SipHasher24),
+    Sip(Sip),
     /// HMAC-SHA-256 state (boxed: it is much larger than SipHash's).
     Hmac(Box<HmacSha256>),
 }
@@ -203,36 +212,17 @@ pub enum CodeDigestPrefix {
 impl CodeDigestPrefix {
     /// The digest of the code under this prefix.
     pub fn finish(&self, code: &[u8]) -> CodeDigest {
-        match self {
-            CodeDigestPrefix::Sip(h) => {
-                let mut h = *h;
+        match &self.0 {
+            Prefix::Sip(h) => {
+                let mut h = h.clone();
                 h.write(code);
-                let digest = CodeDigest(h.finish());
-                wipe_sip(&mut h);
-                digest
+                CodeDigest(h.finish64())
             }
-            CodeDigestPrefix::Hmac(mac) => {
+            Prefix::Hmac(mac) => {
                 let mut mac = (**mac).clone();
                 mac.update(code);
                 CodeDigest(le_u64(&mac.finalize().into_bytes()[..8]))
             }
-        }
-    }
-}
-
-/// SipHash's state is reversible: with the key id and context, a leaked prefix
-/// would give the subkey back. `siphasher` has no `Zeroize`, so overwrite it and
-/// keep the store from being optimised away. (The HMAC state wipes itself: the
-/// `zeroize` features of `hmac` and `sha2` are on.)
-fn wipe_sip(h: &mut SipHasher24) {
-    *h = SipHasher24::new_with_keys(0, 0);
-    std::hint::black_box(h);
-}
-
-impl Drop for CodeDigestPrefix {
-    fn drop(&mut self) {
-        if let CodeDigestPrefix::Sip(h) = self {
-            wipe_sip(h);
         }
     }
 }

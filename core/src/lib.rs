@@ -52,6 +52,7 @@ mod policy;
 mod redis;
 mod rules;
 mod shard;
+mod sip;
 mod stats;
 mod table;
 mod wheel;

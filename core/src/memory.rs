@@ -4,7 +4,7 @@
 //! shard, hashes and digests outside the lock, and maps the shard's answers to
 //! the engine's.
 
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -15,12 +15,16 @@ use parking_lot::{Condvar, Mutex};
 use crate::answer::{ForkReset, Issued, MemoryUsage, Verdict};
 use crate::clock::{Millis, TimeSource};
 use crate::code::{self, Code};
-use crate::digest::{CodeDigest, DigestAlgorithm, Digester, KeyId, Secret};
+use crate::digest::{CodeDigest, DigestAlgorithm, Digester, Secret};
 use crate::error::Error;
 use crate::fork;
 use crate::policy::{Config, Policy};
 use crate::shard::{IssueRequest, Outcome, Refusal, Shard, Shared};
 use crate::stats::Stats;
+
+/// How many items ahead a batch prefetches rows: enough misses in flight to
+/// cover DRAM latency, few enough that their lines are still cached when used.
+const PREFETCH_AHEAD: usize = 8;
 
 /// Timers one reaper pass runs in a shard before letting go of its lock.
 const REAPER_BATCH: usize = 1024;
@@ -33,14 +37,13 @@ pub(crate) struct Memory {
 
 /// A verify with everything computed that needs no lock (see `Memory::verify_request`).
 pub(crate) struct VerifyRequest {
-    key_id: KeyId,
     hash: u64,
     guess: Option<CodeDigest>,
 }
 
 struct Inner {
     shared: Shared,
-    shards: Box<[CachePadded<Mutex<Shard>>]>,
+    shards: Box<[CachePadded<ShardCell>]>,
     shard_mask: u64,
     digester: Digester,
     time: TimeSource,
@@ -61,14 +64,13 @@ impl Memory {
         let now = time.now();
         let secret = config.secret.clone().unwrap_or_else(Secret::random);
         let shards = (0..policy.shards)
-            .map(|_| CachePadded::new(Mutex::new(Shard::new(now))))
+            .map(|_| CachePadded::new(ShardCell::new(Shard::new(now))))
             .collect();
         let inner = Arc::new(Inner {
             shard_mask: u64::from(policy.shards - 1),
             shared: Shared {
                 policy,
                 held: CachePadded::new(AtomicU64::new(0)),
-                hasher: ahash::RandomState::new(),
             },
             shards,
             digester: Digester::new(&secret, config.digest),
@@ -98,9 +100,15 @@ impl Memory {
             .map(|key| Ok(self.issue_request(key?.as_ref(), context, ttl)))
             .collect();
         let expires_in = Duration::from_millis(ttl);
+        let hashes: Vec<Option<u64>> = requests
+            .iter()
+            .map(|r| r.as_ref().ok().map(|r| r.hash))
+            .collect();
         requests
             .into_iter()
-            .map(|req| {
+            .enumerate()
+            .map(|(k, req)| {
+                self.inner.prefetch_ahead(&hashes, k);
                 let code = self.issue_prepared(&req?)?;
                 Ok(Issued { code, expires_in })
             })
@@ -125,23 +133,31 @@ impl Memory {
                 Ok(self.verify_request(key.as_ref(), typed.as_ref(), context.as_ref()))
             })
             .collect();
+        let hashes: Vec<Option<u64>> = requests
+            .iter()
+            .map(|r| r.as_ref().ok().map(|r| r.hash))
+            .collect();
         requests
             .into_iter()
-            .map(|req| Ok(self.verify_prepared(&req?)))
+            .enumerate()
+            .map(|(k, req)| {
+                self.inner.prefetch_ahead(&hashes, k);
+                Ok(self.verify_prepared(&req?))
+            })
             .collect()
     }
 
     /// Drops the key's codes; true if one was pending.
     pub(crate) fn revoke(&self, key: &[u8]) -> bool {
-        self.with_key(key, |shard, shared, key_id, hash, now| {
-            shard.revoke(shared, key_id, hash, now)
+        self.with_key(key, |shard, shared, hash, now| {
+            shard.revoke(shared, hash, now)
         })
     }
 
     /// Lifts the key's lockout and clears its failure count; true if there was one.
     pub(crate) fn unlock(&self, key: &[u8]) -> bool {
-        self.with_key(key, |shard, shared, key_id, hash, now| {
-            shard.unlock(shared, key_id, hash, now)
+        self.with_key(key, |shard, shared, hash, now| {
+            shard.unlock(shared, hash, now)
         })
     }
 
@@ -193,8 +209,7 @@ impl Memory {
         let inner = &*self.inner;
         let key_id = inner.digester.key_id(key);
         IssueRequest {
-            key_id,
-            hash: inner.shared.hash(key_id),
+            hash: key_id.table_hash(),
             prefix: inner.digester.code_prefix(key_id, context),
             ttl,
         }
@@ -202,8 +217,9 @@ impl Memory {
 
     pub(crate) fn issue_prepared(&self, req: &IssueRequest) -> Result<Code, Error> {
         let inner = &*self.inner;
-        let now = inner.time.now();
         let shard = inner.shard(req.hash);
+        shard.prefetch(req.hash);
+        let now = inner.time.now();
         let mut result = shard.lock().issue(&inner.shared, req, now, false);
         if result == Err(Refusal::Full) {
             // Full: reclaim everything that has expired everywhere, then try once more.
@@ -242,22 +258,17 @@ impl Memory {
                 .finish(code.as_bytes())
         });
         VerifyRequest {
-            key_id,
-            hash: inner.shared.hash(key_id),
+            hash: key_id.table_hash(),
             guess,
         }
     }
 
     pub(crate) fn verify_prepared(&self, req: &VerifyRequest) -> Verdict {
         let inner = &*self.inner;
+        let shard = inner.shard(req.hash);
+        shard.prefetch(req.hash);
         let now = inner.time.now();
-        let outcome = inner.shard(req.hash).lock().verify(
-            &inner.shared,
-            req.key_id,
-            req.hash,
-            req.guess,
-            now,
-        );
+        let outcome = shard.lock().verify(&inner.shared, req.hash, req.guess, now);
         match outcome {
             Outcome::Verified => Verdict::Verified,
             Outcome::Mismatch(attempts_left) => Verdict::Mismatch { attempts_left },
@@ -269,23 +280,12 @@ impl Memory {
         }
     }
 
-    fn with_key<R>(
-        &self,
-        key: &[u8],
-        op: impl FnOnce(&mut Shard, &Shared, KeyId, u64, Millis) -> R,
-    ) -> R {
+    fn with_key<R>(&self, key: &[u8], op: impl FnOnce(&mut Shard, &Shared, u64, Millis) -> R) -> R {
         let inner = &*self.inner;
         inner.reset_if_forked();
-        let key_id = inner.digester.key_id(key);
-        let hash = inner.shared.hash(key_id);
+        let hash = inner.digester.key_id(key).table_hash();
         let now = inner.time.now();
-        op(
-            &mut inner.shard(hash).lock(),
-            &inner.shared,
-            key_id,
-            hash,
-            now,
-        )
+        op(&mut inner.shard(hash).lock(), &inner.shared, hash, now)
     }
 
     pub(crate) fn stats(&self) -> Stats {
@@ -309,7 +309,6 @@ impl Memory {
         for shard in self.inner.shards.iter() {
             let m = shard.lock().memory();
             usage.tables += m.table;
-            usage.slots += m.slots;
             usage.older_codes += m.older;
             usage.wheels += m.wheel;
         }
@@ -339,10 +338,24 @@ impl Inner {
         Some(ForkReset { parent_pid })
     }
 
-    fn shard(&self, hash: u64) -> &Mutex<Shard> {
-        // The table uses the low bits (bucket) and the top seven (tag); the shard
-        // comes from bits 32 and up, which neither uses for tables under 2^32.
-        &self.shards[((hash >> 32) & self.shard_mask) as usize]
+    fn shard(&self, hash: u64) -> &ShardCell {
+        // The table's home for a hash comes from its high bits (`hash * rows >>
+        // 64`); the shard from its low bits, which that hardly depends on.
+        &self.shards[(hash & self.shard_mask) as usize]
+    }
+
+    /// Before item `k` of a batch runs: starts loading the rows of the items a few
+    /// places ahead (all of the first few, at the start), so that the cache misses
+    /// of several items overlap instead of following one another.
+    fn prefetch_ahead(&self, hashes: &[Option<u64>], k: usize) {
+        let ahead = if k == 0 {
+            0..PREFETCH_AHEAD
+        } else {
+            PREFETCH_AHEAD - 1..PREFETCH_AHEAD
+        };
+        for hash in ahead.filter_map(|d| hashes.get(k + d).copied().flatten()) {
+            self.shard(hash).prefetch(hash);
+        }
     }
 
     /// Frees everything that can be freed: due timers everywhere, and spare slots.
@@ -370,6 +383,78 @@ impl Inner {
                     break;
                 }
             }
+        }
+    }
+}
+
+/// A shard behind its lock, and where its table's rows are, published after every
+/// locked call so that a caller can prefetch a key's row before it takes the lock
+/// (the batches do, a few items ahead).
+struct ShardCell {
+    shard: Mutex<Shard>,
+    rows_at: AtomicUsize,
+    rows: AtomicUsize,
+}
+
+impl ShardCell {
+    fn new(shard: Shard) -> Self {
+        let (at, rows) = shard.extent();
+        ShardCell {
+            shard: Mutex::new(shard),
+            rows_at: AtomicUsize::new(at),
+            rows: AtomicUsize::new(rows),
+        }
+    }
+
+    fn lock(&self) -> ShardGuard<'_> {
+        ShardGuard {
+            guard: self.shard.lock(),
+            cell: self,
+        }
+    }
+
+    fn try_lock(&self) -> Option<ShardGuard<'_>> {
+        Some(ShardGuard {
+            guard: self.shard.try_lock()?,
+            cell: self,
+        })
+    }
+
+    /// Starts loading the row `hash` would be in, from the last published extent.
+    fn prefetch(&self, hash: u64) {
+        let at = self.rows_at.load(Ordering::Relaxed);
+        let rows = self.rows.load(Ordering::Relaxed);
+        Shard::prefetch(at, rows, hash);
+    }
+}
+
+/// The lock of a shard; publishes the table's extent when it is let go.
+struct ShardGuard<'a> {
+    guard: parking_lot::MutexGuard<'a, Shard>,
+    cell: &'a ShardCell,
+}
+
+impl std::ops::Deref for ShardGuard<'_> {
+    type Target = Shard;
+    fn deref(&self) -> &Shard {
+        &self.guard
+    }
+}
+
+impl std::ops::DerefMut for ShardGuard<'_> {
+    fn deref_mut(&mut self) -> &mut Shard {
+        &mut self.guard
+    }
+}
+
+impl Drop for ShardGuard<'_> {
+    fn drop(&mut self) {
+        let (at, rows) = self.guard.extent();
+        if self.cell.rows_at.load(Ordering::Relaxed) != at {
+            self.cell.rows_at.store(at, Ordering::Relaxed);
+        }
+        if self.cell.rows.load(Ordering::Relaxed) != rows {
+            self.cell.rows.store(rows, Ordering::Relaxed);
         }
     }
 }

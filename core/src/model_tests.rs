@@ -112,3 +112,194 @@ proptest! {
         run(c, ops, false).map_err(TestCaseError::fail)?;
     }
 }
+
+/// The new pieces of the store, each driven to its edge with the invariants
+/// checked after every step: the epoch moving while state must survive it,
+/// tables growing and shrinking under pending timers, timers that fire for a row
+/// that moved or was forgotten and made again, and stale timers kept bounded.
+mod store {
+    use std::time::Duration;
+
+    use crate::{Clock, Config, Engine, Error, ManualClock, Verdict};
+
+    const DAY: Duration = Duration::from_secs(86_400);
+
+    fn engine(clock: &ManualClock, config: Config) -> Engine {
+        Engine::new(Config {
+            clock: Clock::manual(clock),
+            reaper_interval: None,
+            ..config
+        })
+        .unwrap()
+    }
+
+    fn ms(v: u64) -> Duration {
+        Duration::from_millis(v)
+    }
+
+    /// A 30-day lockout and a pending code both outlive two moves of the epoch
+    /// (at 40 days past it), to the millisecond.
+    #[test]
+    fn state_survives_the_epoch_moving() {
+        let clock = ManualClock::new();
+        let e = engine(
+            &clock,
+            Config {
+                lockout: 30 * DAY,
+                max_failures_per_key: 2,
+                shards: Some(1),
+                ..Config::default()
+            },
+        );
+        clock.advance(35 * DAY);
+        e.issue("locked", "").unwrap();
+        assert!(matches!(
+            e.verify("locked", "000000", "").unwrap(),
+            Verdict::Mismatch { .. }
+        ));
+        assert!(matches!(
+            e.verify("locked", "000001", "").unwrap(),
+            Verdict::Locked { .. }
+        ));
+        // The lockout ends at 65 days. The epoch is 0 until now passes 40 days,
+        // then moves to now - 30 days; a code issued just before that must verify
+        // just after.
+        clock.advance(5 * DAY - ms(60_000));
+        let code = e.issue("pending", "").unwrap().code;
+        e.validate();
+        clock.advance(ms(120_000));
+        assert_eq!(
+            e.verify("pending", code.as_str(), ""),
+            Ok(Verdict::Verified)
+        );
+        e.validate();
+        // 40 days and a minute; 10 days on, at 50, the epoch moves again.
+        clock.advance(10 * DAY);
+        let left = 15 * DAY - ms(60_000);
+        assert_eq!(
+            e.issue("locked", ""),
+            Err(Error::Locked { retry_after: left }),
+            "the lockout's end did not move"
+        );
+        e.validate();
+        clock.advance(left - ms(1));
+        assert!(
+            matches!(e.issue("locked", ""), Err(Error::Locked { retry_after }) if retry_after == ms(1))
+        );
+        clock.advance(ms(1));
+        assert!(
+            e.issue("locked", "").is_ok(),
+            "the lockout ends when it said"
+        );
+        e.validate();
+        // A jump of years moves the epoch past everything at once.
+        clock.advance(4000 * DAY);
+        assert!(e.issue("pending", "").is_ok());
+        e.validate();
+        assert_eq!(e.stats().held, 1, "the locked key is long forgotten");
+    }
+
+    /// Ten thousand keys make every shard's table grow by quarters and then
+    /// shrink by halves while each key has a timer pending; every answer stays
+    /// right and every row keeps a live timer through every move.
+    #[test]
+    fn tables_resize_under_pending_timers() {
+        let clock = ManualClock::new();
+        let e = engine(
+            &clock,
+            Config {
+                ttl: Duration::from_secs(1200),
+                shards: Some(2),
+                ..Config::default()
+            },
+        );
+        let keys: Vec<String> = (0..10_000).map(|i| format!("k{i}")).collect();
+        let codes: Vec<_> = keys.iter().map(|k| e.issue(k, "").unwrap().code).collect();
+        e.validate();
+        for (k, c) in keys.iter().zip(&codes).skip(100) {
+            assert_eq!(e.verify(k, c.as_str(), "").unwrap(), Verdict::Verified);
+        }
+        e.validate();
+        // Past the window and cooldown of the consumed ones: their rows go, the
+        // tables shrink, and the first hundred still verify.
+        clock.advance(Duration::from_secs(601));
+        assert_eq!(e.stats().held, 100, "{:?}", e.stats());
+        e.validate();
+        for (k, c) in keys.iter().zip(&codes).take(100) {
+            assert_eq!(e.verify(k, c.as_str(), "").unwrap(), Verdict::Verified);
+        }
+        e.validate();
+    }
+
+    /// A key forgotten and made again before its old timer fires: the old timer
+    /// finds a row with another deadline and does nothing to it.
+    #[test]
+    fn an_old_timer_leaves_a_new_row_of_its_key_alone() {
+        let clock = ManualClock::new();
+        // Capacity 2: at half full a forgotten key's row is deleted, not kept spare.
+        let e = engine(
+            &clock,
+            Config {
+                capacity: 2,
+                resend_cooldown: Duration::ZERO,
+                max_issues_per_window: 0,
+                shards: Some(1),
+                ..Config::default()
+            },
+        );
+        let first = e.issue("a", "").unwrap().code;
+        assert_eq!(
+            e.verify("a", first.as_str(), "").unwrap(),
+            Verdict::Verified
+        );
+        assert_eq!(e.stats().held, 0, "deleted, not spare");
+        clock.advance(Duration::from_secs(100));
+        let second = e.issue("a", "").unwrap().code;
+        e.validate();
+        clock.advance(Duration::from_secs(201)); // past the first code's expiry timer
+        assert_eq!(e.stats().live, 1, "the old timer expired nothing");
+        e.validate();
+        assert_eq!(
+            e.verify("a", second.as_str(), "").unwrap(),
+            Verdict::Verified
+        );
+        e.validate();
+    }
+
+    /// Each round moves a key's next event earlier than its timer (a new code
+    /// after a failure pushed the timer out to the lockout's end), leaving one
+    /// stale timer; the wheel is rebuilt before they outnumber the rows by more
+    /// than the slack.
+    #[test]
+    fn stale_timers_stay_bounded() {
+        let clock = ManualClock::new();
+        let e = engine(
+            &clock,
+            Config {
+                resend_cooldown: Duration::ZERO,
+                max_issues_per_window: 0,
+                ttl: Duration::from_secs(1),
+                lockout: Duration::from_secs(3000),
+                max_failures_per_key: 10_000,
+                shards: Some(1),
+                ..Config::default()
+            },
+        );
+        for round in 0..3000 {
+            e.issue("k", "").unwrap();
+            assert!(
+                matches!(
+                    e.verify("k", "------", "").unwrap(),
+                    Verdict::Mismatch { .. }
+                ),
+                "round {round}"
+            );
+            clock.advance(Duration::from_secs(1)); // the code expires: the timer moves to the lockout's end
+            let _ = e.stats();
+            if round % 500 == 0 {
+                e.validate();
+            }
+        }
+        e.validate();
+    }
+}

@@ -48,6 +48,7 @@ impl CodeRecord {
     };
 
     /// When this code may be forgotten: one ttl past its expiry.
+    #[inline]
     pub(crate) fn forget_at(&self) -> Millis {
         self.expires_at + Millis::from(self.ttl)
     }
@@ -69,6 +70,7 @@ pub(crate) struct Limits {
 }
 
 /// The moment everything about the key may be forgotten.
+#[inline]
 pub(crate) fn forget_at(
     p: &Policy,
     limits: &Limits,
@@ -92,6 +94,7 @@ pub(crate) fn forget_at(
 }
 
 /// When the key's timer is next due: its earliest pending expiry, else `forget_at`.
+#[inline]
 pub(crate) fn next_event(codes: impl Iterator<Item = CodeRecord>, forget_at: Millis) -> Millis {
     codes
         .filter(|c| c.state == CodeState::Pending)
@@ -101,6 +104,7 @@ pub(crate) fn next_event(codes: impl Iterator<Item = CodeRecord>, forget_at: Mil
 }
 
 /// The failure count as of `now`: forgotten one lockout after the last failure.
+#[inline]
 pub(crate) fn failures_now(p: &Policy, limits: &Limits, now: Millis) -> u16 {
     if limits.failures > 0 && now >= limits.last_failure_at + p.lockout {
         0
@@ -111,6 +115,7 @@ pub(crate) fn failures_now(p: &Policy, limits: &Limits, now: Millis) -> u16 {
 
 /// Time left of the key's lockout, if its failure budget is spent and the
 /// lockout has not ended.
+#[inline]
 pub(crate) fn lockout_left(p: &Policy, limits: &Limits, now: Millis) -> Option<Millis> {
     let until = limits.last_failure_at + p.lockout;
     (p.max_failures_per_key > 0 && limits.failures >= p.max_failures_per_key && now < until)
@@ -119,6 +124,7 @@ pub(crate) fn lockout_left(p: &Policy, limits: &Limits, now: Millis) -> Option<M
 
 /// Time until an issue for the key would be allowed (the larger of the cooldown's
 /// and the full window's waits); 0 if it is allowed now.
+#[inline]
 pub(crate) fn rate_wait(p: &Policy, limits: &Limits, now: Millis) -> Millis {
     let mut wait = 0;
     let cooldown_end = limits.last_issue_at + p.resend_cooldown;
@@ -138,6 +144,7 @@ pub(crate) fn rate_wait(p: &Policy, limits: &Limits, now: Millis) -> Millis {
 /// A counted wrong guess: spends one of the codes' attempts and, with a failure
 /// budget, one failure of the key's. Returns the wrong guesses left before the
 /// codes burn or the key locks, whichever is first; 0: this guess burned them.
+#[inline]
 pub(crate) fn fail(
     p: &Policy,
     attempts_left: &mut u8,

@@ -1,70 +1,89 @@
-//! One shard of the store: the keys whose hash picks it, their slots, its timer
+//! One shard of the store: the keys whose hash picks it, their rows, its timer
 //! wheel and its code generator, all behind one lock held by [`crate::Engine`].
 //!
 //! # Layout
-//! Slots live densely in a `Vec` (removal swaps the last slot into the hole), and
-//! an [`IndexTable`] maps a key's hash to its slot index: one 64-byte group per
-//! probe holds the tags and the indices together, so a lookup costs one cache
-//! miss for the index and one for the slot. Keeping the big slots out of the
-//! table means its empty entries cost 5 bytes, not a slot's 80, and the slot
-//! array never has holes that are resident but unused.
+//! A key's whole state is one 48-byte [`Slot`] stored inline in an
+//! open-addressing [`Table`], so a call finds the key and reads everything the
+//! rules need in one cache line (sometimes two adjacent ones). Times in a slot
+//! are 32-bit millisecond offsets from the shard's `epoch`; older codes (with
+//! `codes_per_key > 1`) live in a side map keyed by the row's hash, touched only
+//! when a row says it has some. The wheel holds lazy timers naming rows by hash
+//! (see `wheel.rs`), because rows move.
 //!
 //! # Ground rules
-//! - Every slot is in the table once and, between operations, scheduled in the
-//!   wheel once, no later than [`Shard::next_event`] (the earliest pending code's
-//!   expiry, else the moment the slot may be forgotten). A slot that fires early
-//!   is simply rescheduled; one that would fire late is moved at once.
-//! - A slot exists while anything about its key must be remembered: a code
+//! - Every row is, between operations, due in the wheel at its `timer_at` (a
+//!   timer with its hash and that deadline exists), and `timer_at` is no later
+//!   than [`Shard::next_event`] (the earliest pending code's expiry, else the
+//!   moment the row may be forgotten) nor than an hour ahead. A row that fires
+//!   early is simply rescheduled; one that would fire late gets an earlier timer
+//!   at once, and its later one goes stale.
+//! - A timer is stale when its row is gone or its deadline is not the row's
+//!   `timer_at`; a stale timer is dropped when it fires. The wheel is rebuilt from
+//!   the rows when stale timers outnumber the rows plus 1024, so it stays within
+//!   twice the rows.
+//! - A row exists while anything about its key must be remembered: a code
 //!   (pending, expired or burned) until its expiry plus its ttl; the cooldown and
 //!   window of its last issues; its failure count until one lockout after the last
 //!   failure. After that it is removed and its capacity returned.
-//! - A slot whose key has nothing left to remember may be kept, reset, as a
-//!   *spare* (`ttl == 0`) for the same key's next issue, until its timer fires.
-//!   Consuming a code and issuing the next one for the same key then costs no
-//!   table removal and insertion, no wheel unlinking (whose neighbours are random
-//!   cache lines) and no slot relocation. Spares are answered exactly like
-//!   absent keys, are not counted in `held()`, and keep their capacity
-//!   reservation; they are made only while the engine is under half full, and a
-//!   full engine drops them all before refusing a new key.
-//! - `live` counts slots with at least one code in state `Pending`. A pending code
+//! - A row whose key has nothing left to remember may be kept, reset, as a
+//!   *spare* for the same key's next issue, until its timer fires: consuming a code
+//!   and issuing the next one for the same key then costs no deletion, insertion
+//!   or new timer. Spares answer exactly like absent keys, are not counted in
+//!   `held()`, and keep their capacity reservation; they are made only while the
+//!   engine is under half full, and a full engine drops them all before refusing
+//!   a new key.
+//! - `live` counts rows with at least one code in state `Pending`. A pending code
 //!   past its deadline is turned into `Expired` when the wheel fires or when an
 //!   operation finds it, whichever comes first; deadlines themselves are always
 //!   checked exactly, so the wheel's timing never changes a verdict.
-//! - The newest code's `expires_at - ttl` is the key's last issue time, kept even
-//!   after the code is consumed or revoked, because the cooldown outlives the code.
+//! - Every stored time that still matters is at or after `epoch` and within 32
+//!   bits of it: nothing matters for longer than [`RELEVANCE`] (the longest
+//!   lockout), and the epoch moves up to `now - RELEVANCE` once `now` is
+//!   [`REBASE_AFTER`] past it, shifting every row (times that no longer matter
+//!   become the epoch itself) and rebuilding the wheel.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use subtle::Choice;
 
 use crate::clock::Millis;
 use crate::code::{Code, CodeSource};
-use crate::digest::{CodeDigest, CodeDigestPrefix, KeyId};
+use crate::digest::{CodeDigest, CodeDigestPrefix};
 use crate::policy::Policy;
 use crate::rules::{self, CodeRecord, CodeState, Limits};
 use crate::stats::Counters;
-use crate::table::IndexTable;
-use crate::wheel::{Link, Nodes, Pos, Wheel, NIL};
+use crate::table::{Row, Table};
+use crate::wheel::{Timer, Wheel};
 
 /// Most timers an ordinary operation processes before doing its own work, so a
 /// mass expiry is spread over many calls instead of stalling one.
 pub(crate) const OP_BUDGET: usize = 32;
 
+const DAY: Millis = 86_400_000;
+/// The longest any stored time matters: the longest lockout after a key's last
+/// failure (30 days; every other duration is at most a day).
+pub(crate) const RELEVANCE: Millis = 30 * DAY;
+/// How far `now` may run ahead of the epoch before it is moved: leaves room in
+/// 32 bits (49.7 days) for a day's ttl and the timer horizon ahead of `now`.
+pub(crate) const REBASE_AFTER: Millis = 40 * DAY;
+/// Timers are set no further ahead than this; a row with a later event fires
+/// early and is rescheduled. Keeps `timer_at` within 32 bits, and a stale timer
+/// in the wheel for at most this long.
+const TIMER_HORIZON: Millis = 3_600_000;
+/// "No timer yet": a row being created.
+const NO_TIMER: u32 = u32::MAX;
+/// Stale timers tolerated beyond the rows before the wheel is rebuilt.
+const STALE_TIMERS: usize = 1024;
+
 /// What is shared by all shards of one engine.
 pub(crate) struct Shared {
     pub(crate) policy: Policy,
-    /// Slots held across all shards, against `policy.capacity`.
+    /// Rows held across all shards, against `policy.capacity`.
     pub(crate) held: crossbeam_utils::CachePadded<AtomicU64>,
-    /// Per-engine random hash of key ids: the table layout stays unpredictable
-    /// even to someone who knows the digest secret.
-    pub(crate) hasher: ahash::RandomState,
 }
 
 impl Shared {
-    pub(crate) fn hash(&self, key_id: KeyId) -> u64 {
-        self.hasher.hash_one(key_id.0)
-    }
-
     fn reserve(&self) -> bool {
         let capacity = self.policy.capacity;
         self.held
@@ -75,115 +94,108 @@ impl Shared {
     }
 }
 
-/// Older codes of a key when `codes_per_key > 1`, newest first.
-struct OlderCodes {
-    owner: u32,
-    codes: [CodeRecord; 3],
-}
+/// `Slot::flags`: the row is a spare (see the ground rules).
+const SPARE: u8 = 1;
+/// `Slot::flags`: the row has older codes in `Shard::older`.
+const OLDER: u8 = 2;
 
-/// Everything the engine holds for one key: 80 bytes.
-///
-/// `ttl == 0` marks a spare (see the ground rules): a slot that holds a code
-/// always has a ttl of at least a second.
+/// Everything the engine holds for one key: 48 bytes, one row of the table.
+/// Times are offsets from the shard's epoch.
+#[derive(Clone, Copy, Debug)]
 struct Slot {
-    key_id: KeyId,
-    link: Link,
-    pos: Pos,
+    /// The key's table hash (from its key id); 0: an empty row.
+    hash: u64,
     // The newest code, flattened (a nested record would cost padding).
     digest: CodeDigest,
-    expires_at: Millis,
-    ttl: u32,
-    state: CodeState,
-    /// Wrong guesses left for the key's pending codes together.
-    attempts_left: u8,
-    /// Index into `Shard::older`, or `NIL`.
-    older: u32,
-    window_start: Millis,
+    expires_at: u32,
+    /// When the newest code was issued: the cooldown's start, kept after the code
+    /// is consumed or revoked, because the cooldown outlives the code.
+    issued_at: u32,
+    /// The deadline of the row's live timer.
+    timer_at: u32,
+    window_start: u32,
+    last_failure_at: u32,
     /// Issues in the window that started at `window_start`; 0: no window running.
     window_count: u16,
-    last_failure_at: Millis,
     failures: u16,
+    /// Wrong guesses left for the key's pending codes together.
+    attempts_left: u8,
+    state: CodeState,
+    flags: u8,
 }
 
-const _: () = assert!(std::mem::size_of::<Slot>() == 80);
+const _: () = assert!(std::mem::size_of::<Slot>() <= 48);
+
+impl Row for Slot {
+    const EMPTY: Slot = Slot::new(0);
+    fn hash(&self) -> u64 {
+        self.hash
+    }
+}
 
 impl Slot {
-    fn new(key_id: KeyId) -> Self {
+    const fn new(hash: u64) -> Self {
         Slot {
-            key_id,
-            link: Link::UNLINKED,
-            pos: Pos::NONE,
+            hash,
             digest: CodeDigest(0),
             expires_at: 0,
-            ttl: 0,
-            state: CodeState::Empty,
-            attempts_left: 0,
-            older: NIL,
+            issued_at: 0,
+            timer_at: NO_TIMER,
             window_start: 0,
             window_count: 0,
             last_failure_at: 0,
             failures: 0,
+            attempts_left: 0,
+            state: CodeState::Empty,
+            flags: 0,
         }
     }
 
-    fn newest(&self) -> CodeRecord {
+    #[inline]
+    fn newest(&self, epoch: Millis) -> CodeRecord {
         CodeRecord {
             digest: self.digest,
-            expires_at: self.expires_at,
-            ttl: self.ttl,
+            expires_at: epoch + Millis::from(self.expires_at),
+            ttl: self.expires_at.saturating_sub(self.issued_at),
             state: self.state,
         }
     }
 
-    fn set_newest(&mut self, r: CodeRecord) {
-        self.digest = r.digest;
-        self.expires_at = r.expires_at;
-        self.ttl = r.ttl;
-        self.state = r.state;
-    }
-
-    fn last_issue_at(&self) -> Millis {
-        self.expires_at - Millis::from(self.ttl)
-    }
-
     /// The key's rate history and failure count, as the rules read them.
-    fn limits(&self) -> Limits {
+    #[inline]
+    fn limits(&self, epoch: Millis) -> Limits {
         Limits {
-            last_issue_at: self.last_issue_at(),
-            window_start: self.window_start,
+            last_issue_at: epoch + Millis::from(self.issued_at),
+            window_start: epoch + Millis::from(self.window_start),
             window_count: self.window_count,
-            last_failure_at: self.last_failure_at,
+            last_failure_at: epoch + Millis::from(self.last_failure_at),
             failures: self.failures,
         }
     }
 
+    #[inline]
     fn is_spare(&self) -> bool {
-        self.ttl == 0
+        self.flags & SPARE != 0
+    }
+
+    #[inline]
+    fn has_older(&self) -> bool {
+        self.flags & OLDER != 0
     }
 }
 
 /// What a shard holds for a key, as of now.
 enum Lookup {
-    /// A slot with state to remember.
-    Held(u32),
-    /// A spare slot: the key is forgotten, but its slot can be reused.
-    Spare(u32),
+    /// A row with state to remember, at this position.
+    Held(usize),
+    /// A spare row: the key is forgotten, but its row can be reused.
+    Spare(usize),
     /// Nothing.
     Absent,
 }
 
-impl Nodes for Vec<Slot> {
-    fn link(&mut self, node: u32) -> &mut Link {
-        &mut self[node as usize].link
-    }
-    fn pos(&mut self, node: u32) -> &mut Pos {
-        &mut self[node as usize].pos
-    }
-}
-
 /// What an issue asks of a shard, prepared before its lock is taken.
 pub(crate) struct IssueRequest {
-    pub(crate) key_id: KeyId,
     pub(crate) hash: u64,
     pub(crate) prefix: CodeDigestPrefix,
     pub(crate) ttl: Millis,
@@ -211,22 +223,23 @@ pub(crate) enum Outcome {
 #[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct ShardMemory {
     pub(crate) table: usize,
-    pub(crate) slots: usize,
     pub(crate) older: usize,
     pub(crate) wheel: usize,
 }
 
 pub(crate) struct Shard {
-    table: IndexTable,
-    slots: Vec<Slot>,
-    older: Vec<OlderCodes>,
+    table: Table<Slot>,
+    /// Older codes of rows with the `OLDER` flag, newest first, by row hash.
+    older: HashMap<u64, [CodeRecord; 3]>,
     wheel: Wheel,
     codes: CodeSource,
+    /// What the rows' and the wheel's 32-bit times count from.
+    epoch: Millis,
     /// The latest time any call brought into this shard: a call that read the
     /// clock before waiting for the lock never moves the shard's time back.
     now: Millis,
     live: u64,
-    /// Spare slots (see the ground rules).
+    /// Spare rows (see the ground rules).
     spares: usize,
     pub(crate) counters: Counters,
 }
@@ -234,11 +247,11 @@ pub(crate) struct Shard {
 impl Shard {
     pub(crate) fn new(now: Millis) -> Self {
         Shard {
-            table: IndexTable::default(),
-            slots: Vec::new(),
-            older: Vec::new(),
-            wheel: Wheel::new(now),
+            table: Table::default(),
+            older: HashMap::new(),
+            wheel: Wheel::new(0),
             codes: CodeSource::new(),
+            epoch: now,
             now,
             live: 0,
             spares: 0,
@@ -253,42 +266,61 @@ impl Shard {
 
     /// Keys this shard holds any state for.
     pub(crate) fn held(&self) -> usize {
-        self.slots.len() - self.spares
+        self.table.len() - self.spares
     }
 
-    /// Slots, spares included: what this shard has reserved against the capacity.
+    /// Rows, spares included: what this shard has reserved against the capacity.
     #[cfg(any(test, feature = "model"))]
     pub(crate) fn reserved(&self) -> usize {
-        self.slots.len()
+        self.table.len()
     }
 
     pub(crate) fn memory(&self) -> ShardMemory {
+        let older_entry = std::mem::size_of::<(u64, [CodeRecord; 3])>() + 1;
         ShardMemory {
             table: self.table.allocation_size(),
-            slots: self.slots.capacity() * std::mem::size_of::<Slot>(),
-            older: self.older.capacity() * std::mem::size_of::<OlderCodes>(),
+            older: self.older.capacity() * older_entry,
             wheel: self.wheel.memory_bytes(),
         }
+    }
+
+    /// Where the table's rows are (see [`crate::table::prefetch_home`]).
+    pub(crate) fn extent(&self) -> (usize, usize) {
+        self.table.extent()
+    }
+
+    /// Starts loading the row of `hash` in a table whose extent was `(base, rows)`.
+    pub(crate) fn prefetch(base: usize, rows: usize, hash: u64) {
+        crate::table::prefetch_home::<Slot>(base, rows, hash);
     }
 
     /// Runs up to `budget` due timers; returns how many ran.
     pub(crate) fn reclaim(&mut self, shared: &Shared, now: Millis, budget: usize) -> usize {
         let now = self.advance_to(now);
+        let now32 = self.offset(now);
         let mut ran = 0;
         while ran < budget {
-            let Some(i) = self.wheel.pop_due(&mut self.slots, now) else {
+            let Some(timer) = self.wheel.pop_due(now32) else {
                 break;
             };
             ran += 1;
-            if !self.slots[i as usize].is_spare() {
+            let Some(i) = self.table.find(timer.hash()) else {
+                continue; // stale: the row is gone
+            };
+            if self.slot(i).timer_at != timer.at {
+                continue; // stale: the row has another timer
+            }
+            if !self.slot(i).is_spare() {
                 self.forget_old_failures(&shared.policy, i, now);
                 self.expire_due_codes(i, now);
-                if self.forget_at(&shared.policy, i) > now {
-                    self.settle(shared, i, now);
+                let forget_at = self.forget_at(&shared.policy, i);
+                if forget_at > now {
+                    let when = self.next_event(i, forget_at);
+                    self.schedule(i, when, now);
                     continue;
                 }
             }
-            // A timer that finds nothing left to remember frees the slot for good.
+            // A timer that finds nothing left to remember frees the row for good.
             self.remove_slot(shared, i);
         }
         ran
@@ -303,7 +335,7 @@ impl Shard {
     ) -> Result<Code, Refusal> {
         let p = &shared.policy;
         let now = self.begin(shared, now);
-        let i = match self.lookup(shared, req.hash, req.key_id, now) {
+        let i = match self.lookup(shared, req.hash, now) {
             Lookup::Held(i) => {
                 if let Some(left) = self.lockout_left(p, i, now) {
                     self.counters.locked += 1;
@@ -317,37 +349,38 @@ impl Shard {
                 i
             }
             Lookup::Spare(i) => {
-                // A forgotten key: its spare slot is as good as a new one.
+                // A forgotten key: its spare row is as good as a new one.
                 self.spares -= 1;
+                self.slot_mut(i).flags &= !SPARE;
                 i
             }
             Lookup::Absent => {
-                if self.slots.len() >= NIL as usize || !shared.reserve() {
+                if !shared.reserve() {
                     if count_full {
                         self.counters.capacity_exceeded += 1;
                     }
                     return Err(Refusal::Full);
                 }
-                self.insert_slot(shared, req.key_id, req.hash)
+                self.table.insert(Slot::new(req.hash))
             }
         };
 
         let code = self.codes.generate(p.alphabet, p.code_length);
-        let record = CodeRecord {
-            digest: req.prefix.finish(code.as_bytes()),
-            expires_at: now + req.ttl,
-            ttl: req.ttl as u32,
-            state: CodeState::Pending,
-        };
+        let digest = req.prefix.finish(code.as_bytes());
 
         let was_live = self.is_live(i);
         self.push_older(p, i);
-        let slot = &mut self.slots[i as usize];
-        slot.set_newest(record);
+        let (issued_at, expires_at) = (self.offset(now), self.offset(now + req.ttl));
+        let slot = self.slot_mut(i);
+        slot.digest = digest;
+        slot.issued_at = issued_at;
+        slot.expires_at = expires_at;
+        slot.state = CodeState::Pending;
         slot.attempts_left = p.max_attempts;
         if p.max_issues_per_window > 0 {
-            if slot.window_count == 0 || now >= slot.window_start + p.issue_window {
-                slot.window_start = now;
+            let window_end = Millis::from(slot.window_start) + p.issue_window;
+            if slot.window_count == 0 || Millis::from(issued_at) >= window_end {
+                slot.window_start = issued_at;
                 slot.window_count = 1;
             } else {
                 slot.window_count += 1;
@@ -364,14 +397,13 @@ impl Shard {
     pub(crate) fn verify(
         &mut self,
         shared: &Shared,
-        key_id: KeyId,
         hash: u64,
         guess: Option<CodeDigest>,
         now: Millis,
     ) -> Outcome {
         let p = &shared.policy;
         let now = self.begin(shared, now);
-        let Some(i) = self.current(shared, hash, key_id, now) else {
+        let Some(i) = self.current(shared, hash, now) else {
             self.counters.not_found += 1;
             return Outcome::NotFound;
         };
@@ -383,7 +415,7 @@ impl Shard {
             self.counters.not_found += 1;
             return Outcome::NotFound;
         }
-        if self.slots[i as usize].state == CodeState::Burned {
+        if self.slot(i).state == CodeState::Burned {
             self.counters.locked += 1;
             return Outcome::Locked(0);
         }
@@ -407,7 +439,7 @@ impl Shard {
 
         let outcome = if bool::from(hit_pending) {
             self.clear_codes(i, CodeState::Empty);
-            self.slots[i as usize].failures = 0;
+            self.slot_mut(i).failures = 0;
             self.counters.verified += 1;
             Outcome::Verified
         } else if !any_pending || bool::from(hit_expired) {
@@ -421,15 +453,18 @@ impl Shard {
     }
 
     /// A counted wrong guess (`rules::fail`), and what it answers.
-    fn fail(&mut self, p: &Policy, i: u32, now: Millis) -> Outcome {
-        let slot = &mut self.slots[i as usize];
+    fn fail(&mut self, p: &Policy, i: usize, now: Millis) -> Outcome {
+        let epoch = self.epoch;
+        let slot = self.slot_mut(i);
+        let mut last_failure_at = epoch + Millis::from(slot.last_failure_at);
         let attempts_left = rules::fail(
             p,
             &mut slot.attempts_left,
             &mut slot.failures,
-            &mut slot.last_failure_at,
+            &mut last_failure_at,
             now,
         );
+        slot.last_failure_at = (last_failure_at - epoch) as u32;
         if attempts_left > 0 {
             self.counters.mismatched += 1;
             return Outcome::Mismatch(attempts_left);
@@ -440,15 +475,9 @@ impl Shard {
     }
 
     /// Drops the key's codes; `true` if one of them was still pending.
-    pub(crate) fn revoke(
-        &mut self,
-        shared: &Shared,
-        key_id: KeyId,
-        hash: u64,
-        now: Millis,
-    ) -> bool {
+    pub(crate) fn revoke(&mut self, shared: &Shared, hash: u64, now: Millis) -> bool {
         let now = self.begin(shared, now);
-        let Some(i) = self.current(shared, hash, key_id, now) else {
+        let Some(i) = self.current(shared, hash, now) else {
             return false;
         };
         let had_pending = self.is_live(i);
@@ -461,19 +490,13 @@ impl Shard {
     }
 
     /// Lifts a lockout and clears the failure count; `true` if there was one to clear.
-    pub(crate) fn unlock(
-        &mut self,
-        shared: &Shared,
-        key_id: KeyId,
-        hash: u64,
-        now: Millis,
-    ) -> bool {
+    pub(crate) fn unlock(&mut self, shared: &Shared, hash: u64, now: Millis) -> bool {
         let now = self.begin(shared, now);
-        let Some(i) = self.current(shared, hash, key_id, now) else {
+        let Some(i) = self.current(shared, hash, now) else {
             return false;
         };
-        let had_failures = self.slots[i as usize].failures > 0;
-        self.slots[i as usize].failures = 0;
+        let had_failures = self.slot(i).failures > 0;
+        self.slot_mut(i).failures = 0;
         self.settle(shared, i, now);
         had_failures
     }
@@ -488,26 +511,72 @@ impl Shard {
 
     fn advance_to(&mut self, now: Millis) -> Millis {
         self.now = self.now.max(now);
+        if self.now - self.epoch >= REBASE_AFTER {
+            self.rebase();
+        }
         self.now
     }
 
-    /// The key's slot as of `now`, if it holds anything: past failures and codes
+    /// Moves the epoch up to `now - RELEVANCE` (see the ground rules).
+    fn rebase(&mut self) {
+        let epoch = self.now - RELEVANCE;
+        let by = epoch - self.epoch;
+        let shift = |t: &mut u32| *t = Millis::from(*t).saturating_sub(by) as u32;
+        for slot in self.table.rows_mut() {
+            shift(&mut slot.expires_at);
+            shift(&mut slot.issued_at);
+            shift(&mut slot.timer_at);
+            shift(&mut slot.window_start);
+            shift(&mut slot.last_failure_at);
+        }
+        self.epoch = epoch;
+        self.rebuild_wheel();
+    }
+
+    /// A new wheel with exactly one timer per row, at its `timer_at`.
+    fn rebuild_wheel(&mut self) {
+        let mut wheel = Wheel::new(self.offset(self.now));
+        for slot in self.table.rows() {
+            wheel.insert(Timer::new(slot.hash, slot.timer_at));
+        }
+        self.wheel = wheel;
+    }
+
+    /// `t` as an offset from the epoch; `t` is at or after it and within 32 bits
+    /// (see the ground rules).
+    #[inline]
+    fn offset(&self, t: Millis) -> u32 {
+        debug_assert!(t >= self.epoch && t - self.epoch <= Millis::from(u32::MAX));
+        (t - self.epoch) as u32
+    }
+
+    #[inline]
+    fn slot(&self, i: usize) -> &Slot {
+        self.table.get(i)
+    }
+
+    #[inline]
+    fn slot_mut(&mut self, i: usize) -> &mut Slot {
+        self.table.get_mut(i)
+    }
+
+    /// The key's row as of `now`, if it holds anything: past failures and codes
     /// brought up to date, and `None` if everything about the key is due to be
     /// forgotten (the wheel may not have got to it yet; answers never depend on
     /// when it does).
-    fn current(&mut self, shared: &Shared, hash: u64, key_id: KeyId, now: Millis) -> Option<u32> {
-        match self.lookup(shared, hash, key_id, now) {
+    fn current(&mut self, shared: &Shared, hash: u64, now: Millis) -> Option<usize> {
+        match self.lookup(shared, hash, now) {
             Lookup::Held(i) => Some(i),
             Lookup::Spare(_) | Lookup::Absent => None,
         }
     }
 
-    /// [`Shard::current`], telling a spare slot apart from none.
-    fn lookup(&mut self, shared: &Shared, hash: u64, key_id: KeyId, now: Millis) -> Lookup {
-        let Some(i) = self.find(hash, key_id) else {
+    /// [`Shard::current`], telling a spare row apart from none.
+    fn lookup(&mut self, shared: &Shared, hash: u64, now: Millis) -> Lookup {
+        let Some(i) = self.table.find(hash) else {
             return Lookup::Absent;
         };
-        if self.slots[i as usize].is_spare() {
+        if self.slot(i).is_spare() {
             return Lookup::Spare(i);
         }
         self.forget_old_failures(&shared.policy, i, now);
@@ -521,111 +590,129 @@ impl Shard {
         Lookup::Held(i)
     }
 
-    /// Forgets slot `i`'s key: keeps the slot as a spare while the engine is under
+    /// Forgets row `i`'s key: keeps the row as a spare while the engine is under
     /// half full (returning it), else removes it.
-    fn forget(&mut self, shared: &Shared, i: u32, now: Millis) -> Option<u32> {
+    fn forget(&mut self, shared: &Shared, i: usize, now: Millis) -> Option<usize> {
         debug_assert!(
             !self.is_live(i),
-            "a slot with a pending code is never forgotten"
+            "a row with a pending code is never forgotten"
         );
         if shared.held.load(Ordering::Relaxed) >= shared.policy.capacity / 2 {
             self.remove_slot(shared, i);
             return None;
         }
         self.free_older(i);
-        let slot = &mut self.slots[i as usize];
-        let (link, pos) = (slot.link, slot.pos);
+        let slot = self.slot_mut(i);
         *slot = Slot {
-            link,
-            pos,
-            ..Slot::new(slot.key_id)
+            timer_at: slot.timer_at,
+            flags: SPARE,
+            ..Slot::new(slot.hash)
         };
-        if pos == Pos::NONE {
-            // Every slot has a timer; a spare's removes it when it fires.
-            self.wheel.insert(&mut self.slots, i, now);
+        if slot.timer_at == NO_TIMER {
+            // Every row has a timer; a spare's removes it when it fires.
+            self.schedule(i, now, now);
         }
         self.spares += 1;
         Some(i)
     }
 
-    /// Removes every spare slot: a full engine makes room before refusing a key.
+    /// Removes every spare row: a full engine makes room before refusing a key.
     pub(crate) fn drop_spares(&mut self, shared: &Shared) {
-        // Downwards, so the slot that `swap_remove` moves into a hole was seen.
-        for i in (0..self.slots.len() as u32).rev() {
-            if self.spares == 0 {
-                break;
-            }
-            if self.slots[i as usize].is_spare() {
-                self.remove_slot(shared, i);
-            }
+        if self.spares == 0 {
+            return;
         }
+        self.table.retain(|slot| !slot.is_spare());
+        shared.held.fetch_sub(self.spares as u64, Ordering::Relaxed);
+        self.spares = 0;
     }
 
-    fn find(&self, hash: u64, key_id: KeyId) -> Option<u32> {
-        let slots = &self.slots;
-        self.table
-            .find(hash, |i| slots[i as usize].key_id == key_id)
-    }
-
-    fn insert_slot(&mut self, shared: &Shared, key_id: KeyId, hash: u64) -> u32 {
-        let i = self.slots.len() as u32;
-        self.slots.push(Slot::new(key_id));
-        let slots = &self.slots;
-        self.table
-            .insert(hash, i, |j| shared.hash(slots[j as usize].key_id));
-        i
-    }
-
-    /// Reschedules slot `i` after a change, or removes it when nothing about its key
-    /// needs remembering any more. `i` may name another slot afterwards.
-    fn settle(&mut self, shared: &Shared, i: u32, now: Millis) {
+    /// Reschedules row `i` after a change, or forgets it when nothing about its key
+    /// needs remembering any more. `i` may name another row afterwards.
+    fn settle(&mut self, shared: &Shared, i: usize, now: Millis) {
         self.expire_due_codes(i, now);
         let forget_at = self.forget_at(&shared.policy, i);
         if forget_at <= now {
             self.forget(shared, i, now);
             return;
         }
-        let when = self.next_event(i, forget_at);
-        let slot = &self.slots[i as usize];
-        if slot.pos != Pos::NONE && slot.link.when <= when {
+        let when = self.next_event(i, forget_at).min(now + TIMER_HORIZON);
+        if self.slot(i).timer_at <= self.offset(when) {
             // Scheduled no later than needed: leave it. If it fires early, this
-            // runs again then and moves it on. Moving it now would cost a removal
-            // and an insertion, each touching random neighbours' cache lines, on
-            // nearly every call (a new code, a consumed one, both push the event
-            // later).
+            // runs again then and moves it on; nearly every call (a new code, a
+            // consumed one) pushes the event later.
             return;
         }
-        self.wheel.remove(&mut self.slots, i);
-        self.wheel.insert(&mut self.slots, i, when);
+        self.schedule(i, when, now);
     }
 
-    fn next_event(&self, i: u32, forget_at: Millis) -> Millis {
+    /// Gives row `i` a new live timer at `when` (at most the horizon past `now`);
+    /// any timer it had goes stale.
+    fn schedule(&mut self, i: usize, when: Millis, now: Millis) {
+        let at = self.offset(when.min(now + TIMER_HORIZON));
+        let slot = self.slot_mut(i);
+        slot.timer_at = at;
+        let timer = Timer::new(slot.hash, at);
+        self.wheel.insert(timer);
+        self.bound_stale_timers();
+    }
+
+    /// Rebuilds the wheel once stale timers outnumber the rows by [`STALE_TIMERS`]:
+    /// O(rows) after at least that many stale timers, so O(1) each.
+    fn bound_stale_timers(&mut self) {
+        if self.wheel.len() > 2 * self.table.len() + STALE_TIMERS {
+            self.rebuild_wheel();
+        }
+    }
+
+    #[inline]
+    fn next_event(&self, i: usize, forget_at: Millis) -> Millis {
+        let slot = self.slot(i);
+        if !slot.has_older() {
+            return rules::next_event(std::iter::once(slot.newest(self.epoch)), forget_at);
+        }
         rules::next_event(self.codes(i), forget_at)
     }
 
-    fn forget_at(&self, p: &Policy, i: u32) -> Millis {
-        rules::forget_at(p, &self.slots[i as usize].limits(), self.codes(i))
+    #[inline]
+    fn forget_at(&self, p: &Policy, i: usize) -> Millis {
+        let slot = self.slot(i);
+        let limits = slot.limits(self.epoch);
+        if !slot.has_older() {
+            // The common case, without the older codes' iterator.
+            return rules::forget_at(p, &limits, std::iter::once(slot.newest(self.epoch)));
+        }
+        rules::forget_at(p, &limits, self.codes(i))
     }
 
-    fn forget_old_failures(&mut self, p: &Policy, i: u32, now: Millis) {
-        let slot = &mut self.slots[i as usize];
-        slot.failures = rules::failures_now(p, &slot.limits(), now);
+    #[inline]
+    fn forget_old_failures(&mut self, p: &Policy, i: usize, now: Millis) {
+        let limits = self.slot(i).limits(self.epoch);
+        self.slot_mut(i).failures = rules::failures_now(p, &limits, now);
     }
 
-    fn lockout_left(&self, p: &Policy, i: u32, now: Millis) -> Option<Millis> {
-        rules::lockout_left(p, &self.slots[i as usize].limits(), now)
+    #[inline]
+    fn lockout_left(&self, p: &Policy, i: usize, now: Millis) -> Option<Millis> {
+        rules::lockout_left(p, &self.slot(i).limits(self.epoch), now)
     }
 
-    fn rate_wait(&self, p: &Policy, i: u32, now: Millis) -> Millis {
-        rules::rate_wait(p, &self.slots[i as usize].limits(), now)
+    #[inline]
+    fn rate_wait(&self, p: &Policy, i: usize, now: Millis) -> Millis {
+        rules::rate_wait(p, &self.slot(i).limits(self.epoch), now)
     }
 
-    fn is_live(&self, i: u32) -> bool {
-        self.codes(i).any(|c| c.state == CodeState::Pending)
+    #[inline]
+    fn is_live(&self, i: usize) -> bool {
+        let slot = self.slot(i);
+        slot.state == CodeState::Pending
+            || slot.has_older()
+                && self.older[&slot.hash]
+                    .iter()
+                    .any(|c| c.state == CodeState::Pending)
     }
 
-    /// Updates `live` after slot `i` changed; `was_live` is what it was before.
-    fn relive(&mut self, i: u32, was_live: bool) {
+    /// Updates `live` after row `i` changed; `was_live` is what it was before.
+    #[inline]
+    fn relive(&mut self, i: usize, was_live: bool) {
         match (was_live, self.is_live(i)) {
             (false, true) => self.live += 1,
             (true, false) => self.live -= 1,
@@ -634,7 +721,8 @@ impl Shard {
     }
 
     /// Turns pending codes whose time is over into expired ones, in place.
-    fn expire_due_codes(&mut self, i: u32, now: Millis) {
+    #[inline]
+    fn expire_due_codes(&mut self, i: usize, now: Millis) {
         let expire = |state: &mut CodeState, expires_at: Millis| {
             let due = *state == CodeState::Pending && now >= expires_at;
             if due {
@@ -642,10 +730,12 @@ impl Shard {
             }
             due
         };
-        let slot = &mut self.slots[i as usize];
-        let mut expired = expire(&mut slot.state, slot.expires_at);
-        if slot.older != NIL {
-            for c in &mut self.older[slot.older as usize].codes {
+        let epoch = self.epoch;
+        let slot = self.table.get_mut(i);
+        let mut expired = expire(&mut slot.state, epoch + Millis::from(slot.expires_at));
+        if slot.has_older() {
+            let older = self.older.get_mut(&slot.hash).expect("flagged older codes");
+            for c in older {
                 expired |= expire(&mut c.state, c.expires_at);
             }
         }
@@ -656,108 +746,104 @@ impl Shard {
         }
     }
 
-    /// Sets every code of slot `i` to `state` (`Empty`: forgotten; `Burned`: the
+    /// Sets every code of row `i` to `state` (`Empty`: forgotten; `Burned`: the
     /// newest stands for all of them) and drops the older ones.
-    fn clear_codes(&mut self, i: u32, state: CodeState) {
+    fn clear_codes(&mut self, i: usize, state: CodeState) {
         let was_live = self.is_live(i);
         self.free_older(i);
-        self.slots[i as usize].state = state;
+        self.slot_mut(i).state = state;
         self.relive(i, was_live);
     }
 
     /// Makes room for a new newest code: with `codes_per_key > 1` the current
     /// newest becomes the first of the older codes (dropping the oldest).
-    fn push_older(&mut self, p: &Policy, i: u32) {
-        let newest = self.slots[i as usize].newest();
+    fn push_older(&mut self, p: &Policy, i: usize) {
+        let newest = self.slot(i).newest(self.epoch);
         let keep = matches!(newest.state, CodeState::Pending | CodeState::Expired);
         if p.codes_per_key == 1 || !keep {
             self.free_older(i);
             return;
         }
-        let older = self.slots[i as usize].older;
-        let o = if older == NIL {
-            self.older.push(OlderCodes {
-                owner: i,
-                codes: [CodeRecord::EMPTY; 3],
-            });
-            let o = (self.older.len() - 1) as u32;
-            self.slots[i as usize].older = o;
-            o
-        } else {
-            older
-        };
+        let slot = self.table.get_mut(i);
+        slot.flags |= OLDER;
+        let codes = self
+            .older
+            .entry(slot.hash)
+            .or_insert([CodeRecord::EMPTY; 3]);
         let kept = usize::from(p.codes_per_key) - 1;
-        let codes = &mut self.older[o as usize].codes;
         codes.copy_within(0..kept - 1, 1);
         codes[0] = newest;
     }
 
     /// The key's codes, newest first; with one code per key, just the newest.
-    fn codes(&self, i: u32) -> impl Iterator<Item = CodeRecord> + '_ {
-        let slot = &self.slots[i as usize];
-        let older: &[CodeRecord] = match slot.older {
-            NIL => &[],
-            o => &self.older[o as usize].codes,
+    #[inline]
+    fn codes(&self, i: usize) -> impl Iterator<Item = CodeRecord> + '_ {
+        let slot = self.slot(i);
+        let older: &[CodeRecord] = if slot.has_older() {
+            &self.older[&slot.hash]
+        } else {
+            &[]
         };
-        std::iter::once(slot.newest()).chain(older.iter().copied())
+        std::iter::once(slot.newest(self.epoch)).chain(older.iter().copied())
     }
 
-    fn free_older(&mut self, i: u32) {
-        let o = std::mem::replace(&mut self.slots[i as usize].older, NIL);
-        if o == NIL {
+    fn free_older(&mut self, i: usize) {
+        let slot = self.table.get_mut(i);
+        if !slot.has_older() {
             return;
         }
-        self.older.swap_remove(o as usize);
-        if let Some(moved) = self.older.get(o as usize) {
-            self.slots[moved.owner as usize].older = o;
+        slot.flags &= !OLDER;
+        self.older.remove(&slot.hash);
+        if self.older.capacity() >= 64 && self.older.len() * 4 < self.older.capacity() {
+            self.older.shrink_to(self.older.len() * 2);
         }
-        shrink_vec(&mut self.older);
     }
 
-    fn remove_slot(&mut self, shared: &Shared, i: u32) {
+    /// Deletes row `i` (its timer goes stale) and returns its capacity.
+    fn remove_slot(&mut self, shared: &Shared, i: usize) {
         debug_assert!(
             !self.is_live(i),
-            "a slot with a pending code is never forgotten"
+            "a row with a pending code is never forgotten"
         );
-        if self.slots[i as usize].is_spare() {
+        if self.slot(i).is_spare() {
             self.spares -= 1;
         }
-        self.wheel.remove(&mut self.slots, i);
         self.free_older(i);
-        let hash = shared.hash(self.slots[i as usize].key_id);
-        let slots = &self.slots;
-        self.table
-            .remove(hash, i, |j| shared.hash(slots[j as usize].key_id));
-        let last = (self.slots.len() - 1) as u32;
-        self.slots.swap_remove(i as usize);
-        if i != last {
-            let moved = &self.slots[i as usize];
-            let hash = shared.hash(moved.key_id);
-            let older = moved.older;
-            self.table.replace(hash, last, i);
-            self.wheel.relocate(&mut self.slots, last, i);
-            if older != NIL {
-                self.older[older as usize].owner = i;
-            }
-        }
+        self.table.remove(i);
         shared.held.fetch_sub(1, Ordering::Relaxed);
-        shrink_vec(&mut self.slots);
+        self.bound_stale_timers();
     }
 
     /// Checks every ground rule; for tests.
     #[cfg(any(test, feature = "model"))]
     pub(crate) fn validate(&mut self, shared: &Shared) {
-        assert_eq!(self.table.len(), self.slots.len());
-        let slots = &self.slots;
-        self.table
-            .validate(|j| shared.hash(slots[j as usize].key_id));
-        for (i, slot) in self.slots.iter().enumerate() {
-            let found = self.find(shared.hash(slot.key_id), slot.key_id);
-            assert_eq!(found, Some(i as u32), "slot {i} is found through the table");
-            assert_ne!(slot.pos, Pos::NONE, "slot {i} is scheduled");
+        self.table.validate();
+        self.wheel.validate();
+        let timers: std::collections::HashSet<Timer> = self.wheel.timers().collect();
+        assert!(
+            self.wheel.len() <= 2 * self.table.len() + STALE_TIMERS + 1,
+            "stale timers are bounded: {} timers for {} rows",
+            self.wheel.len(),
+            self.table.len()
+        );
+        let positions: Vec<usize> = self
+            .table
+            .rows()
+            .map(|s| self.table.find(s.hash).expect("found"))
+            .collect();
+        for i in positions {
+            let slot = *self.slot(i);
+            assert!(
+                timers.contains(&Timer::new(slot.hash, slot.timer_at)),
+                "row {i} has a live timer at its timer_at"
+            );
+            assert!(
+                Millis::from(slot.timer_at) <= self.now - self.epoch + TIMER_HORIZON,
+                "row {i}'s timer is within the horizon"
+            );
             if slot.is_spare() {
                 assert_eq!(slot.state, CodeState::Empty, "spare {i} holds no code");
-                assert_eq!(slot.older, NIL, "spare {i} holds no older codes");
+                assert!(!slot.has_older(), "spare {i} holds no older codes");
                 assert_eq!(
                     (slot.failures, slot.window_count),
                     (0, 0),
@@ -765,32 +851,27 @@ impl Shard {
                 );
                 continue;
             }
-            let due = self.next_event(i as u32, self.forget_at(&shared.policy, i as u32));
+            let due = self.next_event(i, self.forget_at(&shared.policy, i));
             assert!(
-                slot.link.when <= due,
-                "slot {i} is scheduled no later than its next event"
+                self.epoch + Millis::from(slot.timer_at) <= due,
+                "row {i} is scheduled no later than its next event"
             );
-            if slot.older != NIL {
-                assert_eq!(self.older[slot.older as usize].owner, i as u32);
-            }
+            assert_eq!(slot.has_older(), self.older.contains_key(&slot.hash));
         }
         assert_eq!(
             self.older.len(),
-            self.slots.iter().filter(|s| s.older != NIL).count()
+            self.table.rows().filter(|s| s.has_older()).count()
         );
-        let live = (0..self.slots.len() as u32)
-            .filter(|&i| self.is_live(i))
+        let live = self
+            .table
+            .rows()
+            .filter(|s| {
+                let i = self.table.find(s.hash).expect("found");
+                self.is_live(i)
+            })
             .count();
         assert_eq!(self.live, live as u64, "live count");
-        let spares = self.slots.iter().filter(|s| s.is_spare()).count();
+        let spares = self.table.rows().filter(|s| s.is_spare()).count();
         assert_eq!(self.spares, spares, "spare count");
-        let linked = self.wheel.validate(&mut self.slots);
-        assert_eq!(linked, self.slots.len(), "every slot is in the wheel once");
-    }
-}
-
-fn shrink_vec<T>(v: &mut Vec<T>) {
-    if v.capacity() >= 64 && v.len() * 4 < v.capacity() {
-        v.shrink_to(v.len() * 2);
     }
 }
