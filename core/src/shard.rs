@@ -94,37 +94,86 @@ impl Shared {
     }
 }
 
-/// `Slot::flags`: the row is a spare (see the ground rules).
-const SPARE: u8 = 1;
-/// `Slot::flags`: the row has older codes in `Shard::older`.
-const OLDER: u8 = 2;
-
-/// Everything the engine holds for one key: 48 bytes, one row of the table.
-/// Times are offsets from the shard's epoch.
+/// Everything the engine holds for one key: 40 bytes, one row of the table.
+/// Times are offsets from the shard's epoch; the counters and states share one
+/// word (see [`Packed`]).
 #[derive(Clone, Copy, Debug)]
 struct Slot {
     /// The key's table hash (from its key id); 0: an empty row.
     hash: u64,
-    // The newest code, flattened (a nested record would cost padding).
+    /// The newest code's digest.
     digest: CodeDigest,
+    /// The newest code's expiry; minus its ttl, when it was issued (the
+    /// cooldown's start, kept after the code is consumed or revoked, because the
+    /// cooldown outlives the code).
     expires_at: u32,
-    /// When the newest code was issued: the cooldown's start, kept after the code
-    /// is consumed or revoked, because the cooldown outlives the code.
-    issued_at: u32,
     /// The deadline of the row's live timer.
     timer_at: u32,
     window_start: u32,
     last_failure_at: u32,
-    /// Issues in the window that started at `window_start`; 0: no window running.
-    window_count: u16,
-    failures: u16,
-    /// Wrong guesses left for the key's pending codes together.
-    attempts_left: u8,
-    state: CodeState,
-    flags: u8,
+    packed: Packed,
 }
 
-const _: () = assert!(std::mem::size_of::<Slot>() <= 48);
+const _: () = assert!(std::mem::size_of::<Slot>() == 40);
+
+/// A row's small fields in one word, each as wide as its bound needs:
+///
+/// | bits | field | bound |
+/// |---|---|---|
+/// | 0..27 | the newest code's ttl, ms | 24 h < 2^27 |
+/// | 27..37 | issues in the window (0: no window running) | 1000 < 2^10 |
+/// | 37..51 | counted failures | 10,000 < 2^14 |
+/// | 51..58 | wrong guesses left for the pending codes | 100 < 2^7 |
+/// | 58..60 | the newest code's [`CodeState`] | 4 states |
+/// | 60 | a spare row (see the ground rules) | |
+/// | 61 | older codes in `Shard::older` | |
+#[derive(Clone, Copy, Debug, Default)]
+struct Packed(u64);
+
+macro_rules! packed_field {
+    ($get:ident, $set:ident, $ty:ty, $shift:expr, $bits:expr) => {
+        #[inline]
+        fn $get(self) -> $ty {
+            ((self.0 >> $shift) & ((1 << $bits) - 1)) as $ty
+        }
+
+        #[inline]
+        fn $set(&mut self, value: $ty) {
+            let mask: u64 = ((1 << $bits) - 1) << $shift;
+            debug_assert!(
+                u64::from(value) < 1 << $bits,
+                "{} fits its bits",
+                stringify!($get)
+            );
+            self.0 = (self.0 & !mask) | (u64::from(value) << $shift & mask);
+        }
+    };
+}
+
+impl Packed {
+    packed_field!(ttl, set_ttl, u32, 0, 27);
+    packed_field!(window_count, set_window_count, u16, 27, 10);
+    packed_field!(failures, set_failures, u16, 37, 14);
+    packed_field!(attempts_left, set_attempts_left, u8, 51, 7);
+    packed_field!(state_bits, set_state_bits, u8, 58, 2);
+    packed_field!(spare_bit, set_spare_bit, u8, 60, 1);
+    packed_field!(older_bit, set_older_bit, u8, 61, 1);
+
+    #[inline]
+    fn state(self) -> CodeState {
+        match self.state_bits() {
+            0 => CodeState::Empty,
+            1 => CodeState::Pending,
+            2 => CodeState::Expired,
+            _ => CodeState::Burned,
+        }
+    }
+
+    #[inline]
+    fn set_state(&mut self, state: CodeState) {
+        self.set_state_bits(state as u8);
+    }
+}
 
 impl Row for Slot {
     const EMPTY: Slot = Slot::new(0);
@@ -139,16 +188,21 @@ impl Slot {
             hash,
             digest: CodeDigest(0),
             expires_at: 0,
-            issued_at: 0,
             timer_at: NO_TIMER,
             window_start: 0,
-            window_count: 0,
             last_failure_at: 0,
-            failures: 0,
-            attempts_left: 0,
-            state: CodeState::Empty,
-            flags: 0,
+            packed: Packed(0),
         }
+    }
+
+    #[inline]
+    fn issued_at(&self) -> u32 {
+        self.expires_at.saturating_sub(self.packed.ttl())
+    }
+
+    #[inline]
+    fn state(&self) -> CodeState {
+        self.packed.state()
     }
 
     #[inline]
@@ -156,8 +210,8 @@ impl Slot {
         CodeRecord {
             digest: self.digest,
             expires_at: epoch + Millis::from(self.expires_at),
-            ttl: self.expires_at.saturating_sub(self.issued_at),
-            state: self.state,
+            ttl: self.packed.ttl(),
+            state: self.state(),
         }
     }
 
@@ -165,22 +219,22 @@ impl Slot {
     #[inline]
     fn limits(&self, epoch: Millis) -> Limits {
         Limits {
-            last_issue_at: epoch + Millis::from(self.issued_at),
+            last_issue_at: epoch + Millis::from(self.issued_at()),
             window_start: epoch + Millis::from(self.window_start),
-            window_count: self.window_count,
+            window_count: self.packed.window_count(),
             last_failure_at: epoch + Millis::from(self.last_failure_at),
-            failures: self.failures,
+            failures: self.packed.failures(),
         }
     }
 
     #[inline]
     fn is_spare(&self) -> bool {
-        self.flags & SPARE != 0
+        self.packed.spare_bit() != 0
     }
 
     #[inline]
     fn has_older(&self) -> bool {
-        self.flags & OLDER != 0
+        self.packed.older_bit() != 0
     }
 }
 
@@ -229,7 +283,7 @@ pub(crate) struct ShardMemory {
 
 pub(crate) struct Shard {
     table: Table<Slot>,
-    /// Older codes of rows with the `OLDER` flag, newest first, by row hash.
+    /// Older codes of rows whose older-codes bit is set, newest first, by row hash.
     older: HashMap<u64, [CodeRecord; 3]>,
     wheel: Wheel,
     codes: CodeSource,
@@ -351,7 +405,7 @@ impl Shard {
             Lookup::Spare(i) => {
                 // A forgotten key: its spare row is as good as a new one.
                 self.spares -= 1;
-                self.slot_mut(i).flags &= !SPARE;
+                self.slot_mut(i).packed.set_spare_bit(0);
                 i
             }
             Lookup::Absent => {
@@ -373,17 +427,18 @@ impl Shard {
         let (issued_at, expires_at) = (self.offset(now), self.offset(now + req.ttl));
         let slot = self.slot_mut(i);
         slot.digest = digest;
-        slot.issued_at = issued_at;
         slot.expires_at = expires_at;
-        slot.state = CodeState::Pending;
-        slot.attempts_left = p.max_attempts;
+        slot.packed.set_ttl(req.ttl as u32);
+        slot.packed.set_state(CodeState::Pending);
+        slot.packed.set_attempts_left(p.max_attempts);
         if p.max_issues_per_window > 0 {
             let window_end = Millis::from(slot.window_start) + p.issue_window;
-            if slot.window_count == 0 || Millis::from(issued_at) >= window_end {
+            let count = slot.packed.window_count();
+            if count == 0 || Millis::from(issued_at) >= window_end {
                 slot.window_start = issued_at;
-                slot.window_count = 1;
+                slot.packed.set_window_count(1);
             } else {
-                slot.window_count += 1;
+                slot.packed.set_window_count(count + 1);
             }
         }
         self.relive(i, was_live);
@@ -415,7 +470,7 @@ impl Shard {
             self.counters.not_found += 1;
             return Outcome::NotFound;
         }
-        if self.slot(i).state == CodeState::Burned {
+        if self.slot(i).state() == CodeState::Burned {
             self.counters.locked += 1;
             return Outcome::Locked(0);
         }
@@ -439,7 +494,7 @@ impl Shard {
 
         let outcome = if bool::from(hit_pending) {
             self.clear_codes(i, CodeState::Empty);
-            self.slot_mut(i).failures = 0;
+            self.slot_mut(i).packed.set_failures(0);
             self.counters.verified += 1;
             Outcome::Verified
         } else if !any_pending || bool::from(hit_expired) {
@@ -457,13 +512,10 @@ impl Shard {
         let epoch = self.epoch;
         let slot = self.slot_mut(i);
         let mut last_failure_at = epoch + Millis::from(slot.last_failure_at);
-        let attempts_left = rules::fail(
-            p,
-            &mut slot.attempts_left,
-            &mut slot.failures,
-            &mut last_failure_at,
-            now,
-        );
+        let (mut attempts, mut failures) = (slot.packed.attempts_left(), slot.packed.failures());
+        let attempts_left = rules::fail(p, &mut attempts, &mut failures, &mut last_failure_at, now);
+        slot.packed.set_attempts_left(attempts);
+        slot.packed.set_failures(failures);
         slot.last_failure_at = (last_failure_at - epoch) as u32;
         if attempts_left > 0 {
             self.counters.mismatched += 1;
@@ -495,8 +547,8 @@ impl Shard {
         let Some(i) = self.current(shared, hash, now) else {
             return false;
         };
-        let had_failures = self.slot(i).failures > 0;
-        self.slot_mut(i).failures = 0;
+        let had_failures = self.slot(i).packed.failures() > 0;
+        self.slot_mut(i).packed.set_failures(0);
         self.settle(shared, i, now);
         had_failures
     }
@@ -523,8 +575,9 @@ impl Shard {
         let by = epoch - self.epoch;
         let shift = |t: &mut u32| *t = Millis::from(*t).saturating_sub(by) as u32;
         for slot in self.table.rows_mut() {
+            // The ttl stays: an issue time that no longer matters may become
+            // the epoch (expiry minus ttl saturates at 0).
             shift(&mut slot.expires_at);
-            shift(&mut slot.issued_at);
             shift(&mut slot.timer_at);
             shift(&mut slot.window_start);
             shift(&mut slot.last_failure_at);
@@ -605,9 +658,9 @@ impl Shard {
         let slot = self.slot_mut(i);
         *slot = Slot {
             timer_at: slot.timer_at,
-            flags: SPARE,
             ..Slot::new(slot.hash)
         };
+        slot.packed.set_spare_bit(1);
         if slot.timer_at == NO_TIMER {
             // Every row has a timer; a spare's removes it when it fires.
             self.schedule(i, now, now);
@@ -687,7 +740,8 @@ impl Shard {
     #[inline]
     fn forget_old_failures(&mut self, p: &Policy, i: usize, now: Millis) {
         let limits = self.slot(i).limits(self.epoch);
-        self.slot_mut(i).failures = rules::failures_now(p, &limits, now);
+        let failures = rules::failures_now(p, &limits, now);
+        self.slot_mut(i).packed.set_failures(failures);
     }
 
     #[inline]
@@ -703,7 +757,7 @@ impl Shard {
     #[inline]
     fn is_live(&self, i: usize) -> bool {
         let slot = self.slot(i);
-        slot.state == CodeState::Pending
+        slot.state() == CodeState::Pending
             || slot.has_older()
                 && self.older[&slot.hash]
                     .iter()
@@ -732,7 +786,9 @@ impl Shard {
         };
         let epoch = self.epoch;
         let slot = self.table.get_mut(i);
-        let mut expired = expire(&mut slot.state, epoch + Millis::from(slot.expires_at));
+        let mut state = slot.state();
+        let mut expired = expire(&mut state, epoch + Millis::from(slot.expires_at));
+        slot.packed.set_state(state);
         if slot.has_older() {
             let older = self.older.get_mut(&slot.hash).expect("flagged older codes");
             for c in older {
@@ -751,7 +807,7 @@ impl Shard {
     fn clear_codes(&mut self, i: usize, state: CodeState) {
         let was_live = self.is_live(i);
         self.free_older(i);
-        self.slot_mut(i).state = state;
+        self.slot_mut(i).packed.set_state(state);
         self.relive(i, was_live);
     }
 
@@ -765,7 +821,7 @@ impl Shard {
             return;
         }
         let slot = self.table.get_mut(i);
-        slot.flags |= OLDER;
+        slot.packed.set_older_bit(1);
         let codes = self
             .older
             .entry(slot.hash)
@@ -792,7 +848,7 @@ impl Shard {
         if !slot.has_older() {
             return;
         }
-        slot.flags &= !OLDER;
+        slot.packed.set_older_bit(0);
         self.older.remove(&slot.hash);
         if self.older.capacity() >= 64 && self.older.len() * 4 < self.older.capacity() {
             self.older.shrink_to(self.older.len() * 2);
@@ -842,10 +898,10 @@ impl Shard {
                 "row {i}'s timer is within the horizon"
             );
             if slot.is_spare() {
-                assert_eq!(slot.state, CodeState::Empty, "spare {i} holds no code");
+                assert_eq!(slot.state(), CodeState::Empty, "spare {i} holds no code");
                 assert!(!slot.has_older(), "spare {i} holds no older codes");
                 assert_eq!(
-                    (slot.failures, slot.window_count),
+                    (slot.packed.failures(), slot.packed.window_count()),
                     (0, 0),
                     "spare {i} holds no counts"
                 );
