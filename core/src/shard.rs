@@ -53,7 +53,7 @@ use crate::digest::{CodeDigest, CodeDigestPrefix};
 use crate::policy::Policy;
 use crate::rules::{self, CodeRecord, CodeState, Limits};
 use crate::stats::Counters;
-use crate::table::{Row, Table};
+use crate::table::{Row, RowAt, Table};
 use crate::wheel::{Timer, Wheel};
 
 /// Most timers an ordinary operation processes before doing its own work, so a
@@ -241,9 +241,9 @@ impl Slot {
 /// What a shard holds for a key, as of now.
 enum Lookup {
     /// A row with state to remember, at this position.
-    Held(usize),
+    Held(RowAt),
     /// A spare row: the key is forgotten, but its row can be reused.
-    Spare(usize),
+    Spare(RowAt),
     /// Nothing.
     Absent,
 }
@@ -508,7 +508,7 @@ impl Shard {
     }
 
     /// A counted wrong guess (`rules::fail`), and what it answers.
-    fn fail(&mut self, p: &Policy, i: usize, now: Millis) -> Outcome {
+    fn fail(&mut self, p: &Policy, i: RowAt, now: Millis) -> Outcome {
         let epoch = self.epoch;
         let slot = self.slot_mut(i);
         let mut last_failure_at = epoch + Millis::from(slot.last_failure_at);
@@ -604,12 +604,12 @@ impl Shard {
     }
 
     #[inline]
-    fn slot(&self, i: usize) -> &Slot {
+    fn slot(&self, i: RowAt) -> &Slot {
         self.table.get(i)
     }
 
     #[inline]
-    fn slot_mut(&mut self, i: usize) -> &mut Slot {
+    fn slot_mut(&mut self, i: RowAt) -> &mut Slot {
         self.table.get_mut(i)
     }
 
@@ -617,7 +617,7 @@ impl Shard {
     /// brought up to date, and `None` if everything about the key is due to be
     /// forgotten (the wheel may not have got to it yet; answers never depend on
     /// when it does).
-    fn current(&mut self, shared: &Shared, hash: u64, now: Millis) -> Option<usize> {
+    fn current(&mut self, shared: &Shared, hash: u64, now: Millis) -> Option<RowAt> {
         match self.lookup(shared, hash, now) {
             Lookup::Held(i) => Some(i),
             Lookup::Spare(_) | Lookup::Absent => None,
@@ -645,7 +645,7 @@ impl Shard {
 
     /// Forgets row `i`'s key: keeps the row as a spare while the engine is under
     /// half full (returning it), else removes it.
-    fn forget(&mut self, shared: &Shared, i: usize, now: Millis) -> Option<usize> {
+    fn forget(&mut self, shared: &Shared, i: RowAt, now: Millis) -> Option<RowAt> {
         debug_assert!(
             !self.is_live(i),
             "a row with a pending code is never forgotten"
@@ -681,7 +681,7 @@ impl Shard {
 
     /// Reschedules row `i` after a change, or forgets it when nothing about its key
     /// needs remembering any more. `i` may name another row afterwards.
-    fn settle(&mut self, shared: &Shared, i: usize, now: Millis) {
+    fn settle(&mut self, shared: &Shared, i: RowAt, now: Millis) {
         self.expire_due_codes(i, now);
         let forget_at = self.forget_at(&shared.policy, i);
         if forget_at <= now {
@@ -700,7 +700,7 @@ impl Shard {
 
     /// Gives row `i` a new live timer at `when` (at most the horizon past `now`);
     /// any timer it had goes stale.
-    fn schedule(&mut self, i: usize, when: Millis, now: Millis) {
+    fn schedule(&mut self, i: RowAt, when: Millis, now: Millis) {
         let at = self.offset(when.min(now + TIMER_HORIZON));
         let slot = self.slot_mut(i);
         slot.timer_at = at;
@@ -718,7 +718,7 @@ impl Shard {
     }
 
     #[inline]
-    fn next_event(&self, i: usize, forget_at: Millis) -> Millis {
+    fn next_event(&self, i: RowAt, forget_at: Millis) -> Millis {
         let slot = self.slot(i);
         if !slot.has_older() {
             return rules::next_event(std::iter::once(slot.newest(self.epoch)), forget_at);
@@ -727,7 +727,7 @@ impl Shard {
     }
 
     #[inline]
-    fn forget_at(&self, p: &Policy, i: usize) -> Millis {
+    fn forget_at(&self, p: &Policy, i: RowAt) -> Millis {
         let slot = self.slot(i);
         let limits = slot.limits(self.epoch);
         if !slot.has_older() {
@@ -738,24 +738,24 @@ impl Shard {
     }
 
     #[inline]
-    fn forget_old_failures(&mut self, p: &Policy, i: usize, now: Millis) {
+    fn forget_old_failures(&mut self, p: &Policy, i: RowAt, now: Millis) {
         let limits = self.slot(i).limits(self.epoch);
         let failures = rules::failures_now(p, &limits, now);
         self.slot_mut(i).packed.set_failures(failures);
     }
 
     #[inline]
-    fn lockout_left(&self, p: &Policy, i: usize, now: Millis) -> Option<Millis> {
+    fn lockout_left(&self, p: &Policy, i: RowAt, now: Millis) -> Option<Millis> {
         rules::lockout_left(p, &self.slot(i).limits(self.epoch), now)
     }
 
     #[inline]
-    fn rate_wait(&self, p: &Policy, i: usize, now: Millis) -> Millis {
+    fn rate_wait(&self, p: &Policy, i: RowAt, now: Millis) -> Millis {
         rules::rate_wait(p, &self.slot(i).limits(self.epoch), now)
     }
 
     #[inline]
-    fn is_live(&self, i: usize) -> bool {
+    fn is_live(&self, i: RowAt) -> bool {
         let slot = self.slot(i);
         slot.state() == CodeState::Pending
             || slot.has_older()
@@ -766,7 +766,7 @@ impl Shard {
 
     /// Updates `live` after row `i` changed; `was_live` is what it was before.
     #[inline]
-    fn relive(&mut self, i: usize, was_live: bool) {
+    fn relive(&mut self, i: RowAt, was_live: bool) {
         match (was_live, self.is_live(i)) {
             (false, true) => self.live += 1,
             (true, false) => self.live -= 1,
@@ -776,7 +776,7 @@ impl Shard {
 
     /// Turns pending codes whose time is over into expired ones, in place.
     #[inline]
-    fn expire_due_codes(&mut self, i: usize, now: Millis) {
+    fn expire_due_codes(&mut self, i: RowAt, now: Millis) {
         let expire = |state: &mut CodeState, expires_at: Millis| {
             let due = *state == CodeState::Pending && now >= expires_at;
             if due {
@@ -804,7 +804,7 @@ impl Shard {
 
     /// Sets every code of row `i` to `state` (`Empty`: forgotten; `Burned`: the
     /// newest stands for all of them) and drops the older ones.
-    fn clear_codes(&mut self, i: usize, state: CodeState) {
+    fn clear_codes(&mut self, i: RowAt, state: CodeState) {
         let was_live = self.is_live(i);
         self.free_older(i);
         self.slot_mut(i).packed.set_state(state);
@@ -813,7 +813,7 @@ impl Shard {
 
     /// Makes room for a new newest code: with `codes_per_key > 1` the current
     /// newest becomes the first of the older codes (dropping the oldest).
-    fn push_older(&mut self, p: &Policy, i: usize) {
+    fn push_older(&mut self, p: &Policy, i: RowAt) {
         let newest = self.slot(i).newest(self.epoch);
         let keep = matches!(newest.state, CodeState::Pending | CodeState::Expired);
         if p.codes_per_key == 1 || !keep {
@@ -833,7 +833,7 @@ impl Shard {
 
     /// The key's codes, newest first; with one code per key, just the newest.
     #[inline]
-    fn codes(&self, i: usize) -> impl Iterator<Item = CodeRecord> + '_ {
+    fn codes(&self, i: RowAt) -> impl Iterator<Item = CodeRecord> + '_ {
         let slot = self.slot(i);
         let older: &[CodeRecord] = if slot.has_older() {
             &self.older[&slot.hash]
@@ -843,7 +843,7 @@ impl Shard {
         std::iter::once(slot.newest(self.epoch)).chain(older.iter().copied())
     }
 
-    fn free_older(&mut self, i: usize) {
+    fn free_older(&mut self, i: RowAt) {
         let slot = self.table.get_mut(i);
         if !slot.has_older() {
             return;
@@ -856,7 +856,7 @@ impl Shard {
     }
 
     /// Deletes row `i` (its timer goes stale) and returns its capacity.
-    fn remove_slot(&mut self, shared: &Shared, i: usize) {
+    fn remove_slot(&mut self, shared: &Shared, i: RowAt) {
         debug_assert!(
             !self.is_live(i),
             "a row with a pending code is never forgotten"
@@ -882,7 +882,7 @@ impl Shard {
             self.wheel.len(),
             self.table.len()
         );
-        let positions: Vec<usize> = self
+        let positions: Vec<RowAt> = self
             .table
             .rows()
             .map(|s| self.table.find(s.hash).expect("found"))
@@ -891,26 +891,26 @@ impl Shard {
             let slot = *self.slot(i);
             assert!(
                 timers.contains(&Timer::new(slot.hash, slot.timer_at)),
-                "row {i} has a live timer at its timer_at"
+                "row {i:?} has a live timer at its timer_at"
             );
             assert!(
                 Millis::from(slot.timer_at) <= self.now - self.epoch + TIMER_HORIZON,
-                "row {i}'s timer is within the horizon"
+                "row {i:?}'s timer is within the horizon"
             );
             if slot.is_spare() {
-                assert_eq!(slot.state(), CodeState::Empty, "spare {i} holds no code");
-                assert!(!slot.has_older(), "spare {i} holds no older codes");
+                assert_eq!(slot.state(), CodeState::Empty, "spare {i:?} holds no code");
+                assert!(!slot.has_older(), "spare {i:?} holds no older codes");
                 assert_eq!(
                     (slot.packed.failures(), slot.packed.window_count()),
                     (0, 0),
-                    "spare {i} holds no counts"
+                    "spare {i:?} holds no counts"
                 );
                 continue;
             }
             let due = self.next_event(i, self.forget_at(&shared.policy, i));
             assert!(
                 self.epoch + Millis::from(slot.timer_at) <= due,
-                "row {i} is scheduled no later than its next event"
+                "row {i:?} is scheduled no later than its next event"
             );
             assert_eq!(slot.has_older(), self.older.contains_key(&slot.hash));
         }

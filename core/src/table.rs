@@ -34,6 +34,12 @@ pub(crate) trait Row: Copy {
     fn hash(&self) -> u64;
 }
 
+/// Where a row is in its table, as [`Table::find`] or [`Table::insert`] said.
+/// Valid until the table next changes shape (an insertion or a deletion moves
+/// other rows), so a shard never keeps one across such a call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct RowAt(usize);
+
 /// Fewest rows a non-empty table has.
 const MIN_ROWS: usize = 16;
 
@@ -108,7 +114,7 @@ impl<R: Row> Table<R> {
 
     /// Where the row with `hash` is.
     #[inline]
-    pub(crate) fn find(&self, hash: u64) -> Option<usize> {
+    pub(crate) fn find(&self, hash: u64) -> Option<RowAt> {
         debug_assert_ne!(hash, 0);
         if self.rows.is_empty() {
             return None;
@@ -118,7 +124,7 @@ impl<R: Row> Table<R> {
         loop {
             let h = self.rows[pos].hash();
             if h == hash {
-                return Some(pos);
+                return Some(RowAt(pos));
             }
             if h == 0 || self.distance(pos) < probed {
                 return None;
@@ -128,23 +134,23 @@ impl<R: Row> Table<R> {
         }
     }
 
-    pub(crate) fn get(&self, pos: usize) -> &R {
-        &self.rows[pos]
+    pub(crate) fn get(&self, at: RowAt) -> &R {
+        &self.rows[at.0]
     }
 
-    pub(crate) fn get_mut(&mut self, pos: usize) -> &mut R {
-        &mut self.rows[pos]
+    pub(crate) fn get_mut(&mut self, at: RowAt) -> &mut R {
+        &mut self.rows[at.0]
     }
 
     /// Stores `row`, whose hash must not be in the table; returns where it went.
     /// Other rows may move.
-    pub(crate) fn insert(&mut self, row: R) -> usize {
+    pub(crate) fn insert(&mut self, row: R) -> RowAt {
         debug_assert_ne!(row.hash(), 0);
         if (self.len + 1) * 10 > self.rows.len() * 9 {
             self.resize(grown(self.rows.len()));
         }
         self.len += 1;
-        self.place(row)
+        RowAt(self.place(row))
     }
 
     fn place(&mut self, mut row: R) -> usize {
@@ -170,9 +176,9 @@ impl<R: Row> Table<R> {
     }
 
     /// Deletes the row at `pos`. Other rows may move.
-    pub(crate) fn remove(&mut self, pos: usize) {
-        debug_assert_ne!(self.rows[pos].hash(), 0);
-        let mut hole = pos;
+    pub(crate) fn remove(&mut self, at: RowAt) {
+        debug_assert_ne!(self.rows[at.0].hash(), 0);
+        let mut hole = at.0;
         loop {
             let next = self.next(hole);
             if self.rows[next].hash() == 0 || self.distance(next) == 0 {
@@ -234,7 +240,7 @@ impl<R: Row> Table<R> {
             let hash = self.rows[pos].hash();
             assert_eq!(
                 self.find(hash),
-                Some(pos),
+                Some(RowAt(pos)),
                 "row {pos} is found from its home"
             );
             let prev = (pos + n - 1) % n;
