@@ -483,10 +483,15 @@ impl PyEngine {
                 "keys must be an iterable of keys (str or bytes), not a single str or bytes",
             ));
         }
-        // Each key as bytes, or the TypeError of a key that is neither str nor bytes.
-        let keys: Vec<PyResult<Vec<u8>>> = keys
-            .try_iter()?
-            .map(|k| Ok(byte_arg(&k?, "key")?.into_owned()))
+        // Each key's bytes, borrowed from its object (kept alive by `objects`), or
+        // the error of a key that is neither str nor bytes: no copy per key.
+        let objects: Vec<PyResult<Bound<'_, PyAny>>> = keys.try_iter()?.collect();
+        let keys: Vec<PyResult<Cow<'_, [u8]>>> = objects
+            .iter()
+            .map(|k| match k {
+                Ok(k) => byte_arg(k, "key"),
+                Err(e) => Err(e.clone_ref(py)),
+            })
             .collect();
         let context = match context.filter(|c| !c.is_none()) {
             Some(c) => Some(byte_arg(c, "context")?.into_owned()),
@@ -505,12 +510,7 @@ impl PyEngine {
                     Ok(_) => answers.next().expect("one answer per valid key"),
                 };
                 Ok(match answer {
-                    Ok(issued) => issued
-                        .code
-                        .to_string()
-                        .into_pyobject(py)?
-                        .into_any()
-                        .unbind(),
+                    Ok(issued) => PyString::new(py, issued.code.as_str()).into_any().unbind(),
                     Err(e) => to_py_err(py, e).into_value(py).into_any(),
                 })
             })
@@ -523,9 +523,17 @@ impl PyEngine {
     /// ``ValueError`` / ``TypeError`` for a bad item), so the answers before a
     /// failure are never lost. With Redis, the items after the first that finds
     /// it unavailable get that error untried. Releases the GIL.
-    fn verify_many(&self, py: Python<'_>, items: &Bound<'_, PyAny>) -> PyResult<Vec<Py<PyAny>>> {
-        type Item = (Vec<u8>, Vec<u8>, Vec<u8>);
-        let item = |item: PyResult<Bound<'_, PyAny>>| -> PyResult<Item> {
+    fn verify_many<'py>(
+        &self,
+        py: Python<'py>,
+        items: &Bound<'py, PyAny>,
+    ) -> PyResult<Vec<Py<PyAny>>> {
+        type Parts<'py> = (
+            Bound<'py, PyAny>,
+            Bound<'py, PyAny>,
+            Option<Bound<'py, PyAny>>,
+        );
+        let parts = |item: PyResult<Bound<'py, PyAny>>| -> PyResult<Parts<'py>> {
             let item = item?;
             let tuple = item.cast::<PyTuple>().map_err(|_| {
                 PyTypeError::new_err("items must be (key, code) or (key, code, context) tuples")
@@ -536,24 +544,34 @@ impl PyEngine {
                     tuple.len()
                 )));
             }
-            let key = byte_arg(&tuple.get_item(0)?, "key")?.into_owned();
-            let code = byte_arg(&tuple.get_item(1)?, "code")?.into_owned();
             let context = match tuple.len() {
-                3 if !tuple.get_item(2)?.is_none() => {
-                    byte_arg(&tuple.get_item(2)?, "context")?.into_owned()
-                }
-                _ => Vec::new(),
+                3 => Some(tuple.get_item(2)?).filter(|c| !c.is_none()),
+                _ => None,
             };
-            Ok((key, code, context))
+            Ok((tuple.get_item(0)?, tuple.get_item(1)?, context))
         };
-        let items: Vec<PyResult<Item>> = items.try_iter()?.map(item).collect();
+        // The items' objects, kept alive here, and their bytes borrowed from them:
+        // no copy per item.
+        let objects: Vec<PyResult<Parts<'py>>> = items.try_iter()?.map(parts).collect();
+        type Item<'a> = (Cow<'a, [u8]>, Cow<'a, [u8]>, Cow<'a, [u8]>);
+        let items: Vec<PyResult<Item<'_>>> = objects
+            .iter()
+            .map(|p| {
+                let (key, code, context) = p.as_ref().map_err(|e| e.clone_ref(py))?;
+                let context = match context {
+                    Some(c) => byte_arg(c, "context")?,
+                    None => Cow::Borrowed(&[][..]),
+                };
+                Ok((byte_arg(key, "key")?, byte_arg(code, "code")?, context))
+            })
+            .collect();
         let t = types(py)?;
         self.warn_if_forked(py)?;
         let engine = &self.engine;
         let valid: Vec<(&[u8], &[u8], &[u8])> = items
             .iter()
             .filter_map(|i| i.as_ref().ok())
-            .map(|(k, c, x)| (k.as_slice(), c.as_slice(), x.as_slice()))
+            .map(|(k, c, x)| (k.as_ref(), c.as_ref(), x.as_ref()))
             .collect();
         let answers = py.detach(|| engine.verify_many(valid));
         let mut answers = answers.into_iter();
