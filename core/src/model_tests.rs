@@ -17,7 +17,14 @@ fn config_strategy() -> impl Strategy<Value = ModelConfig> {
             1u32..=4,
             prop_oneof![Just(0u64), 1u64..=5],
         ),
-        (0u32..=3, 1u64..=30, 0u32..=6, 1u64..=60, 1usize..=4),
+        (
+            0u32..=3,
+            1u64..=30,
+            0u32..=6,
+            // The longest lockout (30 days) outlives a move of the store's epoch.
+            prop_oneof![7 => 1u64..=60, 1 => Just(30 * 86_400)],
+            1usize..=4,
+        ),
         (
             prop_oneof![1usize..=6, 30usize..=64],
             prop_oneof![Just(1u32), Just(2), Just(4)],
@@ -88,6 +95,8 @@ fn op_strategy(keys: u8) -> impl Strategy<Value = Op> {
             // Pauses of days to years, and one just short of the wheel's span (2^36 ms),
             // which once let a clamped timer hide another for a lap.
             1 => (1u64 << 29)..=(1 << 31),
+            // Days to weeks: the store's epoch moves 40 days after it was set.
+            1 => (1u64 << 31)..=(1 << 32),
             1 => (1u64 << 35)..=(1 << 37),
             1 => Just((1u64 << 36) - 5_000),
         ]

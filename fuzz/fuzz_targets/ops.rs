@@ -11,8 +11,12 @@ use libfuzzer_sys::fuzz_target;
 use otpengine_core::model::{run, Guess, ModelConfig, Op, Respelling};
 use otpengine_core::Alphabet;
 
-/// Keys the operations use: few, so that operations meet on the same key.
-const KEYS: u8 = 6;
+/// Keys the operations use: few, so that operations meet on the same key, or
+/// (one input in four) enough that a shard's table grows and shrinks under them.
+const FEW_KEYS: u8 = 6;
+const MANY_KEYS: u8 = 40;
+/// The longest lockout (30 days), which outlives a move of the store's epoch.
+const LONGEST_LOCKOUT: u64 = 30 * 86_400_000;
 
 fuzz_target!(|data: &[u8]| {
     let mut u = Unstructured::new(data);
@@ -25,6 +29,7 @@ fuzz_target!(|data: &[u8]| {
 });
 
 fn decode(u: &mut Unstructured) -> Result<(ModelConfig, Vec<Op>, bool)> {
+    let keys = if u.ratio(1, 4)? { MANY_KEYS } else { FEW_KEYS };
     let config = ModelConfig {
         code_length: u.int_in_range(4..=6)?,
         alphabet: if u.arbitrary()? {
@@ -38,21 +43,25 @@ fn decode(u: &mut Unstructured) -> Result<(ModelConfig, Vec<Op>, bool)> {
         max_issues: u.int_in_range(0..=3)?,
         window: u.int_in_range(1..=30)? * 1000,
         max_failures: u.int_in_range(0..=6)?,
-        lockout: u.int_in_range(1..=60)? * 1000,
+        lockout: if u.ratio(1, 8)? {
+            LONGEST_LOCKOUT
+        } else {
+            u.int_in_range(1..=60)? * 1000
+        },
         codes_per_key: u.int_in_range(1..=4)?,
-        capacity: u.int_in_range(1..=8)?,
+        capacity: u.int_in_range(1..=8)? * usize::from(keys / FEW_KEYS),
         shards: 1 << u.int_in_range(0..=2)?,
     };
     let stats_every_step = u.arbitrary()?;
     let mut ops = Vec::new();
     while !u.is_empty() && ops.len() < 500 {
-        ops.push(op(u)?);
+        ops.push(op(u, keys)?);
     }
     Ok((config, ops, stats_every_step))
 }
 
-fn op(u: &mut Unstructured) -> Result<Op> {
-    let key = u.int_in_range(0..=KEYS - 1)?;
+fn op(u: &mut Unstructured, keys: u8) -> Result<Op> {
+    let key = u.int_in_range(0..=keys - 1)?;
     Ok(match u.int_in_range(0..=9u8)? {
         0..=2 => Op::Issue {
             key,
@@ -76,7 +85,9 @@ fn op(u: &mut Unstructured) -> Result<Op> {
         8 => Op::Unlock { key },
         _ => Op::Advance {
             ms: match u.int_in_range(0..=9u8)? {
-                0..=7 => u.int_in_range(0..=70_000)?,
+                0..=6 => u.int_in_range(0..=70_000)?,
+                // Days to weeks: the store's epoch moves 40 days after it was set.
+                7 => u.int_in_range(1 << 29..=1 << 32)?,
                 8 => u.int_in_range(1 << 29..=1 << 31)?,
                 _ => u.int_in_range((1 << 36) - 10_000..=1 << 37)?,
             },
