@@ -127,6 +127,18 @@ pub struct Code {
 }
 
 impl Code {
+    /// `number` as `digits` decimal digits, zero-padded (a HOTP or TOTP code);
+    /// `digits` is 4..=10 and `number` below `10^digits`.
+    pub(crate) fn from_decimal(number: u64, digits: u32) -> Code {
+        debug_assert!((MIN_CODE_LENGTH..=MAX_CODE_LENGTH).contains(&digits));
+        let mut code = Code {
+            bytes: [0; MAX_CODE_LENGTH as usize],
+            len: digits as u8,
+        };
+        spell::<10>(number, DIGITS, &mut code.bytes[..digits as usize]);
+        code
+    }
+
     /// The code as text, e.g. `"042917"`.
     pub fn as_str(&self) -> &str {
         std::str::from_utf8(self.as_bytes()).expect("codes are built from ASCII alphabets only")

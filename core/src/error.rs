@@ -52,6 +52,24 @@ pub enum Field {
     RedisConnectTimeout,
     /// How long a Redis engine waits for an answer (`RedisOptions::response_timeout`).
     RedisResponseTimeout,
+    /// Digits of a TOTP or HOTP code ([`TotpParams::digits`](crate::totp::TotpParams::digits)).
+    TotpDigits,
+    /// The TOTP time step ([`TotpParams::period`](crate::totp::TotpParams::period)).
+    TotpPeriod,
+    /// The HMAC hash of TOTP and HOTP codes ([`TotpParams::algorithm`](crate::totp::TotpParams::algorithm)).
+    TotpAlgorithm,
+    /// Steps before the current one a TOTP verify accepts.
+    TotpSkewBack,
+    /// Steps after the current one a TOTP verify accepts.
+    TotpSkewAhead,
+    /// A TOTP or HOTP secret (raw bytes, or base32 text where a front end takes it).
+    TotpSecret,
+    /// The issuer of an enrolment URI.
+    TotpIssuer,
+    /// The account of an enrolment URI.
+    TotpAccount,
+    /// The text of a QR code.
+    QrText,
 }
 
 impl Field {
@@ -78,6 +96,15 @@ impl Field {
             Field::RedisNamespace => "redis_namespace",
             Field::RedisConnectTimeout => "redis_connect_timeout",
             Field::RedisResponseTimeout => "redis_response_timeout",
+            Field::TotpDigits => "digits",
+            Field::TotpPeriod => "period",
+            Field::TotpAlgorithm => "algorithm",
+            Field::TotpSkewBack => "skew_back",
+            Field::TotpSkewAhead => "skew_ahead",
+            Field::TotpSecret => "secret",
+            Field::TotpIssuer => "issuer",
+            Field::TotpAccount => "account",
+            Field::QrText => "text",
         }
     }
 
@@ -92,6 +119,7 @@ impl Field {
                 | Field::ReaperInterval
                 | Field::RedisConnectTimeout
                 | Field::RedisResponseTimeout
+                | Field::TotpPeriod
         )
     }
 }

@@ -55,6 +55,7 @@ mod shard;
 mod sip;
 mod stats;
 mod table;
+pub mod totp;
 mod wheel;
 
 pub use answer::{ForkReset, Issued, MemoryUsage, Verdict};

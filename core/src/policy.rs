@@ -255,6 +255,9 @@ pub fn constraint(field: Field) -> Option<Constraint> {
         },
         Field::ReaperInterval => span(REAPER_INTERVAL_RANGE),
         Field::RedisConnectTimeout | Field::RedisResponseTimeout => span(REDIS_TIMEOUT_RANGE),
+        Field::TotpDigits => count(crate::totp::DIGITS_RANGE),
+        Field::TotpPeriod => span(crate::totp::PERIOD_RANGE),
+        Field::TotpSkewBack | Field::TotpSkewAhead => count(crate::totp::SKEW_RANGE),
         _ => return None,
     })
 }
