@@ -133,14 +133,18 @@ go-test: go-lib
 examples: go-lib install-test
 	cd examples/go && $(GO) run .
 
-# A virtual environment with the build and test tools, made once.
-$(VENV)/bin/pytest:
-	$(PYTHON) -m venv $(VENV)
+# A virtual environment with the build and test tools, made once; the stamp's
+# name changes with the list, so an existing venv gets what was added.
+# pyotp: the independent TOTP implementation the Python tests check against.
+VENV_TOOLS := $(VENV)/.tools-2
+$(VENV_TOOLS):
+	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --upgrade pip
-	$(VENV)/bin/pip install --quiet "maturin>=1.7,<2" "pytest>=8" "mypy>=1.11"
+	$(VENV)/bin/pip install --quiet "maturin>=1.7,<2" "pytest>=8" "mypy>=1.11" "pyotp>=2.9"
+	touch $@
 
 ## `pip install ./python`, as a user would (release build of the Rust engine).
-python-install: $(VENV)/bin/pytest
+python-install: $(VENV_TOOLS)
 	$(VENV_RUN) $(VENV)/bin/pip install --quiet --no-build-isolation --force-reinstall --no-deps ./python
 
 ## pytest (warnings are errors), stubtest of the stubs, mypy --strict on typed usage.
@@ -232,7 +236,7 @@ bench:
 
 ## BENCHMARKS.md's plot: otp-load over threads and live keys (about 3 minutes).
 ## 3 runs per point, then benches/plots/throughput.png.
-plots: $(VENV)/bin/pytest
+plots: $(VENV_TOOLS)
 	$(VENV)/bin/pip install --quiet "matplotlib>=3.8"
 	$(CARGO) build --release --bin otp-load
 	@mkdir -p $(BUILD)/plots

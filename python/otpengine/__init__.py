@@ -8,7 +8,7 @@ True
 """
 
 from otpengine._types import BackendUnavailable, CapacityExceeded, KeyLocked, OtpError, RateLimited, Status
-from otpengine._native import Engine, Verdict, __version__
+from otpengine._native import Engine, Verdict, __version__, hotp, new_totp_secret, qr_svg, totp, totp_uri
 
 __all__ = [
     "BackendUnavailable",
@@ -20,4 +20,9 @@ __all__ = [
     "Status",
     "Verdict",
     "__version__",
+    "hotp",
+    "new_totp_secret",
+    "qr_svg",
+    "totp",
+    "totp_uri",
 ]

@@ -1,9 +1,10 @@
 from collections.abc import Iterable
+from datetime import datetime
 from typing import final
 
 from otpengine._types import Status
 
-__all__ = ["Engine", "Verdict", "__version__"]
+__all__ = ["Engine", "Verdict", "__version__", "hotp", "new_totp_secret", "qr_svg", "totp", "totp_uri"]
 __version__: str
 
 _Bytes = str | bytes
@@ -66,3 +67,50 @@ class Verdict:
     def __bool__(self) -> bool: ...
     def __eq__(self, other: object, /) -> bool: ...
     def __hash__(self) -> int: ...
+
+def hotp(secret: _Bytes, counter: int, *, digits: int | None = None, algorithm: str | None = None) -> str:
+    """The HOTP code (RFC 4226) of ``secret`` at ``counter``.
+
+    ``secret`` is raw ``bytes`` or base32 ``str`` (as authenticator apps show it),
+    16 to 64 bytes. ``digits`` is 6 to 8 (default 6); ``algorithm`` is ``"SHA1"``
+    (default), ``"SHA256"`` or ``"SHA512"``. Bad values raise ``ValueError``
+    naming the argument, its bounds and the value.
+    """
+
+def totp(
+    secret: _Bytes,
+    *,
+    at: float | datetime | None = None,
+    digits: int | None = None,
+    period: float | None = None,
+    algorithm: str | None = None,
+) -> str:
+    """The TOTP code (RFC 6238) of ``secret`` at ``at``.
+
+    ``at`` is Unix seconds (``int`` or ``float``) or an aware ``datetime``
+    (a naive one raises ``ValueError``); ``None`` is now, by this host's clock.
+    ``period`` is whole seconds, 10 to 300 (default 30). Other arguments as for
+    ``hotp``.
+    """
+
+def new_totp_secret(length: int | None = None) -> bytes:
+    """A new random TOTP secret from the operating system: ``length`` bytes, 16 to
+    64 (default 20, what authenticator apps expect)."""
+
+def totp_uri(
+    secret: _Bytes,
+    *,
+    issuer: str,
+    account: str,
+    digits: int | None = None,
+    period: float | None = None,
+    algorithm: str | None = None,
+) -> str:
+    """The enrolment URI an authenticator app scans:
+    ``otpauth://totp/<issuer>:<account>?secret=<BASE32>&issuer=<issuer>&algorithm=SHA1&digits=6&period=30``,
+    label and values percent-encoded and every parameter written out. Show it as
+    a QR code with ``qr_svg``; the secret is in it, so treat the page as secret."""
+
+def qr_svg(text: str) -> str:
+    """``text`` as an SVG QR code, at least 200 pixels square (up to 2,331 bytes
+    of text; longer raises ``ValueError``)."""

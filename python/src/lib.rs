@@ -5,6 +5,8 @@
 //! and core refusals become the exceptions of `otpengine._types`. Batches copy
 //! their inputs into Rust first, then release the GIL for the whole loop.
 
+mod totp;
+
 use std::borrow::Cow;
 use std::time::Duration;
 
@@ -683,6 +685,11 @@ impl PyVerdict {
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyEngine>()?;
     m.add_class::<PyVerdict>()?;
+    m.add_function(wrap_pyfunction!(totp::hotp, m)?)?;
+    m.add_function(wrap_pyfunction!(totp::totp, m)?)?;
+    m.add_function(wrap_pyfunction!(totp::new_totp_secret, m)?)?;
+    m.add_function(wrap_pyfunction!(totp::totp_uri, m)?)?;
+    m.add_function(wrap_pyfunction!(totp::qr_svg, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

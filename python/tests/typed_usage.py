@@ -46,6 +46,17 @@ def main() -> None:
     stats: dict[str, int] = engine.stats()
     engine.advance(1.5)
     print(len(engine), statuses, stats["issued"], otpengine.__version__)
+    enrol()
+
+
+def enrol() -> None:
+    """Authenticator-app enrolment with the pure functions."""
+    secret: bytes = otpengine.new_totp_secret()
+    uri: str = otpengine.totp_uri(secret, issuer="Acme", account="alice@example.com")
+    svg: str = otpengine.qr_svg(uri)
+    now: str = otpengine.totp(secret, at=1_700_000_000, digits=6, period=30, algorithm="SHA1")
+    token: str = otpengine.hotp(secret, 0)
+    print(len(svg), now, token)
 
 
 if __name__ == "__main__":
