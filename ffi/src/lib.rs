@@ -18,6 +18,10 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
 
+mod totp;
+
+pub use totp::otp_totp_params;
+
 use std::cell::RefCell;
 use std::ffi::{c_char, CStr};
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -157,7 +161,12 @@ impl Failure {
 
 impl From<InvalidInput> for Failure {
     fn from(e: InvalidInput) -> Self {
-        Failure::invalid(e.render(c_name(e.field), DurationUnit::Millis))
+        // Every C duration is in milliseconds but the TOTP period, `period_s`.
+        let unit = match e.field {
+            Field::TotpPeriod => DurationUnit::Seconds,
+            _ => DurationUnit::Millis,
+        };
+        Failure::invalid(e.render(c_name(e.field), unit))
     }
 }
 
@@ -186,6 +195,7 @@ fn c_name(field: Field) -> &'static str {
         Field::RedisUrl => "url",
         Field::RedisConnectTimeout => "redis_connect_timeout_ms",
         Field::RedisResponseTimeout => "redis_response_timeout_ms",
+        Field::TotpPeriod => "period_s",
         other => other.name(),
     }
 }

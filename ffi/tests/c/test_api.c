@@ -336,6 +336,93 @@ static void free_at_exit(void) {
   otp_engine_free(freed_at_exit);
 }
 
+/* RFC 4226 Appendix D and RFC 6238 Appendix B, through otp_hotp and otp_totp. */
+static void test_hotp_and_totp_give_the_rfc_vectors(void) {
+  static const char *hotp_want[] = {"755224", "287082", "359152", "969429", "338314",
+                                    "254676", "287922", "162583", "399871", "520489"};
+  const uint8_t *seed20 = (const uint8_t *)"12345678901234567890";
+  const uint8_t *seed32 = (const uint8_t *)"12345678901234567890123456789012";
+  const uint8_t *seed64 =
+      (const uint8_t *)"1234567890123456789012345678901234567890123456789012345678901234";
+  char code[16];
+  for (uint64_t counter = 0; counter < 10; counter++) {
+    CHECK_STATUS(otp_hotp(seed20, 20, counter, 6, OTP_HASH_SHA1, code, sizeof code), OTP_OK);
+    CHECK(strcmp(code, hotp_want[counter]) == 0);
+  }
+  otp_totp_params p;
+  otp_totp_params_default(&p);
+  CHECK(p.digits == 6 && p.period_s == 30 && p.algorithm == OTP_HASH_SHA1);
+  CHECK(p.skew_back == 1 && p.skew_ahead == 1);
+  p.digits = 8;
+  struct {
+    uint64_t at;
+    const char *sha1, *sha256, *sha512;
+  } rows[] = {
+      {59, "94287082", "46119246", "90693936"},
+      {1111111109, "07081804", "68084774", "25091201"},
+      {2000000000, "69279037", "90698825", "38618901"},
+      {20000000000ULL, "65353130", "77737706", "47863826"},
+  };
+  for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+    p.algorithm = OTP_HASH_SHA1;
+    CHECK_STATUS(otp_totp(seed20, 20, rows[i].at, &p, code, sizeof code), OTP_OK);
+    CHECK(strcmp(code, rows[i].sha1) == 0);
+    p.algorithm = OTP_HASH_SHA256;
+    CHECK_STATUS(otp_totp(seed32, 32, rows[i].at, &p, code, sizeof code), OTP_OK);
+    CHECK(strcmp(code, rows[i].sha256) == 0);
+    p.algorithm = OTP_HASH_SHA512;
+    CHECK_STATUS(otp_totp(seed64, 64, rows[i].at, &p, code, sizeof code), OTP_OK);
+    CHECK(strcmp(code, rows[i].sha512) == 0);
+  }
+  /* NULL params: the defaults (6 digits, 30 s, SHA-1). */
+  CHECK_STATUS(otp_totp(seed20, 20, 59, NULL, code, sizeof code), OTP_OK);
+  CHECK(strcmp(code, "287082") == 0);
+}
+
+static void test_totp_arguments_and_the_enrolment_uri(void) {
+  const uint8_t *seed = (const uint8_t *)"12345678901234567890";
+  char code[16], small[6], uri[256];
+  otp_totp_params p;
+  otp_totp_params_default(&p);
+  p.digits = 9;
+  CHECK_STATUS(otp_totp(seed, 20, 0, &p, code, sizeof code), OTP_INVALID_ARGUMENT);
+  CHECK(last_error_contains("digits must be between 6 and 8, got 9"));
+  otp_totp_params_default(&p);
+  p.period_s = 5;
+  CHECK_STATUS(otp_totp(seed, 20, 0, &p, code, sizeof code), OTP_INVALID_ARGUMENT);
+  CHECK(last_error_contains("period_s must be between 10"));
+  otp_totp_params_default(&p);
+  p.algorithm = 3;
+  CHECK_STATUS(otp_totp(seed, 20, 0, &p, code, sizeof code), OTP_INVALID_ARGUMENT);
+  CHECK(last_error_contains("algorithm must be one of"));
+  CHECK_STATUS(otp_hotp(seed, 15, 0, 6, OTP_HASH_SHA1, code, sizeof code), OTP_INVALID_ARGUMENT);
+  CHECK(last_error_contains("secret must be between 16 and 64 bytes long, got 15 bytes"));
+  CHECK_STATUS(otp_hotp(NULL, 20, 0, 6, OTP_HASH_SHA1, code, sizeof code), OTP_INVALID_ARGUMENT);
+  CHECK_STATUS(otp_hotp(seed, 20, 0, 6, OTP_HASH_SHA1, small, 6), OTP_BUFFER_TOO_SMALL);
+  CHECK_STATUS(otp_hotp(seed, 20, 0, 6, OTP_HASH_SHA1, small, 7 - 1), OTP_BUFFER_TOO_SMALL);
+
+  size_t len = 0;
+  CHECK_STATUS(otp_totp_uri(seed, 20, "Acme Bank", "alice@example.com", NULL, uri, sizeof uri, &len),
+               OTP_OK);
+  const char *want =
+      "otpauth://totp/Acme%20Bank:alice%40example.com?secret=GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ"
+      "&issuer=Acme%20Bank&algorithm=SHA1&digits=6&period=30";
+  CHECK(strcmp(uri, want) == 0);
+  CHECK(len == strlen(want) + 1);
+  /* Too small: the length is reported all the same, nothing else is written. */
+  size_t needed = 0;
+  memset(uri, 'x', sizeof uri);
+  CHECK_STATUS(otp_totp_uri(seed, 20, "Acme Bank", "alice@example.com", NULL, uri, 10, &needed),
+               OTP_BUFFER_TOO_SMALL);
+  CHECK(needed == len && uri[0] == 'x');
+  CHECK_STATUS(otp_totp_uri(seed, 20, NULL, "alice", NULL, uri, sizeof uri, NULL),
+               OTP_INVALID_ARGUMENT);
+  CHECK(last_error_contains("issuer must not be NULL"));
+  CHECK_STATUS(otp_totp_uri(seed, 20, "", "alice", NULL, uri, sizeof uri, NULL),
+               OTP_INVALID_ARGUMENT);
+  CHECK(last_error_contains("issuer must be between 1 and 255 bytes long"));
+}
+
 int main(void) {
   freed_at_exit = manual_engine(NULL);
   atexit(free_at_exit);
@@ -352,5 +439,7 @@ int main(void) {
   test_bad_arguments_change_nothing();
   test_alphanumeric();
   test_a_forked_child_starts_empty();
+  test_hotp_and_totp_give_the_rfc_vectors();
+  test_totp_arguments_and_the_enrolment_uri();
   DONE();
 }

@@ -1,0 +1,234 @@
+//! The authenticator-app functions of `otpengine_core::totp` over the C ABI:
+//! pointer checks and type conversion only, under the same `guard` as the rest.
+
+use std::ffi::{c_char, CStr};
+use std::time::Duration;
+
+use otpengine_core::totp::{self, HashAlgorithm, TotpParams, SECRET_LEN_RANGE};
+use otpengine_core::{Constraint, Field, Got, InvalidInput};
+
+use crate::{guard, otp_status, Failure};
+
+/// TOTP parameters; fill them with `otp_totp_params_default`, then change fields.
+/// A NULL `otp_totp_params *` means the defaults wherever one is taken.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct otp_totp_params {
+    /// Digits per code, 6..=8 (default 6).
+    pub digits: u32,
+    /// The time step in seconds, 10..=300 (default 30).
+    pub period_s: u32,
+    /// `OTP_HASH_SHA1` (default), `OTP_HASH_SHA256` or `OTP_HASH_SHA512`.
+    pub algorithm: u32,
+    /// Steps before the current one a verify accepts, 0..=10 (default 1).
+    pub skew_back: u32,
+    /// Steps after the current one a verify accepts, 0..=10 (default 1).
+    pub skew_ahead: u32,
+}
+
+/// `params` as core's parameters, checked; NULL: the defaults.
+///
+/// # Safety
+/// `params` is NULL or valid for reads of an `otp_totp_params`.
+pub(crate) unsafe fn params(params: *const otp_totp_params) -> Result<TotpParams, Failure> {
+    // SAFETY: forwarded from the caller.
+    let Some(p) = (unsafe { params.as_ref() }) else {
+        return Ok(TotpParams::default());
+    };
+    let params = TotpParams {
+        digits: p.digits,
+        period: Duration::from_secs(p.period_s.into()),
+        algorithm: HashAlgorithm::from_index(p.algorithm.into())?,
+        skew_back: p.skew_back,
+        skew_ahead: p.skew_ahead,
+    };
+    params.validate()?;
+    Ok(params)
+}
+
+/// `len` bytes of secret at `ptr`, after the length is checked (16..=64).
+///
+/// # Safety
+/// `ptr` is NULL or valid for reads of `len` bytes.
+pub(crate) unsafe fn secret<'a>(ptr: *const u8, len: usize) -> Result<&'a [u8], Failure> {
+    // SAFETY: forwarded from the caller.
+    unsafe {
+        crate::bytes(ptr, len, "secret", false, |len| {
+            let (min, max) = SECRET_LEN_RANGE;
+            if (min..=max).contains(&len) {
+                return Ok(());
+            }
+            Err(InvalidInput {
+                field: Field::TotpSecret,
+                constraint: Constraint::Length { min, max },
+                got: Got::Bytes(len),
+            })
+        })
+    }
+}
+
+/// A NUL-terminated UTF-8 string argument.
+///
+/// # Safety
+/// `ptr` is NULL or a NUL-terminated string.
+unsafe fn text<'a>(ptr: *const c_char, name: &str) -> Result<&'a str, Failure> {
+    if ptr.is_null() {
+        return Err(Failure::invalid(format!("{name} must not be NULL")));
+    }
+    // SAFETY: non-NULL and NUL-terminated (the caller's promise).
+    unsafe { CStr::from_ptr(ptr) }
+        .to_str()
+        .map_err(|_| Failure::invalid(format!("{name} must be UTF-8")))
+}
+
+/// Writes `text` and a NUL to `out` (`out_len` bytes), or says how much is needed.
+///
+/// # Safety
+/// `out` is NULL or valid for writes of `out_len` bytes.
+unsafe fn write_text(
+    text: &str,
+    out: *mut c_char,
+    out_len: usize,
+    name: &str,
+) -> Result<otp_status, Failure> {
+    if out.is_null() {
+        return Err(Failure::invalid(format!("{name} must not be NULL")));
+    }
+    let needed = text.len() + 1;
+    if out_len < needed {
+        return Err(Failure(
+            otp_status::OTP_BUFFER_TOO_SMALL,
+            format!("{name}_len must be at least {needed}, got {out_len}"),
+        ));
+    }
+    // SAFETY: `out` is non-NULL and holds at least `needed` bytes.
+    let buf = unsafe { std::slice::from_raw_parts_mut(out.cast::<u8>(), needed) };
+    buf[..text.len()].copy_from_slice(text.as_bytes());
+    buf[text.len()] = 0;
+    Ok(otp_status::OTP_OK)
+}
+
+/// Fills `params` with the defaults (6 digits, 30 s, SHA-1, one step of skew
+/// each way). NULL: does nothing.
+///
+/// # Safety
+/// `params` is NULL or valid for writes of an `otp_totp_params`.
+#[no_mangle]
+pub unsafe extern "C" fn otp_totp_params_default(params: *mut otp_totp_params) {
+    guard(|| {
+        // SAFETY: forwarded from the caller.
+        if let Some(params) = unsafe { params.as_mut() } {
+            let d = TotpParams::default();
+            *params = otp_totp_params {
+                digits: d.digits,
+                period_s: d.period_secs() as u32,
+                algorithm: d.algorithm as u32,
+                skew_back: d.skew_back,
+                skew_ahead: d.skew_ahead,
+            };
+        }
+        Ok(otp_status::OTP_OK)
+    });
+}
+
+/// Writes the HOTP code (RFC 4226) of `secret` (16..=64 bytes) at `counter`, with
+/// `digits` (6..=8) and `algorithm` (`OTP_HASH_*`), and a NUL, to `code_out`
+/// (`digits + 1` bytes at least).
+///
+/// Returns `OTP_OK`, `OTP_BUFFER_TOO_SMALL` or `OTP_INVALID_ARGUMENT`.
+///
+/// # Safety
+/// Pointers are NULL or valid for their lengths.
+#[no_mangle]
+pub unsafe extern "C" fn otp_hotp(
+    secret: *const u8,
+    secret_len: usize,
+    counter: u64,
+    digits: u32,
+    algorithm: u32,
+    code_out: *mut c_char,
+    code_out_len: usize,
+) -> otp_status {
+    guard(|| {
+        // SAFETY: forwarded from the caller.
+        let secret = unsafe { self::secret(secret, secret_len) }?;
+        let algorithm = HashAlgorithm::from_index(algorithm.into())?;
+        let code = totp::hotp(secret, counter, digits, algorithm)?;
+        // SAFETY: forwarded from the caller.
+        unsafe { write_text(code.as_str(), code_out, code_out_len, "code_out") }
+    })
+}
+
+/// Writes the TOTP code (RFC 6238) of `secret` (16..=64 bytes) at `unix_time_s`
+/// (taken as given: 0 is 1970-01-01) under `params` (NULL: the defaults), and a
+/// NUL, to `code_out` (`digits + 1` bytes at least).
+///
+/// Returns `OTP_OK`, `OTP_BUFFER_TOO_SMALL` or `OTP_INVALID_ARGUMENT`.
+///
+/// # Safety
+/// Pointers are NULL or valid for their lengths; `params` is NULL or valid for
+/// reads of an `otp_totp_params`.
+#[no_mangle]
+pub unsafe extern "C" fn otp_totp(
+    secret: *const u8,
+    secret_len: usize,
+    unix_time_s: u64,
+    params: *const otp_totp_params,
+    code_out: *mut c_char,
+    code_out_len: usize,
+) -> otp_status {
+    guard(|| {
+        // SAFETY (both): forwarded from the caller.
+        let secret = unsafe { self::secret(secret, secret_len) }?;
+        let params = unsafe { self::params(params) }?;
+        let code = totp::totp(secret, unix_time_s, &params)?;
+        // SAFETY: forwarded from the caller.
+        unsafe { write_text(code.as_str(), code_out, code_out_len, "code_out") }
+    })
+}
+
+/// Writes the enrolment URI (`otpauth://totp/<issuer>:<account>?secret=...&issuer=
+/// ...&algorithm=...&digits=...&period=...`) of `secret` (16..=64 bytes) for
+/// `issuer` and `account` (NUL-terminated UTF-8, 1..=255 bytes each) under
+/// `params` (NULL: the defaults), and a NUL, to `uri_out`. The URI holds the
+/// secret: treat it as one.
+///
+/// Returns `OTP_OK`, `OTP_BUFFER_TOO_SMALL` or `OTP_INVALID_ARGUMENT`. On
+/// `OTP_OK` and on `OTP_BUFFER_TOO_SMALL` (the one failure that writes an
+/// out-parameter), `*uri_len_out` (may be NULL) gets the URI's length including
+/// the NUL.
+///
+/// # Safety
+/// Pointers are NULL or valid for their lengths; `issuer` and `account` are NULL
+/// or NUL-terminated; `uri_len_out` is NULL or valid for a write of a `size_t`.
+#[no_mangle]
+pub unsafe extern "C" fn otp_totp_uri(
+    secret: *const u8,
+    secret_len: usize,
+    issuer: *const c_char,
+    account: *const c_char,
+    params: *const otp_totp_params,
+    uri_out: *mut c_char,
+    uri_out_len: usize,
+    uri_len_out: *mut usize,
+) -> otp_status {
+    guard(|| {
+        // SAFETY (all four): forwarded from the caller.
+        let secret = unsafe { self::secret(secret, secret_len) }?;
+        let issuer = unsafe { text(issuer, "issuer") }?;
+        let account = unsafe { text(account, "account") }?;
+        let params = unsafe { self::params(params) }?;
+        let uri = zeroize::Zeroizing::new(totp::otpauth_uri(secret, issuer, account, &params)?);
+        // SAFETY: forwarded from the caller.
+        let written = unsafe { write_text(&uri, uri_out, uri_out_len, "uri_out") };
+        let reports_length = matches!(
+            written,
+            Ok(_) | Err(Failure(otp_status::OTP_BUFFER_TOO_SMALL, _))
+        );
+        // SAFETY: forwarded from the caller.
+        if let (true, Some(len_out)) = (reports_length, unsafe { uri_len_out.as_mut() }) {
+            *len_out = uri.len() + 1;
+        }
+        written
+    })
+}
