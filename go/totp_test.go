@@ -1,0 +1,86 @@
+package otpengine
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestHOTPGivesTheRFC4226Vectors(t *testing.T) {
+	want := []string{"755224", "287082", "359152", "969429", "338314", "254676", "287922", "162583", "399871", "520489"}
+	for counter, code := range want {
+		got, err := HOTP([]byte("12345678901234567890"), uint64(counter), 6, SHA1)
+		if err != nil || got != code {
+			t.Fatalf("counter %d: got %q, %v; want %q", counter, got, err, code)
+		}
+	}
+}
+
+func TestTOTPGivesTheRFC6238Vectors(t *testing.T) {
+	seeds := map[Hash][]byte{
+		SHA1:   []byte("12345678901234567890"),
+		SHA256: []byte("12345678901234567890123456789012"),
+		SHA512: []byte("1234567890123456789012345678901234567890123456789012345678901234"),
+	}
+	rows := []struct {
+		at   int64
+		want map[Hash]string
+	}{
+		{59, map[Hash]string{SHA1: "94287082", SHA256: "46119246", SHA512: "90693936"}},
+		{1111111109, map[Hash]string{SHA1: "07081804", SHA256: "68084774", SHA512: "25091201"}},
+		{20000000000, map[Hash]string{SHA1: "65353130", SHA256: "77737706", SHA512: "47863826"}},
+	}
+	for _, row := range rows {
+		for alg, want := range row.want {
+			p := DefaultTOTPParams()
+			p.Digits, p.Algorithm = 8, alg
+			got, err := TOTP(seeds[alg], time.Unix(row.at, 0), p)
+			if err != nil || got != want {
+				t.Fatalf("%v at %d: got %q, %v; want %q", alg, row.at, got, err, want)
+			}
+		}
+	}
+}
+
+func TestTOTPArgumentsAndTheEnrolmentURI(t *testing.T) {
+	p := DefaultTOTPParams()
+	if p != (TOTPParams{Digits: 6, Period: 30 * time.Second, Algorithm: SHA1, SkewBack: 1, SkewAhead: 1}) {
+		t.Fatalf("defaults: %+v", p)
+	}
+	secret := []byte("12345678901234567890")
+	bad := p
+	bad.Digits = 9
+	if _, err := TOTP(secret, time.Time{}, bad); !errors.Is(err, ErrInvalidArgument) || !strings.Contains(err.Error(), "digits must be between 6 and 8, got 9") {
+		t.Fatalf("digits 9: %v", err)
+	}
+	bad = p
+	bad.Period = 1500 * time.Millisecond
+	if _, err := TOTP(secret, time.Time{}, bad); !errors.Is(err, ErrInvalidArgument) || !strings.Contains(err.Error(), "Period must be whole seconds") {
+		t.Fatalf("period 1.5s: %v", err)
+	}
+	if _, err := HOTP(secret[:10], 0, 6, SHA1); !errors.Is(err, ErrInvalidArgument) || !strings.Contains(err.Error(), "secret must be between 16 and 64 bytes long, got 10 bytes") {
+		t.Fatalf("short secret: %v", err)
+	}
+	if _, err := HOTP(secret, 0, 6, Hash(7)); !errors.Is(err, ErrInvalidArgument) || !strings.Contains(err.Error(), "algorithm must be one of") {
+		t.Fatalf("hash 7: %v", err)
+	}
+	now, err := TOTP(secret, time.Time{}, p)
+	if err != nil || len(now) != 6 {
+		t.Fatalf("now: %q, %v", now, err)
+	}
+	uri, err := TOTPURI(secret, "Acme Bank", "alice@example.com", p)
+	want := "otpauth://totp/Acme%20Bank:alice%40example.com?secret=GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ&issuer=Acme%20Bank&algorithm=SHA1&digits=6&period=30"
+	if err != nil || uri != want {
+		t.Fatalf("uri: %q, %v", uri, err)
+	}
+	// Longer than the first buffer: grown to what the C call reports.
+	long := strings.Repeat("a", 255)
+	uri, err = TOTPURI(secret, long, long, p)
+	if err != nil || !strings.Contains(uri, long+":"+long) {
+		t.Fatalf("long uri: %v", err)
+	}
+	if _, err := TOTPURI(secret, "", "alice", p); !errors.Is(err, ErrInvalidArgument) || !strings.Contains(err.Error(), "issuer must be between 1 and 255 bytes long") {
+		t.Fatalf("empty issuer: %v", err)
+	}
+}
