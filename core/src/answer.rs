@@ -40,6 +40,10 @@ pub enum Verdict {
     /// No code is pending for this key: never issued, consumed, revoked or
     /// forgotten. Not counted as a failure.
     NotFound,
+    /// `verify_totp` only: the right authenticator code for a time step at or
+    /// before the last one this key accepted. A code works once (RFC 6238 §5.2);
+    /// not counted as a failure.
+    Replayed,
 }
 
 impl Verdict {

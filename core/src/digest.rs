@@ -130,6 +130,9 @@ pub struct Digester {
     algorithm: DigestAlgorithm,
     key_subkey: [u8; 32],
     code_subkey: [u8; 32],
+    /// For the key ids of TOTP state, so that a TOTP key and a random-code key
+    /// with the same bytes are two keys.
+    totp_subkey: [u8; 32],
 }
 
 impl Digester {
@@ -139,6 +142,7 @@ impl Digester {
             algorithm,
             key_subkey: *secret.subkey(b"otpengine v1 key id"),
             code_subkey: *secret.subkey(b"otpengine v1 code digest"),
+            totp_subkey: *secret.subkey(b"otpengine v1 totp key id"),
         }
     }
 
@@ -149,14 +153,24 @@ impl Digester {
 
     /// The key id of `key`.
     pub fn key_id(&self, key: &[u8]) -> KeyId {
+        self.key_id_under(&self.key_subkey, key)
+    }
+
+    /// The key id of `key`'s TOTP state: under its own subkey, so it never meets
+    /// the random-code state of the same key bytes.
+    pub fn totp_key_id(&self, key: &[u8]) -> KeyId {
+        self.key_id_under(&self.totp_subkey, key)
+    }
+
+    fn key_id_under(&self, subkey: &[u8; 32], key: &[u8]) -> KeyId {
         match self.algorithm {
             DigestAlgorithm::SipHash24 => {
-                let mut h = Sip::new(sip_key(&self.key_subkey), true);
+                let mut h = Sip::new(sip_key(subkey), true);
                 h.write(key);
                 KeyId(h.finish128())
             }
             DigestAlgorithm::HmacSha256 => {
-                let mut mac = hmac(&self.key_subkey);
+                let mut mac = hmac(subkey);
                 mac.update(key);
                 let out = mac.finalize().into_bytes();
                 KeyId([le_u64(&out[..8]), le_u64(&out[8..16])])

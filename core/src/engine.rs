@@ -2,13 +2,14 @@
 //! store (`crate::memory`) or Redis (`crate::redis`), which both answer in the
 //! types of `crate::answer`. Nothing here knows how either keeps its state.
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::answer::{ForkReset, Issued, MemoryUsage, Verdict};
-use crate::error::Error;
+use crate::error::{Constraint, Error, Field, Got, InvalidInput};
 use crate::memory::Memory;
 use crate::policy::{check_context, check_key, check_ttl, Config, Policy};
 use crate::stats::Stats;
+use crate::totp::TotpParams;
 
 /// A one-time-password engine. Safe to share between threads (`&Engine` is all a
 /// call needs; wrap it in an `Arc` to share ownership).
@@ -204,6 +205,63 @@ impl Engine {
             Backend::Memory(m) => Ok(m.verify(key, typed, context)),
             #[cfg(feature = "redis")]
             Backend::Redis(r) => r.verify(key, typed, context),
+        }
+    }
+
+    /// Verifies an authenticator-app code (RFC 6238 TOTP) for `key`, computed
+    /// from `secret` (16 to 64 bytes, kept by the application, never by the
+    /// engine) at `at` (`None`: this host's wall clock, which TOTP assumes is
+    /// NTP-synchronised; the manual clock does not move wall time, so tests pass
+    /// `at`).
+    ///
+    /// A code for a step in `[now - skew_back, now + skew_ahead]` later than the
+    /// key's last accepted step is [`Verdict::Verified`], and that step becomes the
+    /// last accepted one: each code verifies once, whatever races it. The right
+    /// code for an allowed step at or before it is [`Verdict::Replayed`], not
+    /// counted. Anything else is a failure against the key's budget
+    /// (`max_failures_per_key`, which must be on, and `lockout`): `Mismatch` with
+    /// the failures left, or `Locked` when it spends the budget; while locked, the
+    /// code is not looked at. ASCII spaces and hyphens in `code` are ignored.
+    ///
+    /// The key's TOTP state (last accepted step, failures) is separate from its
+    /// random-code state: the same key bytes name two independent keys.
+    pub fn verify_totp(
+        &self,
+        key: impl AsRef<[u8]>,
+        secret: &[u8],
+        code: &str,
+        params: &TotpParams,
+        at: Option<SystemTime>,
+    ) -> Result<Verdict, Error> {
+        let key = key.as_ref();
+        check_key(key)?;
+        crate::totp::check_secret(secret)?;
+        params.validate()?;
+        if self.policy().max_failures_per_key == 0 {
+            return Err(InvalidInput {
+                field: Field::MaxFailuresPerKey,
+                constraint: Constraint::Format(
+                    "at least 1 for verify_totp (a TOTP secret is long-lived: guessing it \
+                     must be limited)",
+                ),
+                got: Got::Int(0),
+            }
+            .into());
+        }
+        let at = at.unwrap_or_else(SystemTime::now);
+        let unix_ms = at
+            .duration_since(UNIX_EPOCH)
+            .map_err(|_| InvalidInput {
+                field: Field::TotpAt,
+                constraint: Constraint::Format("a time at or after 1970-01-01 UTC"),
+                got: Got::Raw(format!("{at:?}")),
+            })?
+            .as_millis();
+        let unix_ms = u64::try_from(unix_ms).unwrap_or(u64::MAX);
+        match &self.backend {
+            Backend::Memory(m) => m.verify_totp(key, secret, code.as_bytes(), params, unix_ms),
+            #[cfg(feature = "redis")]
+            Backend::Redis(r) => r.verify_totp(key, secret, code.as_bytes(), params, unix_ms),
         }
     }
 

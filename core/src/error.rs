@@ -70,6 +70,8 @@ pub enum Field {
     TotpAccount,
     /// The text of a QR code.
     QrText,
+    /// The time a TOTP code is computed or verified at.
+    TotpAt,
 }
 
 impl Field {
@@ -105,6 +107,7 @@ impl Field {
             Field::TotpIssuer => "issuer",
             Field::TotpAccount => "account",
             Field::QrText => "text",
+            Field::TotpAt => "at",
         }
     }
 

@@ -21,6 +21,7 @@ use crate::fork;
 use crate::policy::{Config, Policy};
 use crate::shard::{IssueRequest, Outcome, Refusal, Shard, Shared};
 use crate::stats::Stats;
+use crate::totp::{TotpCheck, TotpParams};
 
 /// How many items ahead a batch prefetches rows: enough misses in flight to
 /// cover DRAM latency, few enough that their lines are still cached when used.
@@ -269,6 +270,10 @@ impl Memory {
         shard.prefetch(req.hash);
         let now = inner.time.now();
         let outcome = shard.lock().verify(&inner.shared, req.hash, req.guess, now);
+        Self::verdict(outcome)
+    }
+
+    fn verdict(outcome: Outcome) -> Verdict {
         match outcome {
             Outcome::Verified => Verdict::Verified,
             Outcome::Mismatch(attempts_left) => Verdict::Mismatch { attempts_left },
@@ -277,6 +282,39 @@ impl Memory {
             },
             Outcome::Expired => Verdict::Expired,
             Outcome::NotFound => Verdict::NotFound,
+            Outcome::Replayed => Verdict::Replayed,
+        }
+    }
+
+    /// See [`Engine::verify_totp`](crate::Engine::verify_totp); the arguments are
+    /// checked. The codes of the allowed steps are computed and compared before
+    /// the lock is taken.
+    pub(crate) fn verify_totp(
+        &self,
+        key: &[u8],
+        secret: &[u8],
+        typed: &[u8],
+        params: &TotpParams,
+        unix_ms: u64,
+    ) -> Result<Verdict, Error> {
+        let inner = &*self.inner;
+        inner.reset_if_forked();
+        let hash = inner.digester.totp_key_id(key).table_hash();
+        let check = TotpCheck::new(hash, secret, typed, params, unix_ms);
+        let shard = inner.shard(check.hash);
+        shard.prefetch(check.hash);
+        let now = inner.time.now();
+        let mut result = shard.lock().verify_totp(&inner.shared, &check, now, false);
+        if result == Err(Refusal::Full) {
+            inner.reclaim_all(now);
+            result = shard.lock().verify_totp(&inner.shared, &check, now, true);
+        }
+        match result {
+            Ok(outcome) => Ok(Self::verdict(outcome)),
+            Err(_) => Err(Error::CapacityExceeded {
+                capacity: inner.shared.policy.capacity,
+                out_of_memory: None,
+            }),
         }
     }
 

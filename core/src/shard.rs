@@ -54,6 +54,7 @@ use crate::policy::Policy;
 use crate::rules::{self, CodeRecord, CodeState, Limits};
 use crate::stats::Counters;
 use crate::table::{Row, RowAt, Table};
+use crate::totp::TotpCheck;
 use crate::wheel::{Timer, Wheel};
 
 /// Most timers an ordinary operation processes before doing its own work, so a
@@ -127,11 +128,13 @@ const _: () = assert!(std::mem::size_of::<Slot>() == 40);
 /// | 58..60 | the newest code's [`CodeState`] | 4 states |
 /// | 60 | a spare row (see the ground rules) | |
 /// | 61 | older codes in `Shard::older` | |
+/// | 62 | a TOTP row: `digest` holds the last accepted step plus one (0: none); the newest code's expiry is when it was accepted and its ttl how long it must be remembered from then | |
 #[derive(Clone, Copy, Debug, Default)]
 struct Packed(u64);
 
 macro_rules! packed_field {
-    ($get:ident, $set:ident, $ty:ty, $shift:expr, $bits:expr) => {
+    ($(#[$getter:meta])* $get:ident, $set:ident, $ty:ty, $shift:expr, $bits:expr) => {
+        $(#[$getter])*
         #[inline]
         fn $get(self) -> $ty {
             ((self.0 >> $shift) & ((1 << $bits) - 1)) as $ty
@@ -158,6 +161,15 @@ impl Packed {
     packed_field!(state_bits, set_state_bits, u8, 58, 2);
     packed_field!(spare_bit, set_spare_bit, u8, 60, 1);
     packed_field!(older_bit, set_older_bit, u8, 61, 1);
+    packed_field!(
+        // Read only by the invariant checks; written by every TOTP verify.
+        #[cfg_attr(not(any(test, feature = "model")), allow(dead_code))]
+        totp_bit,
+        set_totp_bit,
+        u8,
+        62,
+        1
+    );
 
     #[inline]
     fn state(self) -> CodeState {
@@ -271,6 +283,7 @@ pub(crate) enum Outcome {
     Locked(Millis),
     Expired,
     NotFound,
+    Replayed,
 }
 
 /// Bytes a shard holds, by structure.
@@ -522,6 +535,100 @@ impl Shard {
             return Outcome::Mismatch(attempts_left);
         }
         self.clear_codes(i, CodeState::Burned);
+        self.counters.locked += 1;
+        Outcome::Locked(self.lockout_left(p, i, now).unwrap_or(0))
+    }
+
+    /// A TOTP verify: accepts the latest matched step after the key's last accepted
+    /// one; a match at or before it is a replay; no match is a counted failure.
+    /// While the key is locked out the match is not looked at.
+    pub(crate) fn verify_totp(
+        &mut self,
+        shared: &Shared,
+        check: &TotpCheck,
+        now: Millis,
+        count_full: bool,
+    ) -> Result<Outcome, Refusal> {
+        let p = &shared.policy;
+        let now = self.begin(shared, now);
+        let i = match self.lookup(shared, check.hash, now) {
+            Lookup::Held(i) => i,
+            Lookup::Spare(i) => {
+                self.spares -= 1;
+                self.slot_mut(i).packed.set_spare_bit(0);
+                i
+            }
+            Lookup::Absent => {
+                if !shared.reserve() {
+                    // A full engine could not remember the step or count the
+                    // failure: it refuses to look at the code.
+                    if count_full {
+                        self.counters.capacity_exceeded += 1;
+                    }
+                    return Err(Refusal::Full);
+                }
+                self.table.insert(Slot::new(check.hash))
+            }
+        };
+        self.slot_mut(i).packed.set_totp_bit(1);
+        if let Some(left) = self.lockout_left(p, i, now) {
+            self.counters.locked += 1;
+            self.settle(shared, i, now);
+            return Ok(Outcome::Locked(left));
+        }
+        // Steps are stored plus one, so that 0 means none was accepted.
+        let last = self.slot(i).digest.0;
+        let newest_match = (0..21u32)
+            .rev()
+            .find(|&b| check.matched & (1 << b) != 0)
+            .map(|b| (b, check.first_step + u64::from(b) + 1));
+        let outcome = match newest_match {
+            Some((b, step)) if step > last => {
+                // Remembered until the later of what the previous step needed and
+                // what this one needs, as an expired code issued now whose ttl
+                // runs to then (as redis/lua/verify_totp.lua keeps it).
+                let newest = self.slot(i).newest(self.epoch);
+                let before = match newest.state {
+                    CodeState::Empty => 0,
+                    _ => newest.forget_at(),
+                };
+                let until = before.max(now + check.replay_for[b as usize]);
+                let accepted_at = self.offset(now);
+                let slot = self.slot_mut(i);
+                slot.digest = CodeDigest(step);
+                slot.expires_at = accepted_at;
+                slot.packed.set_ttl((until - now) as u32);
+                slot.packed.set_state(CodeState::Expired);
+                slot.packed.set_failures(0);
+                self.counters.verified += 1;
+                Outcome::Verified
+            }
+            Some(_) => {
+                self.counters.replayed += 1;
+                Outcome::Replayed
+            }
+            None => self.fail_totp(p, i, now),
+        };
+        self.settle(shared, i, now);
+        Ok(outcome)
+    }
+
+    /// A counted wrong TOTP code: one failure of the key's budget.
+    fn fail_totp(&mut self, p: &Policy, i: RowAt, now: Millis) -> Outcome {
+        let epoch = self.epoch;
+        let slot = self.slot_mut(i);
+        let mut last_failure_at = epoch + Millis::from(slot.last_failure_at);
+        // TOTP codes have no per-code attempts: only the key's budget counts
+        // (which verify_totp requires to be on).
+        let (mut attempts, mut failures) = (u8::MAX, slot.packed.failures());
+        rules::fail(p, &mut attempts, &mut failures, &mut last_failure_at, now);
+        let left = u32::from(p.max_failures_per_key.saturating_sub(failures));
+        slot.packed.set_failures(failures);
+        slot.last_failure_at = (last_failure_at - epoch) as u32;
+        if left > 0 {
+            self.counters.mismatched += 1;
+            return Outcome::Mismatch(left);
+        }
         self.counters.locked += 1;
         Outcome::Locked(self.lockout_left(p, i, now).unwrap_or(0))
     }
@@ -906,6 +1013,14 @@ impl Shard {
                     "spare {i:?} holds no counts"
                 );
                 continue;
+            }
+            if slot.packed.totp_bit() == 1 {
+                assert!(!slot.has_older(), "TOTP row {i:?} holds no older codes");
+                assert_ne!(
+                    slot.state(),
+                    CodeState::Pending,
+                    "TOTP row {i:?} holds no pending code"
+                );
             }
             let due = self.next_event(i, self.forget_at(&shared.policy, i));
             assert!(

@@ -15,6 +15,7 @@ pub(crate) struct Counters {
     pub(crate) not_found: u64,
     pub(crate) capacity_exceeded: u64,
     pub(crate) unavailable: u64,
+    pub(crate) replayed: u64,
 }
 
 /// What the engine has answered since it was built, and what it holds now.
@@ -52,6 +53,8 @@ pub struct Stats {
     /// Calls answered [`Error::Unavailable`](crate::Error::Unavailable): the
     /// store (Redis) could not be reached or did not answer in time. Always 0 in memory.
     pub unavailable: u64,
+    /// TOTP verifies answered `Replayed`.
+    pub replayed: u64,
     /// Keys with a pending code now (the same as `Engine::len`).
     pub live: u64,
     /// Keys the engine holds any state for now (pending codes, remembered codes,
@@ -71,6 +74,7 @@ impl Stats {
         self.not_found += c.not_found;
         self.capacity_exceeded += c.capacity_exceeded;
         self.unavailable += c.unavailable;
+        self.replayed += c.replayed;
     }
 
     /// The stats in the Prometheus text exposition format, metric names prefixed
@@ -106,6 +110,11 @@ impl Stats {
                 "unavailable",
                 "Calls answered Unavailable (the store could not be reached).",
                 self.unavailable,
+            ),
+            (
+                "replayed",
+                "TOTP verifies answered Replayed.",
+                self.replayed,
             ),
         ];
         let gauges = [
@@ -146,7 +155,7 @@ mod tests {
         assert!(text.contains("# TYPE otpengine_issued_total counter\notpengine_issued_total 3\n"));
         assert!(text.contains("# TYPE otpengine_live_entries gauge\notpengine_live_entries 2\n"));
         let samples = text.lines().filter(|l| !l.starts_with('#')).count();
-        assert_eq!(samples, 12);
-        assert_eq!(text.lines().filter(|l| l.starts_with("# HELP")).count(), 12);
+        assert_eq!(samples, 13);
+        assert_eq!(text.lines().filter(|l| l.starts_with("# HELP")).count(), 13);
     }
 }

@@ -192,6 +192,59 @@ fn hmac_of(secret: &[u8], message: &[u8], algorithm: HashAlgorithm) -> Zeroizing
     }
 }
 
+/// What a TOTP verify hands its backend: which of the allowed time steps the
+/// typed code matched, computed and compared in constant time before any lock
+/// or round trip (the secret never reaches the store), and how long each step
+/// must be remembered once accepted.
+pub(crate) struct TotpCheck {
+    /// The key's table hash (memory) under its TOTP key id.
+    pub(crate) hash: u64,
+    /// The earliest allowed step.
+    pub(crate) first_step: u64,
+    /// Bit `i`: the code matched step `first_step + i`.
+    pub(crate) matched: u32,
+    /// For step `first_step + i`, how long after now some call could still accept
+    /// it: until wall time `(step + 1 + the largest skew back) * period`.
+    pub(crate) replay_for: [u64; 21],
+}
+
+impl TotpCheck {
+    /// Computes the code of every allowed step at `unix_ms` and compares each
+    /// with `typed` (normalised: ASCII spaces and hyphens dropped; anything else
+    /// that is not `digits` digits matches nothing), all of them whatever matches.
+    pub(crate) fn new(
+        hash: u64,
+        secret: &[u8],
+        typed: &[u8],
+        p: &TotpParams,
+        unix_ms: u64,
+    ) -> Self {
+        use subtle::ConstantTimeEq;
+        let period_ms = p.period_secs() * 1000;
+        let now_step = p.step(unix_ms / 1000);
+        let first_step = now_step.saturating_sub(u64::from(p.skew_back));
+        let last_step = now_step + u64::from(p.skew_ahead);
+        let guess = crate::code::normalize(typed, crate::Alphabet::Digits, p.digits);
+        let mut check = TotpCheck {
+            hash,
+            first_step,
+            matched: 0,
+            replay_for: [0; 21],
+        };
+        for (b, step) in (first_step..=last_step).enumerate() {
+            let code = hotp_unchecked(secret, step, p.digits, p.algorithm);
+            let hit = match &guess {
+                Some(guess) => guess.as_bytes().ct_eq(code.as_bytes()),
+                None => subtle::Choice::from(0),
+            };
+            check.matched |= u32::from(hit.unwrap_u8()) << b;
+            let forget_at = (step + 1 + u64::from(SKEW_RANGE.1)) * period_ms;
+            check.replay_for[b] = forget_at.saturating_sub(unix_ms);
+        }
+        check
+    }
+}
+
 /// A new random secret of `len` bytes (16 to 64; apps expect 20) from the
 /// operating system, wiped on drop.
 pub fn generate_secret(len: usize) -> Result<Zeroizing<Vec<u8>>, InvalidInput> {

@@ -78,6 +78,41 @@ fn exactly_one_success(threads: usize) {
     assert_eq!(engine.stats().verified, 300);
 }
 
+/// One TOTP code, racing verifies: exactly one `Verified`, every other one
+/// `Replayed`, at every thread count.
+#[test]
+fn threads_verifying_one_totp_code_get_exactly_one_success() {
+    use otpengine_core::totp::{self, TotpParams};
+    let secret = b"12345678901234567890";
+    let p = TotpParams::default();
+    for threads in THREADS {
+        let engine = engine(|c| c.max_failures_per_key = 100);
+        for round in 0..100u64 {
+            let at = 1_700_000_000 + round * 30;
+            let code = totp::totp(secret, at, &p).unwrap();
+            let when = Some(std::time::UNIX_EPOCH + Duration::from_secs(at));
+            let verdicts = race(threads, |_| {
+                engine
+                    .verify_totp("alice", secret, code.as_str(), &p, when)
+                    .unwrap()
+            });
+            let verified = verdicts.iter().filter(|v| v.is_verified()).count();
+            assert_eq!(
+                verified, 1,
+                "{threads} threads, round {round}: {verdicts:?}"
+            );
+            assert!(verdicts
+                .iter()
+                .all(|v| matches!(v, Verdict::Verified | Verdict::Replayed)));
+        }
+        let stats = engine.stats();
+        assert_eq!(
+            (stats.verified, stats.replayed),
+            (100, 100 * (threads as u64 - 1))
+        );
+    }
+}
+
 #[test]
 fn concurrent_wrong_guesses_spend_exactly_the_attempts_there_are() {
     for threads in THREADS {

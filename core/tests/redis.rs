@@ -168,6 +168,50 @@ fn concurrent_verifies_from_both_instances_get_exactly_one_success() {
     });
 }
 
+/// A TOTP code verified on one instance is a replay on the other, and racing
+/// verifies from both get exactly one `Verified`.
+#[test]
+fn a_totp_code_verifies_once_across_instances() {
+    use otpengine_core::totp::{self, TotpParams};
+    on_both(|url| {
+        let (a, b, _) = two_instances(url, |c| c.max_failures_per_key = 100);
+        let secret = b"12345678901234567890";
+        let p = TotpParams::default();
+        let at = |t: u64| Some(std::time::UNIX_EPOCH + Duration::from_secs(t));
+        let code = totp::totp(secret, 1_700_000_000, &p).unwrap();
+        let first = a.verify_totp("alice", secret, code.as_str(), &p, at(1_700_000_000));
+        assert_eq!(first, Ok(Verdict::Verified));
+        let again = b.verify_totp("alice", secret, code.as_str(), &p, at(1_700_000_001));
+        assert_eq!(again, Ok(Verdict::Replayed));
+        let engines = [Arc::new(a), Arc::new(b)];
+        for round in 1..=20u64 {
+            let t = 1_700_000_000 + round * 30;
+            let code = totp::totp(secret, t, &p).unwrap().to_string();
+            let barrier = Arc::new(Barrier::new(8));
+            let verdicts: Vec<Verdict> = std::thread::scope(|s| {
+                let handles: Vec<_> = (0..8)
+                    .map(|i| {
+                        let engine = Arc::clone(&engines[i % 2]);
+                        let (barrier, code) = (Arc::clone(&barrier), &code);
+                        s.spawn(move || {
+                            barrier.wait();
+                            engine
+                                .verify_totp("alice", secret, code, &p, at(t))
+                                .unwrap()
+                        })
+                    })
+                    .collect();
+                handles.into_iter().map(|h| h.join().unwrap()).collect()
+            });
+            let verified = verdicts.iter().filter(|v| v.is_verified()).count();
+            assert_eq!(verified, 1, "round {round}: {verdicts:?}");
+            assert!(verdicts
+                .iter()
+                .all(|v| v.is_verified() || *v == Verdict::Replayed));
+        }
+    });
+}
+
 #[test]
 fn concurrent_wrong_guesses_each_spend_exactly_one_attempt() {
     on_both(|url| {

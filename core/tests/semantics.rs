@@ -7,6 +7,7 @@ mod common;
 
 use std::time::Duration;
 
+use otpengine_core::totp::{self, HashAlgorithm, TotpParams};
 use otpengine_core::{
     Alphabet, Clock, Config, Engine, Error, Field, Issued, ManualClock, Stats, Verdict,
 };
@@ -724,6 +725,7 @@ fn stats_count_every_answer(b: Backend) {
             not_found: 1,
             capacity_exceeded: u64::from(full),
             unavailable: 0,
+            replayed: 0,
             live: 0,
             held: 1, // "a", for its cooldown; "b" is forgotten with its lockout
         }
@@ -915,6 +917,239 @@ fn batches_answer_per_item_as_single_calls_in_turn_would(b: Backend) {
     assert_eq!(batch.engine.stats(), single.engine.stats());
 }
 
+// ---- TOTP ---------------------------------------------------------------------
+
+const TOTP_SECRET: &[u8] = b"12345678901234567890";
+/// A moment well inside a 30-second step (step 56,666,666 starts at 1,699,999,980).
+const T0: u64 = 1_700_000_000;
+
+fn at(unix: u64) -> Option<std::time::SystemTime> {
+    Some(std::time::UNIX_EPOCH + Duration::from_secs(unix))
+}
+
+/// The TOTP code of the test secret at `unix`, default parameters.
+fn totp_at(unix: u64) -> String {
+    totp::totp(TOTP_SECRET, unix, &TotpParams::default())
+        .unwrap()
+        .as_str()
+        .to_owned()
+}
+
+impl Fixture {
+    fn verify_totp(&self, key: &str, code: &str, unix: u64) -> Verdict {
+        self.engine
+            .verify_totp(key, TOTP_SECRET, code, &TotpParams::default(), at(unix))
+            .expect("verify_totp")
+    }
+}
+
+fn a_totp_code_verifies_once_and_its_replay_is_not_a_failure(b: Backend) {
+    let f = Fixture::new(b, |c| c.max_failures_per_key = 3);
+    let code = totp_at(T0);
+    assert_eq!(f.verify_totp("alice", &code, T0), Verdict::Verified);
+    assert_eq!(f.verify_totp("alice", &code, T0), Verdict::Replayed);
+    assert_eq!(f.verify_totp("alice", &code, T0 + 5), Verdict::Replayed);
+    // Three replays spent nothing: the whole budget is still there.
+    assert_eq!(
+        f.verify_totp("alice", "000000", T0),
+        Verdict::Mismatch { attempts_left: 2 }
+    );
+    let stats = f.engine.stats();
+    assert_eq!(
+        (stats.verified, stats.replayed, stats.mismatched),
+        (1, 2, 1)
+    );
+    // The next step's code is a new code.
+    assert_eq!(
+        f.verify_totp("alice", &totp_at(T0 + 30), T0 + 30),
+        Verdict::Verified
+    );
+}
+
+fn totp_accepts_exactly_the_skewed_steps(b: Backend) {
+    let f = Fixture::new(b, |c| c.max_failures_per_key = 100);
+    // One step of skew each way by default: the steps either side verify, the
+    // next ones out are mismatches.
+    assert_eq!(
+        f.verify_totp("k1", &totp_at(T0 - 30), T0),
+        Verdict::Verified
+    );
+    assert_eq!(
+        f.verify_totp("k2", &totp_at(T0 + 30), T0),
+        Verdict::Verified
+    );
+    assert!(matches!(
+        f.verify_totp("k3", &totp_at(T0 - 60), T0),
+        Verdict::Mismatch { .. }
+    ));
+    assert!(matches!(
+        f.verify_totp("k4", &totp_at(T0 + 60), T0),
+        Verdict::Mismatch { .. }
+    ));
+    // Wider skew, from the parameters of the call.
+    let wide = TotpParams {
+        skew_back: 2,
+        skew_ahead: 0,
+        ..TotpParams::default()
+    };
+    let verdict = f
+        .engine
+        .verify_totp("k5", TOTP_SECRET, &totp_at(T0 - 60), &wide, at(T0));
+    assert_eq!(verdict, Ok(Verdict::Verified));
+    let verdict = f
+        .engine
+        .verify_totp("k6", TOTP_SECRET, &totp_at(T0 + 30), &wide, at(T0));
+    assert!(matches!(verdict, Ok(Verdict::Mismatch { .. })));
+    // Other hashes and lengths, per call.
+    let p = TotpParams {
+        digits: 8,
+        algorithm: HashAlgorithm::Sha256,
+        ..TotpParams::default()
+    };
+    let code = totp::totp(TOTP_SECRET, T0, &p).unwrap();
+    assert_eq!(
+        f.engine
+            .verify_totp("k7", TOTP_SECRET, code.as_str(), &p, at(T0)),
+        Ok(Verdict::Verified)
+    );
+}
+
+fn accepting_a_step_makes_it_and_every_earlier_one_a_replay(b: Backend) {
+    let f = Fixture::new(b, |c| c.max_failures_per_key = 100);
+    let (before, now, after) = (totp_at(T0 - 30), totp_at(T0), totp_at(T0 + 30));
+    assert_eq!(f.verify_totp("k", &after, T0), Verdict::Verified);
+    assert_eq!(f.verify_totp("k", &now, T0), Verdict::Replayed);
+    assert_eq!(f.verify_totp("k", &before, T0), Verdict::Replayed);
+    // Spaces and hyphens are ignored, as for random codes.
+    let spaced = format!("{}-{} ", &after[..3], &after[3..]);
+    assert_eq!(f.verify_totp("k", &spaced, T0 + 30), Verdict::Replayed);
+}
+
+fn totp_failures_spend_the_budget_then_lock_without_looking(b: Backend) {
+    let f = Fixture::new(b, |c| {
+        c.max_failures_per_key = 3;
+        c.lockout = 600 * S;
+    });
+    assert_eq!(
+        f.verify_totp("k", "000000", T0),
+        Verdict::Mismatch { attempts_left: 2 }
+    );
+    assert_eq!(
+        f.verify_totp("k", "12345", T0),
+        Verdict::Mismatch { attempts_left: 1 }
+    );
+    assert_eq!(
+        f.verify_totp("k", "nope", T0),
+        Verdict::Locked {
+            retry_after: 600 * S
+        }
+    );
+    f.advance(100 * S);
+    // The right code is not even looked at while locked.
+    assert_eq!(
+        f.verify_totp("k", &totp_at(T0 + 100), T0 + 100),
+        Verdict::Locked {
+            retry_after: 500 * S
+        }
+    );
+    f.advance(500 * S);
+    assert_eq!(
+        f.verify_totp("k", &totp_at(T0 + 600), T0 + 600),
+        Verdict::Verified
+    );
+    // A success resets the count.
+    assert_eq!(
+        f.verify_totp("k", "000000", T0 + 600),
+        Verdict::Mismatch { attempts_left: 2 }
+    );
+}
+
+fn totp_state_is_separate_from_random_code_state(b: Backend) {
+    let f = Fixture::new(b, |c| c.max_failures_per_key = 2);
+    let code = f.issue("alice").code;
+    // Lock alice's TOTP state out...
+    let _ = f.verify_totp("alice", "000000", T0);
+    assert!(matches!(
+        f.verify_totp("alice", "000000", T0),
+        Verdict::Locked { .. }
+    ));
+    // ...and her random code still verifies; its own budget is untouched.
+    assert_eq!(f.verify("alice", code.as_str()), Verdict::Verified);
+    // The other way round: spending the random-code budget leaves TOTP alone.
+    let _ = f.engine.verify("bob", "000000", "");
+    f.issue("bob");
+    let _ = f.verify("bob", "000000");
+    let _ = f.verify("bob", "000001");
+    assert_eq!(f.verify_totp("bob", &totp_at(T0), T0), Verdict::Verified);
+}
+
+fn bad_totp_arguments_are_errors_that_change_nothing(b: Backend) {
+    let f = Fixture::new(b, |c| c.max_failures_per_key = 3);
+    let p = TotpParams::default();
+    let err = |r: Result<Verdict, Error>| match r {
+        Err(Error::InvalidInput(e)) => e.to_string(),
+        other => panic!("expected an invalid input, got {other:?}"),
+    };
+    let code = totp_at(T0);
+    assert_eq!(
+        err(f
+            .engine
+            .verify_totp("k", &TOTP_SECRET[..15], &code, &p, at(T0))),
+        "secret must be between 16 and 64 bytes long, got 15 bytes"
+    );
+    let bad = TotpParams { digits: 5, ..p };
+    assert_eq!(
+        err(f.engine.verify_totp("k", TOTP_SECRET, &code, &bad, at(T0))),
+        "digits must be between 6 and 8, got 5"
+    );
+    assert_eq!(
+        err(f.engine.verify_totp("", TOTP_SECRET, &code, &p, at(T0))),
+        "key must be between 1 and 1024 bytes long, got 0 bytes"
+    );
+    let before_1970 = Some(std::time::UNIX_EPOCH - S);
+    assert!(err(f
+        .engine
+        .verify_totp("k", TOTP_SECRET, &code, &p, before_1970))
+    .starts_with("at must be a time at or after 1970"));
+    // None of that touched the key: its first real verify is a fresh one.
+    assert_eq!(f.verify_totp("k", &code, T0), Verdict::Verified);
+    // Without a failure budget, TOTP is refused outright: a long-lived secret.
+    let open = Fixture::new(b, |c| c.max_failures_per_key = 0);
+    let e = err(open.engine.verify_totp("k", TOTP_SECRET, &code, &p, at(T0)));
+    assert!(
+        e.starts_with("max_failures_per_key must be at least 1 for verify_totp"),
+        "{e}"
+    );
+}
+
+fn an_accepted_step_is_remembered_while_it_could_be_replayed(b: Backend) {
+    let f = Fixture::new(b, |c| {
+        c.max_failures_per_key = 3;
+        c.resend_cooldown = Duration::ZERO;
+    });
+    let code = totp_at(T0);
+    assert_eq!(f.verify_totp("k", &code, T0), Verdict::Verified);
+    // With the largest skew back (10 steps) the step is acceptable until the
+    // end of step + 10: 1,700,000,010 + 300 s from T0.
+    let wide = TotpParams {
+        skew_back: 10,
+        ..TotpParams::default()
+    };
+    f.advance(309 * S);
+    let verdict = f
+        .engine
+        .verify_totp("k", TOTP_SECRET, &code, &wide, at(T0 + 309));
+    assert_eq!(verdict, Ok(Verdict::Replayed), "still remembered 309 s on");
+    f.advance(2 * S);
+    let verdict = f
+        .engine
+        .verify_totp("k", TOTP_SECRET, &code, &wide, at(T0 + 311));
+    assert!(
+        matches!(verdict, Ok(Verdict::Mismatch { .. })),
+        "{verdict:?}: out of every window, so a mismatch"
+    );
+}
+
 on_every_backend! {
     batches_answer_per_item_as_single_calls_in_turn_would,
     issue_returns_a_code_of_the_configured_shape_and_its_expiry,
@@ -948,6 +1183,13 @@ on_every_backend! {
     a_full_engine_refuses_new_keys_and_evicts_nothing,
     a_full_engine_reclaims_what_has_expired_before_refusing,
     the_clock_can_be_advanced_only_when_it_is_manual,
+    a_totp_code_verifies_once_and_its_replay_is_not_a_failure,
+    totp_accepts_exactly_the_skewed_steps,
+    accepting_a_step_makes_it_and_every_earlier_one_a_replay,
+    totp_failures_spend_the_budget_then_lock_without_looking,
+    totp_state_is_separate_from_random_code_state,
+    bad_totp_arguments_are_errors_that_change_nothing,
+    an_accepted_step_is_remembered_while_it_could_be_replayed,
 }
 
 #[cfg(not(feature = "redis"))]

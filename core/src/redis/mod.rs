@@ -34,6 +34,7 @@ use crate::error::{Constraint, Error, Field, Got, InvalidInput, OUT_OF_MEMORY};
 use crate::fork;
 use crate::policy::{check_duration, Config, Policy, REDIS_TIMEOUT_RANGE};
 use crate::stats::{Counters, Stats};
+use crate::totp::{TotpCheck, TotpParams};
 
 use self::connection::Link;
 use self::keys::KeySpace;
@@ -132,6 +133,7 @@ struct AtomicCounters {
     not_found: AtomicU64,
     capacity_exceeded: AtomicU64,
     unavailable: AtomicU64,
+    replayed: AtomicU64,
 }
 
 impl AtomicCounters {
@@ -152,6 +154,7 @@ impl AtomicCounters {
             not_found: get(&self.not_found),
             capacity_exceeded: get(&self.capacity_exceeded),
             unavailable: get(&self.unavailable),
+            replayed: get(&self.replayed),
         }
     }
 }
@@ -319,6 +322,55 @@ impl RedisStore {
             ),
             scripts::EXPIRED => (&c.expired, Verdict::Expired),
             scripts::NOT_FOUND => (&c.not_found, Verdict::NotFound),
+            other => return Err(self.unknown_reply(other)),
+        };
+        AtomicCounters::bump(counter);
+        Ok(verdict)
+    }
+
+    /// See [`Engine::verify_totp`](crate::Engine::verify_totp): the codes are
+    /// computed and compared here, and only which steps matched goes to Redis.
+    pub(crate) fn verify_totp(
+        &self,
+        key: &[u8],
+        secret: &[u8],
+        typed: &[u8],
+        params: &TotpParams,
+        unix_ms: u64,
+    ) -> Result<Verdict, Error> {
+        let key_id = self.digester.totp_key_id(key);
+        let check = TotpCheck::new(0, secret, typed, params, unix_ms);
+        let names = self.keys.names(key_id);
+        let mut args: Vec<String> = vec![
+            (check.first_step + 1).to_string(),
+            check.matched.to_string(),
+        ];
+        args.extend(check.replay_for.iter().map(u64::to_string));
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let (reply, value) = self.run(&self.scripts.verify_totp, &names, &args)?;
+        let c = &self.counters;
+        let (counter, verdict) = match reply {
+            scripts::OK => (&c.verified, Verdict::Verified),
+            scripts::REPLAYED => (&c.replayed, Verdict::Replayed),
+            scripts::MISMATCH => (
+                &c.mismatched,
+                Verdict::Mismatch {
+                    attempts_left: u32::try_from(value).unwrap_or(0),
+                },
+            ),
+            scripts::LOCKED => (
+                &c.locked,
+                Verdict::Locked {
+                    retry_after: Duration::from_millis(value.max(0) as u64),
+                },
+            ),
+            scripts::FULL => {
+                AtomicCounters::bump(&c.capacity_exceeded);
+                return Err(Error::CapacityExceeded {
+                    capacity: self.policy.capacity,
+                    out_of_memory: None,
+                });
+            }
             other => return Err(self.unknown_reply(other)),
         };
         AtomicCounters::bump(counter);

@@ -19,11 +19,13 @@ pub(crate) const EXPIRED: i64 = 3;
 pub(crate) const NOT_FOUND: i64 = 4;
 pub(crate) const RATE_LIMITED: i64 = 5;
 pub(crate) const FULL: i64 = 6;
+pub(crate) const REPLAYED: i64 = 7;
 
 /// One script per operation.
 pub(crate) struct Scripts {
     pub(crate) issue: Script,
     pub(crate) verify: Script,
+    pub(crate) verify_totp: Script,
     pub(crate) revoke: Script,
     pub(crate) unlock: Script,
 }
@@ -49,6 +51,10 @@ impl Scripts {
                 include_str!("lua/common.lua"),
                 include_str!("lua/verify.lua")
             )),
+            verify_totp: Script::new(concat!(
+                include_str!("lua/common.lua"),
+                include_str!("lua/verify_totp.lua")
+            )),
             revoke: Script::new(concat!(
                 include_str!("lua/common.lua"),
                 include_str!("lua/revoke.lua")
@@ -62,7 +68,13 @@ impl Scripts {
 
     /// `SCRIPT LOAD`s every script (on every primary of a cluster).
     pub(crate) fn load(&self, con: &mut dyn ConnectionLike) -> Result<(), RedisError> {
-        for script in [&self.issue, &self.verify, &self.revoke, &self.unlock] {
+        for script in [
+            &self.issue,
+            &self.verify,
+            &self.verify_totp,
+            &self.revoke,
+            &self.unlock,
+        ] {
             script.load(con)?;
         }
         Ok(())

@@ -1,6 +1,6 @@
 -- otpengine: the rules of core/src/rules.rs, applied as core/src/shard.rs
 -- applies them, run inside Redis. Each script is this file followed by one
--- operation (issue.lua, verify.lua, revoke.lua,
+-- operation (issue.lua, verify.lua, verify_totp.lua, revoke.lua,
 -- unlock.lua) and runs as one atomic step: no other command sees a key half
 -- updated, so single use, attempt counting and rate limits hold however many
 -- engines call at once.
@@ -42,7 +42,8 @@ end
 
 local EMPTY, PENDING, EXPIRED, BURNED = 0, 1, 2, 3
 -- Replies: the first element says what happened, the second carries a number.
-local OK, MISMATCH, LOCKED, EXPIRED_REPLY, NOT_FOUND, RATE_LIMITED, FULL = 0, 1, 2, 3, 4, 5, 6
+local OK, MISMATCH, LOCKED, EXPIRED_REPLY, NOT_FOUND, RATE_LIMITED, FULL, REPLAYED =
+  0, 1, 2, 3, 4, 5, 6, 7
 -- Stale index entries an issue removes at most, so that a mass expiry is spread
 -- over many calls (shard.rs: OP_BUDGET).
 local PRUNE_BUDGET = 32

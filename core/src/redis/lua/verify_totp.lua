@@ -1,0 +1,83 @@
+
+-- verify_totp: ARGV[12] the earliest allowed time step plus one, ARGV[13] the
+-- bitmask of the allowed steps the typed code matched (bit i: that step plus
+-- i), ARGV[14..34] for each allowed step how long it must be remembered once
+-- accepted, in ms. The codes were computed and compared by the engine: the
+-- secret never comes here. The key's state is a random-code key's, with the
+-- newest code standing for the last accepted step: its digest field holds the
+-- step plus one (0: none), its expiry the time it was accepted and its ttl how
+-- long it must be remembered from then.
+-- Replies {OK, 0}, {REPLAYED, 0}, {MISMATCH, failures left} or {LOCKED, wait}.
+local first = tonumber(ARGV[12])
+local matched = tonumber(ARGV[13])
+
+local st = current()
+if not st then
+  if capacity > 0 then
+    redis.call('ZREMRANGEBYSCORE', held_key, '-inf', int(now))
+    if redis.call('ZCARD', held_key) >= capacity then
+      return { FULL, 0 }
+    end
+  end
+  prune(held_key, PRUNE_BUDGET)
+  prune(live_key, PRUNE_BUDGET)
+  st = {
+    attempts = 0,
+    window_start = 0,
+    window_count = 0,
+    last_failure = 0,
+    failures = 0,
+    codes = { { digest = '0', expires_at = 0, ttl = 0, state = EMPTY } },
+    stored_codes = 0,
+  }
+end
+local left = lockout_left(st)
+if left then
+  return { LOCKED, left }
+end
+
+local best = nil
+for b = 20, 0, -1 do
+  if bit.band(matched, bit.lshift(1, b)) ~= 0 then
+    best = b
+    break
+  end
+end
+local last = tonumber(st.codes[1].digest) or 0
+
+local reply
+if best and first + best > last then
+  -- Remembered until the later of what the previous step needed and what this
+  -- one needs: as an expired code issued now whose ttl runs to that moment
+  -- (forget_at is expiry plus ttl, and the cooldown's start stays in the past).
+  local newest = st.codes[1]
+  local before = 0
+  if newest.state ~= EMPTY then
+    before = newest.expires_at + newest.ttl
+  end
+  local until_ = math.max(before, now + tonumber(ARGV[14 + best]))
+  st.codes = {
+    {
+      digest = int(first + best),
+      expires_at = now,
+      ttl = until_ - now,
+      state = EXPIRED,
+    },
+  }
+  st.failures = 0
+  reply = { OK, 0 }
+elseif best then
+  reply = { REPLAYED, 0 }
+else
+  -- A counted wrong code: one failure of the key's budget (always on here).
+  st.failures = math.min(st.failures + 1, 65535)
+  st.last_failure = now
+  local failures_left = math.max(max_failures - st.failures, 0)
+  if failures_left > 0 then
+    reply = { MISMATCH, failures_left }
+  else
+    reply = { LOCKED, lockout_left(st) or 0 }
+  end
+end
+settle(st)
+return reply
