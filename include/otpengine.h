@@ -58,6 +58,9 @@ typedef enum otp_status {
   // not answer within `redis_response_timeout_ms`; see otp_last_error. Never a
   // verdict: nothing was verified. The engine reconnects by itself.
   OTP_BACKEND_UNAVAILABLE = 10,
+  // otp_verify_totp: the right code for a time step at or before the last one
+  // this key accepted (a code works once); not counted as a failure.
+  OTP_REPLAYED = 11,
 } otp_status;
 
 // An engine. Opaque; safe to share between threads; freed once with `otp_engine_free`.
@@ -143,6 +146,17 @@ typedef struct otp_totp_params {
   // Steps after the current one a verify accepts, 0..=10 (default 1).
   uint32_t skew_ahead;
 } otp_totp_params;
+
+// A whole verdict: what `otp_verify` cannot say (`retry_after_ms` on
+// `OTP_LOCKED`). Written by `otp_verify_totp` on every verdict.
+typedef struct otp_verdict {
+  // The same status the call returned.
+  enum otp_status status;
+  // On `OTP_MISMATCH`: failures left before the key locks; 0 otherwise.
+  uint32_t attempts_left;
+  // On `OTP_LOCKED`: milliseconds until the lockout ends; 0 otherwise.
+  uint64_t retry_after_ms;
+} otp_verdict;
 
 #ifdef __cplusplus
 extern "C" {
@@ -355,6 +369,35 @@ enum otp_status otp_totp_uri(const uint8_t *secret,
                              char *uri_out,
                              size_t uri_out_len,
                              size_t *uri_len_out);
+
+// Verifies an authenticator-app code (RFC 6238) for `key` (1..=1024 bytes),
+// computed from `secret` (16..=64 bytes, never kept) at `unix_time_s` (0: this
+// host's clock, UTC) under `params` (NULL: the defaults). `code` is `code_len`
+// bytes, no NUL needed; ASCII spaces and hyphens are ignored.
+//
+// Returns `OTP_OK` (verified: this step is now the key's last accepted one),
+// `OTP_REPLAYED` (the right code for a step already used; not counted),
+// `OTP_MISMATCH` (a counted failure), `OTP_LOCKED` (the key's failure budget is
+// spent; the code was not looked at), or an error: `OTP_INVALID_ARGUMENT` (also
+// for an engine whose `max_failures_per_key` is 0: TOTP needs a budget),
+// `OTP_CAPACITY_EXCEEDED`, `OTP_BACKEND_UNAVAILABLE`. On every verdict,
+// `*verdict_out` (may be NULL) gets the status, `attempts_left` on MISMATCH and
+// `retry_after_ms` on LOCKED. TOTP state is apart from the key's random codes.
+//
+// # Safety
+// `engine` is NULL or a live handle; pointers are NULL or valid for their
+// lengths; `params` is NULL or valid for reads of an `otp_totp_params`;
+// `verdict_out` is NULL or valid for a write of an `otp_verdict`.
+enum otp_status otp_verify_totp(struct otp_engine *engine,
+                                const uint8_t *key,
+                                size_t key_len,
+                                const uint8_t *secret,
+                                size_t secret_len,
+                                const char *code,
+                                size_t code_len,
+                                const struct otp_totp_params *params,
+                                uint64_t unix_time_s,
+                                struct otp_verdict *verdict_out);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -20,7 +20,7 @@
 
 mod totp;
 
-pub use totp::otp_totp_params;
+pub use totp::{otp_totp_params, otp_verdict};
 
 use std::cell::RefCell;
 use std::ffi::{c_char, CStr};
@@ -65,6 +65,9 @@ pub enum otp_status {
     /// not answer within `redis_response_timeout_ms`; see otp_last_error. Never a
     /// verdict: nothing was verified. The engine reconnects by itself.
     OTP_BACKEND_UNAVAILABLE = 10,
+    /// otp_verify_totp: the right code for a time step at or before the last one
+    /// this key accepted (a code works once); not counted as a failure.
+    OTP_REPLAYED = 11,
 }
 
 /// An `otp_status` as C passes it: any integer, matched rather than trusted.
@@ -746,6 +749,7 @@ pub extern "C" fn otp_status_str(status: otp_status_arg) -> *const c_char {
         8 => b"buffer too small\0",
         9 => b"internal error\0",
         10 => b"backend unavailable: Redis could not be reached or did not answer in time\0",
+        11 => b"replayed: this authenticator code was already used\0",
         _ => b"unknown status\0",
     };
     text.as_ptr().cast()

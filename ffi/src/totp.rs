@@ -4,10 +4,24 @@
 use std::ffi::{c_char, CStr};
 use std::time::Duration;
 
+use otpengine_core::code::MAX_TYPED_LEN;
 use otpengine_core::totp::{self, HashAlgorithm, TotpParams, SECRET_LEN_RANGE};
-use otpengine_core::{Constraint, Field, Got, InvalidInput};
+use otpengine_core::{Constraint, Field, Got, InvalidInput, Verdict};
 
-use crate::{guard, otp_status, Failure};
+use crate::{call_args, guard, ms, otp_engine, otp_status, Failure};
+
+/// A whole verdict: what `otp_verify` cannot say (`retry_after_ms` on
+/// `OTP_LOCKED`). Written by `otp_verify_totp` on every verdict.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct otp_verdict {
+    /// The same status the call returned.
+    pub status: otp_status,
+    /// On `OTP_MISMATCH`: failures left before the key locks; 0 otherwise.
+    pub attempts_left: u32,
+    /// On `OTP_LOCKED`: milliseconds until the lockout ends; 0 otherwise.
+    pub retry_after_ms: u64,
+}
 
 /// TOTP parameters; fill them with `otp_totp_params_default`, then change fields.
 /// A NULL `otp_totp_params *` means the defaults wherever one is taken.
@@ -231,4 +245,88 @@ pub unsafe extern "C" fn otp_totp_uri(
         }
         written
     })
+}
+
+/// Verifies an authenticator-app code (RFC 6238) for `key` (1..=1024 bytes),
+/// computed from `secret` (16..=64 bytes, never kept) at `unix_time_s` (0: this
+/// host's clock, UTC) under `params` (NULL: the defaults). `code` is `code_len`
+/// bytes, no NUL needed; ASCII spaces and hyphens are ignored.
+///
+/// Returns `OTP_OK` (verified: this step is now the key's last accepted one),
+/// `OTP_REPLAYED` (the right code for a step already used; not counted),
+/// `OTP_MISMATCH` (a counted failure), `OTP_LOCKED` (the key's failure budget is
+/// spent; the code was not looked at), or an error: `OTP_INVALID_ARGUMENT` (also
+/// for an engine whose `max_failures_per_key` is 0: TOTP needs a budget),
+/// `OTP_CAPACITY_EXCEEDED`, `OTP_BACKEND_UNAVAILABLE`. On every verdict,
+/// `*verdict_out` (may be NULL) gets the status, `attempts_left` on MISMATCH and
+/// `retry_after_ms` on LOCKED. TOTP state is apart from the key's random codes.
+///
+/// # Safety
+/// `engine` is NULL or a live handle; pointers are NULL or valid for their
+/// lengths; `params` is NULL or valid for reads of an `otp_totp_params`;
+/// `verdict_out` is NULL or valid for a write of an `otp_verdict`.
+#[no_mangle]
+pub unsafe extern "C" fn otp_verify_totp(
+    engine: *mut otp_engine,
+    key: *const u8,
+    key_len: usize,
+    secret: *const u8,
+    secret_len: usize,
+    code: *const c_char,
+    code_len: usize,
+    params: *const otp_totp_params,
+    unix_time_s: u64,
+    verdict_out: *mut otp_verdict,
+) -> otp_status {
+    guard(|| {
+        // SAFETY (all three): forwarded from the caller.
+        let (engine, key, _) = unsafe { call_args(engine, key, key_len, None) }?;
+        let secret = unsafe { self::secret(secret, secret_len) }?;
+        let params = unsafe { self::params(params) }?;
+        if code.is_null() {
+            return Err(Failure::invalid("code must not be NULL"));
+        }
+        // The engine reads no more than MAX_TYPED_LEN bytes; one more marks "too long".
+        // SAFETY: code is non-NULL and valid for code_len bytes; we cover at most that.
+        let typed = unsafe {
+            std::slice::from_raw_parts(code.cast::<u8>(), code_len.min(MAX_TYPED_LEN + 1))
+        };
+        // Not UTF-8 cannot be a code: an ordinary counted mismatch, as in otp_verify.
+        let typed = std::str::from_utf8(typed).unwrap_or("\u{fffd}");
+        let at =
+            (unix_time_s != 0).then(|| std::time::UNIX_EPOCH + Duration::from_secs(unix_time_s));
+        let verdict = match engine.verify_totp(key, secret, typed, &params, at)? {
+            Verdict::Verified => otp_verdict::of(otp_status::OTP_OK),
+            Verdict::Replayed => otp_verdict::of(otp_status::OTP_REPLAYED),
+            Verdict::Mismatch { attempts_left } => otp_verdict {
+                attempts_left,
+                ..otp_verdict::of(otp_status::OTP_MISMATCH)
+            },
+            Verdict::Locked { retry_after } => otp_verdict {
+                retry_after_ms: ms(retry_after),
+                ..otp_verdict::of(otp_status::OTP_LOCKED)
+            },
+            other => {
+                return Err(Failure(
+                    otp_status::OTP_INTERNAL_ERROR,
+                    format!("a verdict this C library does not know: {other:?}"),
+                ))
+            }
+        };
+        // SAFETY: forwarded from the caller.
+        if let Some(out) = unsafe { verdict_out.as_mut() } {
+            *out = verdict;
+        }
+        Ok(verdict.status)
+    })
+}
+
+impl otp_verdict {
+    fn of(status: otp_status) -> Self {
+        otp_verdict {
+            status,
+            attempts_left: 0,
+            retry_after_ms: 0,
+        }
+    }
 }

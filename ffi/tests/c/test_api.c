@@ -45,7 +45,7 @@ static void test_defaults_and_version(void) {
 }
 
 static void test_status_strings(void) {
-  for (int s = 0; s <= 10; s++) {
+  for (int s = 0; s <= OTP_REPLAYED; s++) {
     const char *text = otp_status_str((otp_status)s);
     CHECK(text != NULL && strcmp(text, "unknown status") != 0);
   }
@@ -423,6 +423,50 @@ static void test_totp_arguments_and_the_enrolment_uri(void) {
   CHECK(last_error_contains("issuer must be between 1 and 255 bytes long"));
 }
 
+/* otp_verify_totp: once, a replay, the budget and the lockout with its wait, and
+ * NULL params and verdict_out. */
+static void test_verify_totp(void) {
+  otp_config c;
+  otp_engine *e = NULL;
+  otp_config_default(&c);
+  c.manual_clock = 1;
+  c.max_failures_per_key = 2;
+  c.lockout_ms = 600000;
+  CHECK_STATUS(otp_engine_new(&c, &e), OTP_OK);
+  const uint8_t *secret = (const uint8_t *)"12345678901234567890";
+  const uint64_t t0 = 1700000000;
+  char code[16];
+  CHECK_STATUS(otp_totp(secret, 20, t0, NULL, code, sizeof code), OTP_OK);
+  otp_verdict v = {OTP_INTERNAL_ERROR, 99, 99};
+  CHECK_STATUS(otp_verify_totp(e, KEY("alice"), secret, 20, code, strlen(code), NULL, t0, &v), OTP_OK);
+  CHECK(v.status == OTP_OK && v.attempts_left == 0 && v.retry_after_ms == 0);
+  CHECK_STATUS(otp_verify_totp(e, KEY("alice"), secret, 20, code, strlen(code), NULL, t0, &v),
+               OTP_REPLAYED);
+  CHECK(v.status == OTP_REPLAYED);
+  CHECK(strcmp(otp_status_str(OTP_REPLAYED), "replayed: this authenticator code was already used") == 0);
+  CHECK_STATUS(otp_verify_totp(e, KEY("alice"), secret, 20, "000000", 6, NULL, t0, &v), OTP_MISMATCH);
+  CHECK(v.status == OTP_MISMATCH && v.attempts_left == 1);
+  CHECK_STATUS(otp_verify_totp(e, KEY("alice"), secret, 20, "000000", 6, NULL, t0, NULL), OTP_LOCKED);
+  CHECK_STATUS(otp_clock_advance(e, 1000), OTP_OK);
+  CHECK_STATUS(otp_verify_totp(e, KEY("alice"), secret, 20, code, strlen(code), NULL, t0, &v), OTP_LOCKED);
+  CHECK(v.status == OTP_LOCKED && v.retry_after_ms == 599000);
+  /* Bad arguments: an error, and nothing written to verdict_out. */
+  v.status = OTP_INTERNAL_ERROR;
+  CHECK_STATUS(otp_verify_totp(e, KEY("bob"), secret, 15, code, strlen(code), NULL, t0, &v),
+               OTP_INVALID_ARGUMENT);
+  CHECK(last_error_contains("secret must be between 16 and 64 bytes long, got 15 bytes"));
+  CHECK(v.status == OTP_INTERNAL_ERROR);
+  CHECK_STATUS(otp_verify_totp(e, KEY("bob"), secret, 20, NULL, 0, NULL, t0, &v), OTP_INVALID_ARGUMENT);
+  otp_engine_free(e);
+  /* No failure budget: refused, naming the field. */
+  c.max_failures_per_key = 0;
+  CHECK_STATUS(otp_engine_new(&c, &e), OTP_OK);
+  CHECK_STATUS(otp_verify_totp(e, KEY("bob"), secret, 20, code, strlen(code), NULL, t0, NULL),
+               OTP_INVALID_ARGUMENT);
+  CHECK(last_error_contains("max_failures_per_key must be at least 1 for verify_totp"));
+  otp_engine_free(e);
+}
+
 int main(void) {
   freed_at_exit = manual_engine(NULL);
   atexit(free_at_exit);
@@ -441,5 +485,6 @@ int main(void) {
   test_a_forked_child_starts_empty();
   test_hotp_and_totp_give_the_rfc_vectors();
   test_totp_arguments_and_the_enrolment_uri();
+  test_verify_totp();
   DONE();
 }
