@@ -160,9 +160,12 @@ const (
 	Expired
 	// NotFound: no code is pending for the key.
 	NotFound
+	// Replayed (VerifyTOTP only): the right authenticator code for a time step
+	// the key already accepted; a code works once. Not counted as a failure.
+	Replayed
 )
 
-var statusNames = [...]string{"Verified", "Mismatch", "Locked", "Expired", "NotFound"}
+var statusNames = [...]string{"Verified", "Mismatch", "Locked", "Expired", "NotFound", "Replayed"}
 
 // String gives the status's name, e.g. "Verified".
 func (s Status) String() string {
@@ -175,7 +178,8 @@ func (s Status) String() string {
 // Verdict is what Verify answers.
 type Verdict struct {
 	Status       Status
-	AttemptsLeft int // wrong guesses left, on Mismatch; 0 otherwise
+	AttemptsLeft int           // wrong guesses left, on Mismatch; 0 otherwise
+	RetryAfter   time.Duration // on Locked from VerifyTOTP: until the lockout ends
 }
 
 // Stats counts the engine's answers since it was built, and the keys with a

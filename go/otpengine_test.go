@@ -77,7 +77,7 @@ func TestIssueVerifyOnce(t *testing.T) {
 	if err != nil || len(code) != 6 || expiresIn != 5*time.Minute {
 		t.Fatalf("Issue = %q, %v, %v", code, expiresIn, err)
 	}
-	if v := verify(t, e, "alice", wrong(code)); v != (Verdict{Mismatch, 4}) {
+	if v := verify(t, e, "alice", wrong(code)); v != (Verdict{Status: Mismatch, AttemptsLeft: 4}) {
 		t.Fatalf("wrong code: %+v", v)
 	}
 	if v := verify(t, e, "alice", code[:3]+"-"+code[3:]); v.Status != Verified {
@@ -96,7 +96,7 @@ func TestBurnAfterAttempts(t *testing.T) {
 	e := newEngine(t, noLimits)
 	code := issue(t, e, "alice")
 	for left := 4; left >= 1; left-- {
-		if v := verify(t, e, "alice", wrong(code)); v != (Verdict{Mismatch, left}) {
+		if v := verify(t, e, "alice", wrong(code)); v != (Verdict{Status: Mismatch, AttemptsLeft: left}) {
 			t.Fatalf("attempt: %+v, want %d left", v, left)
 		}
 	}

@@ -60,10 +60,10 @@ func testTwoInstances(t *testing.T, url string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if v, err := b.Verify(key, wrong(code), []byte("EUR 10")); err != nil || v != (Verdict{Mismatch, 4}) {
+	if v, err := b.Verify(key, wrong(code), []byte("EUR 10")); err != nil || v != (Verdict{Status: Mismatch, AttemptsLeft: 4}) {
 		t.Fatalf("wrong guess on b: %+v %v", v, err)
 	}
-	if v, err := a.Verify(key, wrong(code), []byte("EUR 10")); err != nil || v != (Verdict{Mismatch, 3}) {
+	if v, err := a.Verify(key, wrong(code), []byte("EUR 10")); err != nil || v != (Verdict{Status: Mismatch, AttemptsLeft: 3}) {
 		t.Fatalf("wrong guess on a, counted with b's: %+v %v", v, err)
 	}
 	if v, err := b.Verify(key, code, []byte("EUR 10")); err != nil || v.Status != Verified {

@@ -84,3 +84,48 @@ func TestTOTPArgumentsAndTheEnrolmentURI(t *testing.T) {
 		t.Fatalf("empty issuer: %v", err)
 	}
 }
+
+func TestVerifyTOTPOnceThenReplayedThenTheBudget(t *testing.T) {
+	e := newEngine(t, func(c *Config) {
+		c.MaxFailuresPerKey = 2
+		c.Lockout = 10 * time.Minute
+	})
+	secret := []byte("12345678901234567890")
+	p := DefaultTOTPParams()
+	t0 := time.Unix(1_700_000_000, 0)
+	code, err := TOTP(secret, t0, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	check := func(code string, want Verdict) {
+		t.Helper()
+		got, err := e.VerifyTOTP([]byte("alice"), secret, code, p, t0)
+		if err != nil || got != want {
+			t.Fatalf("%q: got %+v, %v; want %+v", code, got, err, want)
+		}
+	}
+	check(code, Verdict{Status: Verified})
+	check(code, Verdict{Status: Replayed})
+	check("000000", Verdict{Status: Mismatch, AttemptsLeft: 1})
+	check("000000", Verdict{Status: Locked, RetryAfter: 10 * time.Minute})
+	if err := e.Advance(time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	check(code, Verdict{Status: Locked, RetryAfter: 9 * time.Minute})
+	if Replayed.String() != "Replayed" {
+		t.Fatalf("name: %v", Replayed)
+	}
+	// Random-code state is apart: alice's issue and verify are untouched.
+	issued, _, err := e.Issue([]byte("alice"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, err := e.Verify([]byte("alice"), issued, nil); err != nil || v.Status != Verified {
+		t.Fatalf("random code: %+v, %v", v, err)
+	}
+	open := newEngine(t, func(c *Config) { c.MaxFailuresPerKey = 0 })
+	if _, err := open.VerifyTOTP([]byte("bob"), secret, code, p, t0); !errors.Is(err, ErrInvalidArgument) ||
+		!strings.Contains(err.Error(), "max_failures_per_key must be at least 1 for verify_totp") {
+		t.Fatalf("no budget: %v", err)
+	}
+}
