@@ -41,6 +41,33 @@ class Engine:
     ) -> Engine: ...
     def issue(self, key: _Bytes, context: _Bytes | None = None, ttl: float | None = None) -> str: ...
     def verify(self, key: _Bytes, code: _Bytes, context: _Bytes | None = None) -> Verdict: ...
+    def verify_totp(
+        self,
+        key: _Bytes,
+        secret: _Bytes,
+        code: str,
+        *,
+        digits: int | None = None,
+        period: float | None = None,
+        algorithm: str | None = None,
+        skew_back: int | None = None,
+        skew_ahead: int | None = None,
+        at: float | datetime | None = None,
+    ) -> Verdict:
+        """Verifies an authenticator-app code (RFC 6238 TOTP) for ``key``.
+
+        ``secret`` is the user's TOTP secret (raw ``bytes`` or base32 ``str``,
+        16 to 64 bytes), kept by the application and never by the engine. The
+        first right code for a time step later than the key's last accepted one
+        is ``VERIFIED``; the same code again is ``REPLAYED`` (not a failure);
+        anything else spends one failure of the key's budget (``MISMATCH`` with
+        ``attempts_left``, or ``LOCKED`` with ``retry_after`` once spent; while
+        locked the code is not looked at). The engine's ``max_failures_per_key``
+        must be on (``ValueError`` otherwise). Parameters left ``None`` take the
+        defaults: 6 digits, 30 s, ``"SHA1"``, one step of skew each way, and
+        ``at`` now by this host's clock (Unix seconds or an aware ``datetime``).
+        TOTP state is apart from the key's random codes.
+        """
     def revoke(self, key: _Bytes) -> bool: ...
     def unlock(self, key: _Bytes) -> bool: ...
     def __len__(self) -> int: ...

@@ -18,6 +18,9 @@ class Status(enum.Enum):
     """The code's time is over."""
     NOT_FOUND = "not_found"
     """No code is pending for the key."""
+    REPLAYED = "replayed"
+    """``verify_totp`` only: the right authenticator code for a time step the key
+    already accepted (a code works once); not counted as a failure."""
 
 
 class OtpError(Exception):

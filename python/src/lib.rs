@@ -23,7 +23,7 @@ use pyo3::types::{PyBool, PyBytes, PyDict, PyFloat, PyInt, PyString, PyTuple, Py
 /// The Python classes this module hands out, imported once from `otpengine._types`.
 struct Types {
     /// `Status` members, in the order of [`status_index`].
-    status: [Py<PyAny>; 5],
+    status: [Py<PyAny>; 6],
     otp_error: Py<PyType>,
     rate_limited: Py<PyType>,
     key_locked: Py<PyType>,
@@ -48,6 +48,7 @@ fn types(py: Python<'_>) -> PyResult<&Types> {
                 member("LOCKED")?,
                 member("EXPIRED")?,
                 member("NOT_FOUND")?,
+                member("REPLAYED")?,
             ],
             otp_error: class("OtpError")?,
             rate_limited: class("RateLimited")?,
@@ -67,6 +68,7 @@ fn status_index(py: Python<'_>, verdict: &Verdict) -> PyResult<usize> {
         Verdict::Locked { .. } => 2,
         Verdict::Expired => 3,
         Verdict::NotFound => 4,
+        Verdict::Replayed => 5,
         other => {
             let message = format!("a verdict this version of otpengine does not know: {other:?}");
             return Err(PyErr::from_value(
@@ -403,6 +405,51 @@ impl PyEngine {
         PyVerdict::new(py, verdict)
     }
 
+    /// Verifies an authenticator-app code (RFC 6238 TOTP); see the stub.
+    #[pyo3(signature = (key, secret, code, *, digits=None, period=None, algorithm=None, skew_back=None, skew_ahead=None, at=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn verify_totp(
+        &self,
+        py: Python<'_>,
+        key: &Bound<'_, PyAny>,
+        secret: &Bound<'_, PyAny>,
+        code: &Bound<'_, PyAny>,
+        digits: Option<&Bound<'_, PyAny>>,
+        period: Option<&Bound<'_, PyAny>>,
+        algorithm: Option<&Bound<'_, PyAny>>,
+        skew_back: Option<&Bound<'_, PyAny>>,
+        skew_ahead: Option<&Bound<'_, PyAny>>,
+        at: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<PyVerdict> {
+        let key = key_arg(key)?;
+        let secret = totp::secret_arg(secret)?;
+        let code = code
+            .cast::<PyString>()
+            .map_err(|_| {
+                PyTypeError::new_err(format!(
+                    "code must be a str, got {}",
+                    code.get_type()
+                        .name()
+                        .map(|n| n.to_string())
+                        .unwrap_or_default()
+                ))
+            })?
+            .to_cow()?;
+        let params = totp::params_arg(digits, period, algorithm, skew_back, skew_ahead)?;
+        let at = match at.filter(|a| !a.is_none()) {
+            Some(a) => {
+                Some(std::time::UNIX_EPOCH + Duration::from_secs(totp::unix_time_arg(Some(a))?))
+            }
+            None => None,
+        };
+        let verdict = self
+            .call(py, |engine| {
+                engine.verify_totp(&key, &secret, &code, &params, at)
+            })?
+            .map_err(|e| to_py_err(py, e))?;
+        PyVerdict::new(py, verdict)
+    }
+
     /// Drops the key's codes; ``True`` if one was pending. Limits stay.
     fn revoke(&self, py: Python<'_>, key: &Bound<'_, PyAny>) -> PyResult<bool> {
         let key = key_arg(key)?;
@@ -441,6 +488,7 @@ impl PyEngine {
             ("not_found", s.not_found),
             ("capacity_exceeded", s.capacity_exceeded),
             ("unavailable", s.unavailable),
+            ("replayed", s.replayed),
             ("held", s.held),
         ] {
             d.set_item(name, value)?;

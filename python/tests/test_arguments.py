@@ -100,7 +100,7 @@ def test_exceptions_are_real_classes_of_the_package() -> None:
     for cls in (otpengine.RateLimited, otpengine.KeyLocked, otpengine.CapacityExceeded):
         assert issubclass(cls, otpengine.OtpError) and cls.__module__ == "otpengine"
     assert issubclass(otpengine.OtpError, Exception)
-    assert [s.name for s in otpengine.Status] == ["VERIFIED", "MISMATCH", "LOCKED", "EXPIRED", "NOT_FOUND"]
+    assert [s.name for s in otpengine.Status] == ["VERIFIED", "MISMATCH", "LOCKED", "EXPIRED", "NOT_FOUND", "REPLAYED"]
     assert set(otpengine.__all__) >= {"Engine", "Verdict", "Status", "OtpError", "RateLimited", "KeyLocked", "CapacityExceeded"}
 
 

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import os
 import random
+import time
+from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from urllib.parse import parse_qs, unquote, urlparse
 
@@ -13,6 +16,7 @@ import pyotp
 import pytest
 
 import otpengine
+from otpengine import Status
 
 DIGESTS = {"SHA1": hashlib.sha1, "SHA256": hashlib.sha256, "SHA512": hashlib.sha512}
 
@@ -138,3 +142,68 @@ def test_qr_svg_draws_any_text_up_to_the_largest_code() -> None:
     assert svg.startswith("<?xml") and "<svg" in svg
     with pytest.raises(ValueError, match="text must be"):
         otpengine.qr_svg("x" * 3000)
+
+
+# ---- verify_totp ------------------------------------------------------------------
+
+T0 = 1_700_000_000
+
+
+def test_verify_totp_accepts_pyotps_code_once_and_a_replay_is_not_a_failure(
+    make_engine: Callable[..., otpengine.Engine],
+) -> None:
+    engine = make_engine(max_failures_per_key=3, lockout=600.0)
+    secret = otpengine.new_totp_secret()
+    code = pyotp.TOTP(b32(secret)).at(T0)
+    first = engine.verify_totp("alice", secret, code, at=T0)
+    assert first.status is Status.VERIFIED and bool(first)
+    again = engine.verify_totp("alice", b32(secret), code, at=T0 + 1)  # the base32 form is the same secret
+    assert again.status is Status.REPLAYED and not again
+    assert engine.stats()["replayed"] == 1
+    wrong_code = engine.verify_totp("alice", secret, "000000" if code != "000000" else "111111", at=T0)
+    assert (wrong_code.status, wrong_code.attempts_left) == (Status.MISMATCH, 2)
+    engine.verify_totp("alice", secret, "nope", at=T0)
+    locked = engine.verify_totp("alice", secret, "nope", at=T0)
+    assert (locked.status, locked.retry_after) == (Status.LOCKED, 600.0)
+    engine.advance(600)
+    later = pyotp.TOTP(b32(secret)).at(T0 + 600)
+    assert engine.verify_totp("alice", secret, later, at=datetime.fromtimestamp(T0 + 600, timezone.utc))
+    # The skew edges: one step each way by default, two with skew_back=2.
+    assert engine.verify_totp("k1", secret, pyotp.TOTP(b32(secret)).at(T0 - 30), at=T0)
+    assert engine.verify_totp("k2", secret, pyotp.TOTP(b32(secret)).at(T0 - 60), at=T0).status is Status.MISMATCH
+    assert engine.verify_totp("k3", secret, pyotp.TOTP(b32(secret)).at(T0 - 60), at=T0, skew_back=2)
+
+
+def test_verify_totp_is_apart_from_random_codes_and_needs_a_budget(
+    make_engine: Callable[..., otpengine.Engine],
+) -> None:
+    engine = make_engine(max_failures_per_key=1)
+    secret = otpengine.new_totp_secret()
+    issued = engine.issue("alice")
+    assert engine.verify_totp("alice", secret, "000000", at=T0).status in {Status.LOCKED, Status.MISMATCH}
+    assert engine.verify("alice", issued), "the random code did not notice"
+    with pytest.raises(ValueError, match="^max_failures_per_key must be at least 1 for verify_totp"):
+        make_engine(max_failures_per_key=0).verify_totp("alice", secret, "000000", at=T0)
+    with pytest.raises(ValueError, match="^secret must be between 16 and 64 bytes long, got 8 bytes$"):
+        engine.verify_totp("alice", b"12345678", "000000", at=T0)
+    with pytest.raises(TypeError, match="code must be a str"):
+        engine.verify_totp("alice", secret, b"000000", at=T0)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="aware datetime"):
+        engine.verify_totp("alice", secret, "000000", at=datetime(2026, 1, 1))
+
+
+@pytest.mark.parametrize("var", ["OTPENGINE_REDIS_URL", "OTPENGINE_REDIS_CLUSTER"])
+def test_a_totp_code_verified_on_one_instance_is_replayed_on_the_other(var: str) -> None:
+    url = os.environ.get(var, "")
+    if not url:
+        pytest.skip(f"{var} is not set (make test sets it)")
+    a, b = (
+        otpengine.Engine(redis_url=url, secret=b"otpengine Python test secret 32b", max_failures_per_key=5)
+        for _ in range(2)
+    )
+    key = f"py-totp-{os.getpid()}-{time.time_ns()}"
+    secret = otpengine.new_totp_secret()
+    code = otpengine.totp(secret, at=T0)
+    assert a.verify_totp(key, secret, code, at=T0).status is Status.VERIFIED
+    assert b.verify_totp(key, secret, code, at=T0).status is Status.REPLAYED
+    assert b.verify_totp(key, secret, "000000" if code != "000000" else "1" * 6, at=T0).attempts_left == 4

@@ -56,7 +56,10 @@ def enrol() -> None:
     svg: str = otpengine.qr_svg(uri)
     now: str = otpengine.totp(secret, at=1_700_000_000, digits=6, period=30, algorithm="SHA1")
     token: str = otpengine.hotp(secret, 0)
-    print(len(svg), now, token)
+    engine = otpengine.Engine(manual_clock=True)
+    verdict: otpengine.Verdict = engine.verify_totp("alice", secret, now, at=1_700_000_000)
+    replayed: bool = engine.verify_totp("alice", secret, now, at=1_700_000_000).status is otpengine.Status.REPLAYED
+    print(len(svg), now, token, bool(verdict), replayed)
 
 
 if __name__ == "__main__":
