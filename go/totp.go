@@ -36,6 +36,12 @@ static otp_status go_verify_totp(otp_engine *e, const uint8_t *key, size_t key_l
 	return s;
 }
 
+static otp_status go_unlock_totp(otp_engine *e, const uint8_t *key, size_t key_len, char **err) {
+	otp_status s = otp_unlock_totp(e, key, key_len);
+	if (s != OTP_OK && s != OTP_NOT_FOUND) *err = go_totp_last_error();
+	return s;
+}
+
 static otp_status go_totp_uri(const uint8_t *secret, size_t secret_len, const char *issuer,
                               const char *account, const otp_totp_params *p, char *uri,
                               size_t uri_len, size_t *needed, char **err) {
@@ -228,4 +234,13 @@ func (e *Engine) VerifyTOTP(key, secret []byte, code string, p TOTPParams, at ti
 		return Verdict{Status: Locked, RetryAfter: ms(v.retry_after_ms)}, nil
 	}
 	return Verdict{}, statusError(s, msg)
+}
+
+// UnlockTOTP lifts the lockout of key's TOTP state and clears its failure count
+// (Unlock is for its random codes); true if there was a count. The last
+// accepted step stays. Errors: ErrInvalidArgument, ErrBackendUnavailable, ErrClosed.
+func (e *Engine) UnlockTOTP(key []byte) (bool, error) {
+	return e.keyCall(key, func(ptr *C.otp_engine, k *C.uint8_t, n C.size_t, msg **C.char) C.otp_status {
+		return C.go_unlock_totp(ptr, k, n, msg)
+	})
 }

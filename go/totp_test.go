@@ -112,6 +112,10 @@ func TestVerifyTOTPOnceThenReplayedThenTheBudget(t *testing.T) {
 		t.Fatal(err)
 	}
 	check(code, Verdict{Status: Locked, RetryAfter: 9 * time.Minute})
+	if ok, err := e.UnlockTOTP([]byte("alice")); !ok || err != nil {
+		t.Fatalf("UnlockTOTP: %v, %v", ok, err)
+	}
+	check(code, Verdict{Status: Replayed})
 	if Replayed.String() != "Replayed" {
 		t.Fatalf("name: %v", Replayed)
 	}

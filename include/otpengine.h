@@ -399,6 +399,14 @@ enum otp_status otp_verify_totp(struct otp_engine *engine,
                                 uint64_t unix_time_s,
                                 struct otp_verdict *verdict_out);
 
+// Lifts the lockout of `key`'s TOTP state and clears its failure count
+// (`otp_unlock` is for its random codes). Returns `OTP_OK` if there was a count,
+// `OTP_NOT_FOUND` if not, or an error. The last accepted step stays.
+//
+// # Safety
+// `engine` is NULL or a live handle; `key` is NULL or valid for `key_len` bytes.
+enum otp_status otp_unlock_totp(struct otp_engine *engine, const uint8_t *key, size_t key_len);
+
 #ifdef __cplusplus
 }  // extern "C"
 #endif  // __cplusplus

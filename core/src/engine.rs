@@ -265,6 +265,19 @@ impl Engine {
         }
     }
 
+    /// Lifts the lockout of the key's TOTP state and clears its failure count
+    /// (`unlock` is for its random codes). True if there was a count to clear.
+    /// The last accepted step stays: a code already used stays used.
+    pub fn unlock_totp(&self, key: impl AsRef<[u8]>) -> Result<bool, Error> {
+        let key = key.as_ref();
+        check_key(key)?;
+        match &self.backend {
+            Backend::Memory(m) => Ok(m.unlock_totp(key)),
+            #[cfg(feature = "redis")]
+            Backend::Redis(r) => r.unlock_totp(key),
+        }
+    }
+
     /// Drops the key's codes. True if one of them was still pending. Rate limits
     /// and the failure count stay as they were.
     pub fn revoke(&self, key: impl AsRef<[u8]>) -> Result<bool, Error> {

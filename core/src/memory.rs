@@ -162,6 +162,15 @@ impl Memory {
         })
     }
 
+    /// Lifts the lockout of the key's TOTP state; true if it had failures.
+    pub(crate) fn unlock_totp(&self, key: &[u8]) -> bool {
+        let inner = &*self.inner;
+        inner.reset_if_forked();
+        let hash = inner.digester.totp_key_id(key).table_hash();
+        let now = inner.time.now();
+        inner.shard(hash).lock().unlock(&inner.shared, hash, now)
+    }
+
     pub(crate) fn policy(&self) -> &Policy {
         &self.inner.shared.policy
     }

@@ -8,7 +8,7 @@ use otpengine_core::code::MAX_TYPED_LEN;
 use otpengine_core::totp::{self, HashAlgorithm, TotpParams, SECRET_LEN_RANGE};
 use otpengine_core::{Constraint, Field, Got, InvalidInput, Verdict};
 
-use crate::{call_args, guard, ms, otp_engine, otp_status, Failure};
+use crate::{call_args, guard, key_call, ms, otp_engine, otp_status, Failure};
 
 /// A whole verdict: what `otp_verify` cannot say (`retry_after_ms` on
 /// `OTP_LOCKED`). Written by `otp_verify_totp` on every verdict.
@@ -329,4 +329,20 @@ impl otp_verdict {
             retry_after_ms: 0,
         }
     }
+}
+
+/// Lifts the lockout of `key`'s TOTP state and clears its failure count
+/// (`otp_unlock` is for its random codes). Returns `OTP_OK` if there was a count,
+/// `OTP_NOT_FOUND` if not, or an error. The last accepted step stays.
+///
+/// # Safety
+/// `engine` is NULL or a live handle; `key` is NULL or valid for `key_len` bytes.
+#[no_mangle]
+pub unsafe extern "C" fn otp_unlock_totp(
+    engine: *mut otp_engine,
+    key: *const u8,
+    key_len: usize,
+) -> otp_status {
+    // SAFETY: forwarded from the caller.
+    unsafe { key_call(engine, key, key_len, |e, k| e.unlock_totp(k)) }
 }

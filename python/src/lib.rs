@@ -457,6 +457,13 @@ impl PyEngine {
             .map_err(|e| to_py_err(py, e))
     }
 
+    /// Lifts the lockout of the key's TOTP state; ``True`` if it had failures.
+    fn unlock_totp(&self, py: Python<'_>, key: &Bound<'_, PyAny>) -> PyResult<bool> {
+        let key = key_arg(key)?;
+        self.call(py, |engine| engine.unlock_totp(&key))?
+            .map_err(|e| to_py_err(py, e))
+    }
+
     /// Lifts the key's lockout and clears its failure count; ``True`` if there was one.
     fn unlock(&self, py: Python<'_>, key: &Bound<'_, PyAny>) -> PyResult<bool> {
         let key = key_arg(key)?;

@@ -165,6 +165,12 @@ def test_verify_totp_accepts_pyotps_code_once_and_a_replay_is_not_a_failure(
     engine.verify_totp("alice", secret, "nope", at=T0)
     locked = engine.verify_totp("alice", secret, "nope", at=T0)
     assert (locked.status, locked.retry_after) == (Status.LOCKED, 600.0)
+    assert engine.unlock("alice") is False, "unlock is for random codes"
+    assert engine.unlock_totp("alice") is True
+    assert engine.verify_totp("alice", secret, code, at=T0).status is Status.REPLAYED
+    engine.verify_totp("alice", secret, "nope", at=T0)
+    engine.verify_totp("alice", secret, "nope", at=T0)
+    assert engine.verify_totp("alice", secret, "nope", at=T0).status is Status.LOCKED
     engine.advance(600)
     later = pyotp.TOTP(b32(secret)).at(T0 + 600)
     assert engine.verify_totp("alice", secret, later, at=datetime.fromtimestamp(T0 + 600, timezone.utc))

@@ -392,6 +392,13 @@ impl RedisStore {
         Ok(unlocked == 1)
     }
 
+    /// Lifts the lockout of the key's TOTP state (kept like a random-code key's).
+    pub(crate) fn unlock_totp(&self, key: &[u8]) -> Result<bool, Error> {
+        let names = self.keys.names(self.digester.totp_key_id(key));
+        let (_, unlocked) = self.run(&self.scripts.unlock, &names, &[])?;
+        Ok(unlocked == 1)
+    }
+
     pub(crate) fn stats(&self) -> Stats {
         self.try_stats().unwrap_or_else(|_| {
             let (live, held) = *self.last_gauges.lock();

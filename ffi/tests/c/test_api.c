@@ -450,6 +450,11 @@ static void test_verify_totp(void) {
   CHECK_STATUS(otp_clock_advance(e, 1000), OTP_OK);
   CHECK_STATUS(otp_verify_totp(e, KEY("alice"), secret, 20, code, strlen(code), NULL, t0, &v), OTP_LOCKED);
   CHECK(v.status == OTP_LOCKED && v.retry_after_ms == 599000);
+  CHECK_STATUS(otp_unlock(e, KEY("alice")), OTP_NOT_FOUND); /* random codes: nothing to lift */
+  CHECK_STATUS(otp_unlock_totp(e, KEY("alice")), OTP_OK);
+  CHECK_STATUS(otp_unlock_totp(e, KEY("alice")), OTP_NOT_FOUND);
+  CHECK_STATUS(otp_verify_totp(e, KEY("alice"), secret, 20, code, strlen(code), NULL, t0, &v),
+               OTP_REPLAYED);
   /* Bad arguments: an error, and nothing written to verdict_out. */
   v.status = OTP_INTERNAL_ERROR;
   CHECK_STATUS(otp_verify_totp(e, KEY("bob"), secret, 15, code, strlen(code), NULL, t0, &v),
