@@ -65,9 +65,17 @@ struct ModelKey {
 pub struct Model {
     c: ModelConfig,
     keys: HashMap<u8, ModelKey>,
+    /// TOTP state, a key of its own per key: the last accepted step is its one
+    /// code (the step in `code`, remembered as an expired code accepted at
+    /// `expires_at` with a ttl that runs as long as a replay could be accepted).
+    totp: HashMap<u8, ModelKey>,
     stats: Stats,
     now: u64,
 }
+
+/// The TOTP secret of every model key, and the wall time of the model's time 0.
+pub const TOTP_SECRET: &[u8] = b"model totp secret, 32 bytes long";
+const TOTP_EPOCH_SECS: u64 = 1_700_000_000;
 
 #[derive(Clone, Debug)]
 pub struct ModelConfig {
@@ -125,7 +133,102 @@ impl Model {
                 }
             }
         }
+        for k in self.totp.values_mut() {
+            if k.failures > 0 && now >= k.last_failure_at + c.lockout {
+                k.failures = 0;
+            }
+        }
         self.keys.retain(|_, k| k.forget_at(c) > now);
+        self.totp.retain(|_, k| k.forget_at(c) > now);
+    }
+
+    fn held(&self) -> usize {
+        self.keys.len() + self.totp.len()
+    }
+
+    /// `verify_totp` with the default parameters at wall time `unix_ms`.
+    fn verify_totp(&mut self, key: u8, typed: &[u8], unix_ms: u64) -> Result<Verdict, Error> {
+        self.tick();
+        let (c, now) = (self.c.clone(), self.now);
+        if c.max_failures == 0 {
+            return Err(Error::InvalidInput(crate::InvalidInput {
+                field: crate::Field::MaxFailuresPerKey,
+                constraint: crate::Constraint::Format(""),
+                got: crate::Got::Int(0),
+            }));
+        }
+        if !self.totp.contains_key(&key) && self.held() >= c.capacity {
+            self.stats.capacity_exceeded += 1;
+            return Err(Error::CapacityExceeded {
+                capacity: c.capacity as u64,
+                out_of_memory: None,
+            });
+        }
+        let k = self.totp.entry(key).or_default();
+        if let Some(left) = k.lockout_left(&c, now) {
+            self.stats.locked += 1;
+            return Ok(Verdict::Locked {
+                retry_after: ms(left),
+            });
+        }
+        let p = crate::totp::TotpParams::default();
+        let now_step = unix_ms / 1000 / 30;
+        let typed = totp_canonical(typed);
+        let newest_match = (now_step - 1..=now_step + 1)
+            .filter(|&s| {
+                let code = crate::totp::hotp(TOTP_SECRET, s, p.digits, p.algorithm).unwrap();
+                typed.as_deref() == Some(code.as_str())
+            })
+            .max();
+        let last = k.codes.first().map(|x| x.code.parse::<u64>().unwrap());
+        match newest_match {
+            Some(step) if last.is_none_or(|last| step > last) => {
+                let before = k.codes.first().map_or(0, |x| x.expires_at + x.ttl);
+                let replay_for = ((step + 11) * 30_000).saturating_sub(unix_ms);
+                let until = before.max(now + replay_for);
+                k.codes = vec![ModelCode {
+                    code: step.to_string(),
+                    context: Vec::new(),
+                    expires_at: now,
+                    ttl: until - now,
+                    state: State::Expired,
+                }];
+                k.last_issue_at = now;
+                k.failures = 0;
+                self.stats.verified += 1;
+                Ok(Verdict::Verified)
+            }
+            Some(_) => {
+                self.stats.replayed += 1;
+                Ok(Verdict::Replayed)
+            }
+            None => {
+                k.failures += 1;
+                k.last_failure_at = now;
+                let left = c.max_failures.saturating_sub(k.failures);
+                if left > 0 {
+                    self.stats.mismatched += 1;
+                    Ok(Verdict::Mismatch {
+                        attempts_left: left,
+                    })
+                } else {
+                    self.stats.locked += 1;
+                    Ok(Verdict::Locked {
+                        retry_after: ms(c.lockout),
+                    })
+                }
+            }
+        }
+    }
+
+    fn unlock_totp(&mut self, key: u8) -> bool {
+        self.tick();
+        let Some(k) = self.totp.get_mut(&key) else {
+            return false;
+        };
+        let had = k.failures > 0;
+        k.failures = 0;
+        had
     }
 
     fn issue(
@@ -158,7 +261,7 @@ impl Model {
                     retry_after: ms(wait),
                 });
             }
-        } else if self.keys.len() >= c.capacity {
+        } else if self.held() >= c.capacity {
             self.stats.capacity_exceeded += 1;
             return Err(Error::CapacityExceeded {
                 capacity: c.capacity as u64,
@@ -286,9 +389,24 @@ impl Model {
             .values()
             .filter(|k| k.codes.iter().any(|x| x.state == State::Pending))
             .count() as u64;
-        stats.held = self.keys.len() as u64;
+        stats.held = self.held() as u64;
         stats
     }
+}
+
+/// A TOTP code as typed, canonical: ASCII spaces and hyphens dropped, then six
+/// ASCII digits or nothing.
+fn totp_canonical(typed: &[u8]) -> Option<String> {
+    if typed.len() > MAX_TYPED_LEN {
+        return None;
+    }
+    let kept: Vec<u8> = typed
+        .iter()
+        .copied()
+        .filter(|&b| b != b' ' && b != b'-')
+        .collect();
+    (kept.len() == 6 && kept.iter().all(u8::is_ascii_digit))
+        .then(|| String::from_utf8(kept).expect("digits"))
 }
 
 /// The documented rule: ASCII spaces and hyphens dropped, letters upper-cased for
@@ -374,6 +492,24 @@ pub enum Op {
     Advance {
         ms: u64,
     },
+    VerifyTotp {
+        key: u8,
+        guess: TotpGuess,
+    },
+    UnlockTotp {
+        key: u8,
+    },
+}
+
+/// What a TOTP verify types.
+#[derive(Clone, Debug)]
+pub enum TotpGuess {
+    /// The code of the current step plus this many steps.
+    Step(i8),
+    /// The code of a step, with a hyphen in it.
+    Spaced(i8),
+    /// Arbitrary bytes.
+    Raw(Vec<u8>),
 }
 
 fn context(n: u8) -> &'static [u8] {
@@ -472,6 +608,7 @@ pub fn run(c: ModelConfig, ops: Vec<Op>, stats_every_step: bool) -> Result<(), S
     let mut model = Model {
         c: c.clone(),
         keys: HashMap::new(),
+        totp: HashMap::new(),
         stats: Stats::default(),
         now: 0,
     };
@@ -529,6 +666,46 @@ pub fn run(c: ModelConfig, ops: Vec<Op>, stats_every_step: bool) -> Result<(), S
             Op::Advance { ms: by } => {
                 clock.advance(ms(by));
                 model.now += by;
+            }
+            Op::VerifyTotp { key, ref guess } => {
+                let unix_ms = TOTP_EPOCH_SECS * 1000 + model.now;
+                let step_code = |d: i8| {
+                    let step = (unix_ms / 1000 / 30).saturating_add_signed(d.into());
+                    crate::totp::hotp(TOTP_SECRET, step, 6, crate::totp::HashAlgorithm::Sha1)
+                        .unwrap()
+                        .to_string()
+                };
+                let typed: Vec<u8> = match guess {
+                    TotpGuess::Step(d) => step_code(*d).into_bytes(),
+                    TotpGuess::Spaced(d) => {
+                        let code = step_code(*d);
+                        format!("{}-{}", &code[..3], &code[3..]).into_bytes()
+                    }
+                    TotpGuess::Raw(bytes) => bytes.clone(),
+                };
+                let typed_str = String::from_utf8_lossy(&typed).into_owned();
+                let at = std::time::UNIX_EPOCH + Duration::from_millis(unix_ms);
+                let got = engine.verify_totp(
+                    name(key),
+                    TOTP_SECRET,
+                    &typed_str,
+                    &crate::totp::TotpParams::default(),
+                    Some(at),
+                );
+                let want = model.verify_totp(key, typed_str.as_bytes(), unix_ms);
+                // Errors agree by kind (and field); their messages are the engine's.
+                let kind = |r: &Result<Verdict, Error>| match r {
+                    Ok(v) => format!("{v:?}"),
+                    Err(Error::InvalidInput(e)) => format!("invalid {:?}", e.field),
+                    Err(e) => format!("{e}"),
+                };
+                check_eq!(kind(&got), kind(&want), "{:?} typed {:?}", op, typed_str);
+            }
+            Op::UnlockTotp { key } => {
+                check_eq!(
+                    engine.unlock_totp(name(key)).unwrap(),
+                    model.unlock_totp(key)
+                )
             }
         }
         engine.validate();

@@ -5,7 +5,7 @@
 
 use proptest::prelude::*;
 
-use crate::model::{run, Guess, ModelConfig, Op, Respelling};
+use crate::model::{run, Guess, ModelConfig, Op, Respelling, TotpGuess};
 use crate::Alphabet;
 
 fn config_strategy() -> impl Strategy<Value = ModelConfig> {
@@ -71,6 +71,14 @@ fn respelling() -> impl Strategy<Value = Respelling> {
     ]
 }
 
+fn totp_guess() -> impl Strategy<Value = TotpGuess> {
+    prop_oneof![
+        6 => (-3i8..=3).prop_map(TotpGuess::Step),
+        1 => (-1i8..=1).prop_map(TotpGuess::Spaced),
+        1 => prop::collection::vec(any::<u8>(), 0..10).prop_map(TotpGuess::Raw),
+    ]
+}
+
 fn op_strategy(keys: u8) -> impl Strategy<Value = Op> {
     let guess = prop_oneof![
         4 => Just(Guess::Newest),
@@ -89,6 +97,8 @@ fn op_strategy(keys: u8) -> impl Strategy<Value = Op> {
             .prop_map(|(key, guess, context)| Op::Verify { key, guess, context }),
         1 => (0..keys).prop_map(|key| Op::Revoke { key }),
         1 => (0..keys).prop_map(|key| Op::Unlock { key }),
+        2 => (0..keys, totp_guess()).prop_map(|(key, guess)| Op::VerifyTotp { key, guess }),
+        1 => (0..keys).prop_map(|key| Op::UnlockTotp { key }),
         3 => prop_oneof![
             8 => 0u64..=3000,
             8 => 0u64..=70_000,

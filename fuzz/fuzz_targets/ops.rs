@@ -1,6 +1,6 @@
 //! Decodes the input as an engine configuration and a sequence of operations
-//! (issue, verify with any spelling or arbitrary bytes, revoke, unlock, advance
-//! the clock), runs them against an engine and against the reference model of
+//! (issue, verify with any spelling or arbitrary bytes, revoke, unlock, TOTP
+//! verifies and unlocks, advance the clock), runs them against an engine and against the reference model of
 //! the property test, and fails on the first answer, `len()` or statistic on
 //! which they differ, or on a broken store invariant.
 
@@ -8,7 +8,7 @@
 
 use libfuzzer_sys::arbitrary::{Result, Unstructured};
 use libfuzzer_sys::fuzz_target;
-use otpengine_core::model::{run, Guess, ModelConfig, Op, Respelling};
+use otpengine_core::model::{run, Guess, ModelConfig, Op, Respelling, TotpGuess};
 use otpengine_core::Alphabet;
 
 /// Keys the operations use: few, so that operations meet on the same key, or
@@ -62,7 +62,16 @@ fn decode(u: &mut Unstructured) -> Result<(ModelConfig, Vec<Op>, bool)> {
 
 fn op(u: &mut Unstructured, keys: u8) -> Result<Op> {
     let key = u.int_in_range(0..=keys - 1)?;
-    Ok(match u.int_in_range(0..=9u8)? {
+    Ok(match u.int_in_range(0..=11u8)? {
+        10 => Op::VerifyTotp {
+            key,
+            guess: match u.int_in_range(0..=7u8)? {
+                0..=5 => TotpGuess::Step(u.int_in_range(-3..=3)?),
+                6 => TotpGuess::Spaced(u.int_in_range(-1..=1)?),
+                _ => TotpGuess::Raw(u.arbitrary()?),
+            },
+        },
+        11 => Op::UnlockTotp { key },
         0..=2 => Op::Issue {
             key,
             context: u.int_in_range(0..=2)?,
