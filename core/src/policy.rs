@@ -277,7 +277,7 @@ pub(crate) fn check_ttl(ttl: Duration) -> Result<Millis, InvalidInput> {
     duration(Field::Ttl, ttl, TTL_RANGE)
 }
 
-fn count(field: Field, value: u32, (min, max): (u32, u32)) -> Result<(), InvalidInput> {
+pub(crate) fn count(field: Field, value: u32, (min, max): (u32, u32)) -> Result<(), InvalidInput> {
     // Bounds come from the same constants as `constraint(field)`.
     if (min..=max).contains(&value) {
         return Ok(());

@@ -122,8 +122,8 @@ impl TotpParams {
                 got: Got::Duration(self.period),
             });
         }
-        check_count(Field::TotpSkewBack, self.skew_back, SKEW_RANGE)?;
-        check_count(Field::TotpSkewAhead, self.skew_ahead, SKEW_RANGE)
+        crate::policy::count(Field::TotpSkewBack, self.skew_back, SKEW_RANGE)?;
+        crate::policy::count(Field::TotpSkewAhead, self.skew_ahead, SKEW_RANGE)
     }
 
     /// The period in whole seconds (valid parameters only).
@@ -248,7 +248,7 @@ impl TotpCheck {
 /// A new random secret of `len` bytes (16 to 64; apps expect 20) from the
 /// operating system, wiped on drop.
 pub fn generate_secret(len: usize) -> Result<Zeroizing<Vec<u8>>, InvalidInput> {
-    check_secret_len(len)?;
+    check_secret_length(len)?;
     let mut secret = Zeroizing::new(vec![0u8; len]);
     getrandom::fill(&mut secret).expect("the operating system's random source failed");
     Ok(secret)
@@ -370,10 +370,12 @@ fn percent_encode(out: &mut String, text: &str) {
 }
 
 pub(crate) fn check_secret(secret: &[u8]) -> Result<(), InvalidInput> {
-    check_secret_len(secret.len())
+    check_secret_length(secret.len())
 }
 
-fn check_secret_len(len: usize) -> Result<(), InvalidInput> {
+/// Checks a TOTP or HOTP secret's length (16..=64 bytes), for front ends that
+/// check a length before they form the bytes.
+pub fn check_secret_length(len: usize) -> Result<(), InvalidInput> {
     let (min, max) = SECRET_LEN_RANGE;
     if (min..=max).contains(&len) {
         return Ok(());
@@ -386,21 +388,7 @@ fn check_secret_len(len: usize) -> Result<(), InvalidInput> {
 }
 
 fn check_digits(digits: u32) -> Result<(), InvalidInput> {
-    check_count(Field::TotpDigits, digits, DIGITS_RANGE)
-}
-
-fn check_count(field: Field, value: u32, (min, max): (u32, u32)) -> Result<(), InvalidInput> {
-    if (min..=max).contains(&value) {
-        return Ok(());
-    }
-    Err(InvalidInput {
-        field,
-        constraint: Constraint::Range {
-            min: min.into(),
-            max: max.into(),
-        },
-        got: Got::Int(value.into()),
-    })
+    crate::policy::count(Field::TotpDigits, digits, DIGITS_RANGE)
 }
 
 fn check_label(field: Field, text: &str) -> Result<(), InvalidInput> {

@@ -5,8 +5,8 @@ use std::ffi::{c_char, CStr};
 use std::time::Duration;
 
 use otpengine_core::code::MAX_TYPED_LEN;
-use otpengine_core::totp::{self, HashAlgorithm, TotpParams, SECRET_LEN_RANGE};
-use otpengine_core::{Constraint, Field, Got, InvalidInput, Verdict};
+use otpengine_core::totp::{self, HashAlgorithm, TotpParams};
+use otpengine_core::Verdict;
 
 use crate::{call_args, guard, key_call, ms, otp_engine, otp_status, Failure};
 
@@ -66,19 +66,7 @@ pub(crate) unsafe fn params(params: *const otp_totp_params) -> Result<TotpParams
 /// `ptr` is NULL or valid for reads of `len` bytes.
 pub(crate) unsafe fn secret<'a>(ptr: *const u8, len: usize) -> Result<&'a [u8], Failure> {
     // SAFETY: forwarded from the caller.
-    unsafe {
-        crate::bytes(ptr, len, "secret", false, |len| {
-            let (min, max) = SECRET_LEN_RANGE;
-            if (min..=max).contains(&len) {
-                return Ok(());
-            }
-            Err(InvalidInput {
-                field: Field::TotpSecret,
-                constraint: Constraint::Length { min, max },
-                got: Got::Bytes(len),
-            })
-        })
-    }
+    unsafe { crate::bytes(ptr, len, "secret", false, totp::check_secret_length) }
 }
 
 /// A NUL-terminated UTF-8 string argument.

@@ -305,6 +305,11 @@ impl RedisStore {
             .unwrap_or_default();
         let names = self.keys.names(key_id);
         let (reply, value) = self.run(&self.scripts.verify, &names, &[&guess])?;
+        self.verdict(reply, value)
+    }
+
+    /// A verify script's reply as a verdict, counted.
+    fn verdict(&self, reply: i64, value: i64) -> Result<Verdict, Error> {
         let c = &self.counters;
         let (counter, verdict) = match reply {
             scripts::OK => (&c.verified, Verdict::Verified),
@@ -322,6 +327,7 @@ impl RedisStore {
             ),
             scripts::EXPIRED => (&c.expired, Verdict::Expired),
             scripts::NOT_FOUND => (&c.not_found, Verdict::NotFound),
+            scripts::REPLAYED => (&c.replayed, Verdict::Replayed),
             other => return Err(self.unknown_reply(other)),
         };
         AtomicCounters::bump(counter);
@@ -348,33 +354,14 @@ impl RedisStore {
         args.extend(check.replay_for.iter().map(u64::to_string));
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let (reply, value) = self.run(&self.scripts.verify_totp, &names, &args)?;
-        let c = &self.counters;
-        let (counter, verdict) = match reply {
-            scripts::OK => (&c.verified, Verdict::Verified),
-            scripts::REPLAYED => (&c.replayed, Verdict::Replayed),
-            scripts::MISMATCH => (
-                &c.mismatched,
-                Verdict::Mismatch {
-                    attempts_left: u32::try_from(value).unwrap_or(0),
-                },
-            ),
-            scripts::LOCKED => (
-                &c.locked,
-                Verdict::Locked {
-                    retry_after: Duration::from_millis(value.max(0) as u64),
-                },
-            ),
-            scripts::FULL => {
-                AtomicCounters::bump(&c.capacity_exceeded);
-                return Err(Error::CapacityExceeded {
-                    capacity: self.policy.capacity,
-                    out_of_memory: None,
-                });
-            }
-            other => return Err(self.unknown_reply(other)),
-        };
-        AtomicCounters::bump(counter);
-        Ok(verdict)
+        if reply == scripts::FULL {
+            AtomicCounters::bump(&self.counters.capacity_exceeded);
+            return Err(Error::CapacityExceeded {
+                capacity: self.policy.capacity,
+                out_of_memory: None,
+            });
+        }
+        self.verdict(reply, value)
     }
 
     pub(crate) fn revoke(&self, key: &[u8]) -> Result<bool, Error> {

@@ -285,3 +285,27 @@ local function prune(index, budget)
     redis.call('ZREM', index, unpack(stale))
   end
 end
+
+-- A new key's state, or nil when the store already holds `capacity` keys (after
+-- forgetting whatever is past). Only a new key adds index entries (two at most),
+-- so pruning here, up to PRUNE_BUDGET each time, keeps the indexes from growing
+-- with stale ones.
+local function new_state()
+  if capacity > 0 then
+    redis.call('ZREMRANGEBYSCORE', held_key, '-inf', int(now))
+    if redis.call('ZCARD', held_key) >= capacity then
+      return nil
+    end
+  end
+  prune(held_key, PRUNE_BUDGET)
+  prune(live_key, PRUNE_BUDGET)
+  return {
+    attempts = 0,
+    window_start = 0,
+    window_count = 0,
+    last_failure = 0,
+    failures = 0,
+    codes = {},
+    stored_codes = 0,
+  }
+end

@@ -15,26 +15,10 @@ if st then
     return { RATE_LIMITED, wait }
   end
 else
-  if capacity > 0 then
-    -- A new key while the store is full: first forget whatever is past.
-    redis.call('ZREMRANGEBYSCORE', held_key, '-inf', int(now))
-    if redis.call('ZCARD', held_key) >= capacity then
-      return { FULL, 0 }
-    end
+  st = new_state()
+  if not st then
+    return { FULL, 0 }
   end
-  -- Only a new key adds index entries (two at most), so pruning here, up to
-  -- PRUNE_BUDGET each time, keeps the indexes from growing with stale ones.
-  prune(held_key, PRUNE_BUDGET)
-  prune(live_key, PRUNE_BUDGET)
-  st = {
-    attempts = 0,
-    window_start = 0,
-    window_count = 0,
-    last_failure = 0,
-    failures = 0,
-    codes = {},
-    stored_codes = 0,
-  }
 end
 
 -- With codes_per_key > 1 the newest code, if still pending or expired, becomes

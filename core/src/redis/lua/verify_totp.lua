@@ -13,23 +13,11 @@ local matched = tonumber(ARGV[13])
 
 local st = current()
 if not st then
-  if capacity > 0 then
-    redis.call('ZREMRANGEBYSCORE', held_key, '-inf', int(now))
-    if redis.call('ZCARD', held_key) >= capacity then
-      return { FULL, 0 }
-    end
+  st = new_state()
+  if not st then
+    return { FULL, 0 }
   end
-  prune(held_key, PRUNE_BUDGET)
-  prune(live_key, PRUNE_BUDGET)
-  st = {
-    attempts = 0,
-    window_start = 0,
-    window_count = 0,
-    last_failure = 0,
-    failures = 0,
-    codes = { { digest = '0', expires_at = 0, ttl = 0, state = EMPTY } },
-    stored_codes = 0,
-  }
+  st.codes = { { digest = '0', expires_at = 0, ttl = 0, state = EMPTY } }
 end
 local left = lockout_left(st)
 if left then
