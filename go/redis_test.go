@@ -221,3 +221,32 @@ func TestRedisOutageIsErrBackendUnavailableAndTheEngineRecovers(t *testing.T) {
 		t.Fatalf("after the restart: %+v %v", v, err)
 	}
 }
+
+// A TOTP code verified on one instance is a replay on the other; failures are
+// counted across both.
+func TestTOTPAcrossInstances(t *testing.T) {
+	for _, name := range []string{"OTPENGINE_REDIS_URL", "OTPENGINE_REDIS_CLUSTER"} {
+		t.Run(name, func(t *testing.T) {
+			url := redisEnv(t, name)
+			a, b := redisEngine(t, url), redisEngine(t, url)
+			key := []byte(fmt.Sprintf("go-totp-%d", time.Now().UnixNano()))
+			secret := []byte("12345678901234567890")
+			p := DefaultTOTPParams()
+			t0 := time.Unix(1_700_000_000, 0)
+			code, err := TOTP(secret, t0, p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if v, err := a.VerifyTOTP(key, secret, code, p, t0); err != nil || v.Status != Verified {
+				t.Fatalf("first: %+v, %v", v, err)
+			}
+			if v, err := b.VerifyTOTP(key, secret, code, p, t0); err != nil || v.Status != Replayed {
+				t.Fatalf("other instance: %+v, %v", v, err)
+			}
+			b.VerifyTOTP(key, secret, "x", p, t0)
+			if v, err := a.VerifyTOTP(key, secret, "x", p, t0); err != nil || v != (Verdict{Status: Mismatch, AttemptsLeft: 98}) {
+				t.Fatalf("failures across instances: %+v, %v", v, err)
+			}
+		})
+	}
+}

@@ -116,6 +116,20 @@ func TestVerifyTOTPOnceThenReplayedThenTheBudget(t *testing.T) {
 		t.Fatalf("UnlockTOTP: %v, %v", ok, err)
 	}
 	check(code, Verdict{Status: Replayed})
+	// The skew edges: one step each way by default, none with SkewBack 0.
+	near, _ := TOTP(secret, t0.Add(-30*time.Second), p)
+	far, _ := TOTP(secret, t0.Add(-60*time.Second), p)
+	if v, _ := e.VerifyTOTP([]byte("k1"), secret, near, p, t0); v.Status != Verified {
+		t.Fatalf("one step back: %+v", v)
+	}
+	if v, _ := e.VerifyTOTP([]byte("k2"), secret, far, p, t0); v.Status != Mismatch {
+		t.Fatalf("two steps back: %+v", v)
+	}
+	strict := p
+	strict.SkewBack = 0
+	if v, _ := e.VerifyTOTP([]byte("k3"), secret, near, strict, t0); v.Status != Mismatch {
+		t.Fatalf("no skew back: %+v", v)
+	}
 	if Replayed.String() != "Replayed" {
 		t.Fatalf("name: %v", Replayed)
 	}

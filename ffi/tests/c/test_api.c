@@ -455,6 +455,21 @@ static void test_verify_totp(void) {
   CHECK_STATUS(otp_unlock_totp(e, KEY("alice")), OTP_NOT_FOUND);
   CHECK_STATUS(otp_verify_totp(e, KEY("alice"), secret, 20, code, strlen(code), NULL, t0, &v),
                OTP_REPLAYED);
+  /* The skew edges: one step each way by default, none with skew 0. */
+  char near[16], far[16];
+  CHECK_STATUS(otp_totp(secret, 20, t0 - 30, NULL, near, sizeof near), OTP_OK);
+  CHECK_STATUS(otp_totp(secret, 20, t0 - 60, NULL, far, sizeof far), OTP_OK);
+  CHECK_STATUS(otp_verify_totp(e, KEY("k1"), secret, 20, near, strlen(near), NULL, t0, NULL), OTP_OK);
+  CHECK_STATUS(otp_verify_totp(e, KEY("k2"), secret, 20, far, strlen(far), NULL, t0, NULL), OTP_MISMATCH);
+  otp_totp_params strict;
+  otp_totp_params_default(&strict);
+  strict.skew_back = 0;
+  CHECK_STATUS(otp_verify_totp(e, KEY("k3"), secret, 20, near, strlen(near), &strict, t0, NULL),
+               OTP_MISMATCH);
+  /* Apart from random codes: alice's TOTP lockout leaves her random code alone. */
+  char issued[16];
+  CHECK_STATUS(otp_issue(e, KEY("alice"), NULL, 0, 0, issued, sizeof issued, NULL), OTP_OK);
+  CHECK_STATUS(otp_verify(e, KEY("alice"), issued, strlen(issued), NULL, 0, NULL), OTP_OK);
   /* Bad arguments: an error, and nothing written to verdict_out. */
   v.status = OTP_INTERNAL_ERROR;
   CHECK_STATUS(otp_verify_totp(e, KEY("bob"), secret, 15, code, strlen(code), NULL, t0, &v),

@@ -126,6 +126,31 @@ static const char *server(const char *var) {
   return NULL;
 }
 
+/* A TOTP code verified on one instance is a replay on the other; a failure
+ * counted on one is seen by the other. Keys are fresh per run. */
+static void test_totp_across_instances(const char *url) {
+  otp_engine *a = redis_engine(url), *b = redis_engine(url);
+  char key[64];
+  snprintf(key, sizeof key, "c-totp-%d", rand());
+  const uint8_t *secret = (const uint8_t *)"12345678901234567890";
+  const uint64_t t0 = 1700000000;
+  char code[16];
+  CHECK_STATUS(otp_totp(secret, 20, t0, NULL, code, sizeof code), OTP_OK);
+  otp_verdict v;
+  CHECK_STATUS(otp_verify_totp(a, (const uint8_t *)key, strlen(key), secret, 20, code, strlen(code),
+                               NULL, t0, &v), OTP_OK);
+  CHECK_STATUS(otp_verify_totp(b, (const uint8_t *)key, strlen(key), secret, 20, code, strlen(code),
+                               NULL, t0, &v), OTP_REPLAYED);
+  CHECK_STATUS(otp_verify_totp(b, (const uint8_t *)key, strlen(key), secret, 20, "x", 1, NULL, t0, &v),
+               OTP_MISMATCH);
+  CHECK_STATUS(otp_verify_totp(a, (const uint8_t *)key, strlen(key), secret, 20, "x", 1, NULL, t0, &v),
+               OTP_MISMATCH);
+  CHECK(v.attempts_left == 98); /* the default budget of 100, two spent across both */
+  CHECK_STATUS(otp_unlock_totp(b, (const uint8_t *)key, strlen(key)), OTP_OK);
+  otp_engine_free(a);
+  otp_engine_free(b);
+}
+
 int main(void) {
   srand((unsigned)time(NULL));
   test_an_unreachable_server_is_backend_unavailable();
@@ -133,8 +158,12 @@ int main(void) {
   if (url != NULL) {
     test_arguments_are_checked(url);
     test_two_instances_share_one_store(url);
+    test_totp_across_instances(url);
   }
   const char *cluster = server("OTPENGINE_REDIS_CLUSTER");
-  if (cluster != NULL) test_two_instances_share_one_store(cluster);
+  if (cluster != NULL) {
+    test_two_instances_share_one_store(cluster);
+    test_totp_across_instances(cluster);
+  }
   DONE();
 }
