@@ -249,15 +249,13 @@ impl Engine {
             .into());
         }
         let at = at.unwrap_or_else(SystemTime::now);
-        let unix_ms = at
-            .duration_since(UNIX_EPOCH)
-            .map_err(|_| InvalidInput {
-                field: Field::TotpAt,
-                constraint: Constraint::Format("a time at or after 1970-01-01 UTC"),
-                got: Got::Raw(format!("{at:?}")),
-            })?
-            .as_millis();
-        let unix_ms = u64::try_from(unix_ms).unwrap_or(u64::MAX);
+        let since_1970 = at.duration_since(UNIX_EPOCH).map_err(|_| InvalidInput {
+            field: Field::TotpAt,
+            constraint: Constraint::Format("a time between 1970-01-01 and 9999-12-31 UTC"),
+            got: Got::Raw(format!("{at:?}")),
+        })?;
+        crate::totp::check_unix_time(since_1970.as_secs())?;
+        let unix_ms = since_1970.as_millis() as u64; // at most 2.6e14 after the check
         match &self.backend {
             Backend::Memory(m) => m.verify_totp(key, secret, code.as_bytes(), params, unix_ms),
             #[cfg(feature = "redis")]

@@ -29,6 +29,9 @@ pub const SKEW_RANGE: (u32, u32) = (0, 10);
 pub const SECRET_LEN_RANGE: (usize, usize) = (16, 64);
 /// The length [`generate_secret`] is asked for by front ends that let it default.
 pub const DEFAULT_SECRET_LEN: usize = 20;
+/// The latest time TOTP codes are computed for: the end of year 9999 UTC, in
+/// Unix seconds (times past it would overflow the step arithmetic).
+pub const MAX_UNIX_TIME: u64 = 253_402_300_799;
 /// Bounds of an issuer's or account's length in an enrolment URI, in bytes.
 pub const LABEL_LEN_RANGE: (usize, usize) = (1, 255);
 
@@ -150,10 +153,12 @@ pub fn hotp(
     Ok(hotp_unchecked(secret, counter, digits, algorithm))
 }
 
-/// The TOTP code of `secret` at `unix_time` (seconds since 1970, UTC; RFC 6238 §4).
+/// The TOTP code of `secret` at `unix_time` (seconds since 1970, UTC, up to
+/// [`MAX_UNIX_TIME`]; RFC 6238 §4).
 pub fn totp(secret: &[u8], unix_time: u64, params: &TotpParams) -> Result<Code, InvalidInput> {
     check_secret(secret)?;
     params.validate()?;
+    check_unix_time(unix_time)?;
     Ok(hotp_unchecked(
         secret,
         params.step(unix_time),
@@ -367,6 +372,18 @@ fn percent_encode(out: &mut String, text: &str) {
             write!(out, "%{b:02X}").expect("writing to a String");
         }
     }
+}
+
+/// Checks a time for TOTP: Unix seconds from 1970 to the end of 9999.
+pub fn check_unix_time(unix_time: u64) -> Result<(), InvalidInput> {
+    if unix_time <= MAX_UNIX_TIME {
+        return Ok(());
+    }
+    Err(InvalidInput {
+        field: Field::TotpAt,
+        constraint: Constraint::Format("a time between 1970-01-01 and 9999-12-31 UTC"),
+        got: Got::Raw(format!("{unix_time} s after 1970")),
+    })
 }
 
 pub(crate) fn check_secret(secret: &[u8]) -> Result<(), InvalidInput> {

@@ -1110,7 +1110,14 @@ fn bad_totp_arguments_are_errors_that_change_nothing(b: Backend) {
     assert!(err(f
         .engine
         .verify_totp("k", TOTP_SECRET, &code, &p, before_1970))
-    .starts_with("at must be a time at or after 1970"));
+    .starts_with("at must be a time between 1970-01-01 and 9999-12-31 UTC"));
+    let year_10000 = at(totp::MAX_UNIX_TIME + 1);
+    assert!(err(f
+        .engine
+        .verify_totp("k", TOTP_SECRET, &code, &p, year_10000))
+    .starts_with("at must be a time between 1970-01-01 and 9999-12-31 UTC"));
+    assert!(totp::totp(TOTP_SECRET, totp::MAX_UNIX_TIME + 1, &p).is_err());
+    assert!(totp::totp(TOTP_SECRET, totp::MAX_UNIX_TIME, &p).is_ok());
     // None of that touched the key: its first real verify is a fresh one.
     assert_eq!(f.verify_totp("k", &code, T0), Verdict::Verified);
     // Without a failure budget, TOTP is refused outright: a long-lived secret.

@@ -20,7 +20,10 @@
 
 mod totp;
 
-pub use totp::{otp_totp_params, otp_verdict};
+pub use totp::{
+    otp_hotp, otp_totp, otp_totp_params, otp_totp_params_default, otp_totp_uri, otp_unlock_totp,
+    otp_verdict, otp_verify_totp,
+};
 
 use std::cell::RefCell;
 use std::ffi::{c_char, CStr};

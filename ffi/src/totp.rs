@@ -281,8 +281,13 @@ pub unsafe extern "C" fn otp_verify_totp(
         };
         // Not UTF-8 cannot be a code: an ordinary counted mismatch, as in otp_verify.
         let typed = std::str::from_utf8(typed).unwrap_or("\u{fffd}");
-        let at =
-            (unix_time_s != 0).then(|| std::time::UNIX_EPOCH + Duration::from_secs(unix_time_s));
+        let at = match unix_time_s {
+            0 => None,
+            secs => {
+                totp::check_unix_time(secs)?;
+                Some(std::time::UNIX_EPOCH + Duration::from_secs(secs))
+            }
+        };
         let verdict = match engine.verify_totp(key, secret, typed, &params, at)? {
             Verdict::Verified => otp_verdict::of(otp_status::OTP_OK),
             Verdict::Replayed => otp_verdict::of(otp_status::OTP_REPLAYED),

@@ -1,6 +1,7 @@
 //! Drives the C ABI with arbitrary bytes for keys, codes and contexts, arbitrary
 //! lengths up to past the limits, buffers of every size, NULL where the header
-//! allows it to be checked, and arbitrary configurations. Every call must return
+//! allows it to be checked, and arbitrary configurations; the TOTP calls with
+//! arbitrary secrets, parameters and times. Every call must return
 //! one of its documented statuses (never `OTP_INTERNAL_ERROR`, a caught panic),
 //! write nothing past the lengths it was given, and leave the engine usable.
 //! Built with AddressSanitizer by `make fuzz`.
@@ -14,8 +15,9 @@ use libfuzzer_sys::arbitrary::{Result, Unstructured};
 use libfuzzer_sys::fuzz_target;
 use otpengine::{
     otp_clock_advance, otp_config, otp_config_default, otp_engine, otp_engine_free, otp_engine_new,
-    otp_engine_stats, otp_issue, otp_issued, otp_last_error, otp_revoke, otp_stats, otp_status,
-    otp_status_str, otp_unlock, otp_verify,
+    otp_engine_stats, otp_hotp, otp_issue, otp_issued, otp_last_error, otp_revoke, otp_stats,
+    otp_status, otp_status_str, otp_totp, otp_totp_params, otp_totp_uri, otp_unlock,
+    otp_unlock_totp, otp_verdict, otp_verify, otp_verify_totp,
 };
 
 /// Bytes written after every output buffer, checked to be untouched.
@@ -51,7 +53,7 @@ fn exercise(u: &mut Unstructured) -> Result<()> {
 fn calls(u: &mut Unstructured, engine: *mut otp_engine) -> Result<()> {
     let mut last_code: Vec<u8> = Vec::new();
     while !u.is_empty() {
-        match u.int_in_range(0..=5u8)? {
+        match u.int_in_range(0..=8u8)? {
             0 | 1 => {
                 let key = bytes(u)?;
                 let context = bytes(u)?;
@@ -171,6 +173,136 @@ fn calls(u: &mut Unstructured, engine: *mut otp_engine) -> Result<()> {
                 let status = unsafe { otp_clock_advance(engine, ms) };
                 expect(status, &[otp_status::OTP_OK], "clock_advance");
             }
+            6 => {
+                let key = bytes(u)?;
+                let secret = bytes(u)?;
+                let typed = bytes(u)?;
+                let params = totp_params(u)?;
+                let mut verdict = otp_verdict {
+                    status: otp_status::OTP_INTERNAL_ERROR,
+                    attempts_left: 0,
+                    retry_after_ms: 0,
+                };
+                // SAFETY: every pointer is NULL or valid for the length passed with it.
+                let status = unsafe {
+                    if u.arbitrary()? {
+                        otp_unlock_totp(engine, key.ptr(), key.len)
+                    } else {
+                        otp_verify_totp(
+                            engine,
+                            key.ptr(),
+                            key.len,
+                            secret.ptr(),
+                            secret.len,
+                            typed.ptr().cast::<c_char>(),
+                            typed.len,
+                            params.as_ref().map_or(ptr::null(), |p| p),
+                            u.arbitrary()?,
+                            if u.arbitrary()? {
+                                ptr::null_mut()
+                            } else {
+                                &mut verdict
+                            },
+                        )
+                    }
+                };
+                use otp_status::*;
+                expect(
+                    status,
+                    &[
+                        OTP_OK,
+                        OTP_MISMATCH,
+                        OTP_LOCKED,
+                        OTP_REPLAYED,
+                        OTP_NOT_FOUND,
+                        OTP_CAPACITY_EXCEEDED,
+                        OTP_INVALID_ARGUMENT,
+                    ],
+                    "verify_totp/unlock_totp",
+                );
+            }
+            7 => {
+                let secret = bytes(u)?;
+                let params = totp_params(u)?;
+                let out_len = u.int_in_range(0..=12usize)?;
+                let mut out = vec![CANARY; out_len + 8];
+                // SAFETY: every pointer is NULL or valid for the length passed with it.
+                let status = unsafe {
+                    if u.arbitrary()? {
+                        otp_hotp(
+                            secret.ptr(),
+                            secret.len,
+                            u.arbitrary()?,
+                            u.arbitrary()?,
+                            u.arbitrary()?,
+                            out.as_mut_ptr().cast::<c_char>(),
+                            out_len,
+                        )
+                    } else {
+                        otp_totp(
+                            secret.ptr(),
+                            secret.len,
+                            u.arbitrary()?,
+                            params.as_ref().map_or(ptr::null(), |p| p),
+                            out.as_mut_ptr().cast::<c_char>(),
+                            out_len,
+                        )
+                    }
+                };
+                use otp_status::*;
+                expect(
+                    status,
+                    &[OTP_OK, OTP_BUFFER_TOO_SMALL, OTP_INVALID_ARGUMENT],
+                    "hotp/totp",
+                );
+                assert!(
+                    out[out_len..].iter().all(|&b| b == CANARY),
+                    "otp_hotp/otp_totp wrote past code_out_len"
+                );
+            }
+            8 => {
+                let secret = bytes(u)?;
+                let params = totp_params(u)?;
+                let text = |u: &mut Unstructured| -> Result<Option<std::ffi::CString>> {
+                    if u.ratio(1, 8)? {
+                        return Ok(None);
+                    }
+                    let raw: Vec<u8> = u.arbitrary()?;
+                    let raw: Vec<u8> = raw.into_iter().map(|b| b.max(1)).collect();
+                    Ok(Some(std::ffi::CString::new(raw).expect("no NUL")))
+                };
+                let (issuer, account) = (text(u)?, text(u)?);
+                let out_len = u.int_in_range(0..=300usize)?;
+                let mut out = vec![CANARY; out_len + 8];
+                let mut needed = usize::MAX;
+                // SAFETY: every pointer is NULL or valid for the length passed with it;
+                // the strings are NUL-terminated.
+                let status = unsafe {
+                    otp_totp_uri(
+                        secret.ptr(),
+                        secret.len,
+                        issuer.as_ref().map_or(ptr::null(), |s| s.as_ptr()),
+                        account.as_ref().map_or(ptr::null(), |s| s.as_ptr()),
+                        params.as_ref().map_or(ptr::null(), |p| p),
+                        out.as_mut_ptr().cast::<c_char>(),
+                        out_len,
+                        &mut needed,
+                    )
+                };
+                use otp_status::*;
+                expect(
+                    status,
+                    &[OTP_OK, OTP_BUFFER_TOO_SMALL, OTP_INVALID_ARGUMENT],
+                    "totp_uri",
+                );
+                assert!(
+                    out[out_len..].iter().all(|&b| b == CANARY),
+                    "otp_totp_uri wrote past uri_out_len"
+                );
+                if status == OTP_BUFFER_TOO_SMALL {
+                    assert!(needed > out_len, "the length needed is reported");
+                }
+            }
             _ => {
                 let mut stats = std::mem::MaybeUninit::<otp_stats>::zeroed();
                 // SAFETY: `engine` is a live handle, `stats` valid for a write.
@@ -180,6 +312,27 @@ fn calls(u: &mut Unstructured, engine: *mut otp_engine) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// TOTP parameters: NULL (the defaults), valid ones, or any integers.
+fn totp_params(u: &mut Unstructured) -> Result<Option<otp_totp_params>> {
+    Ok(match u.int_in_range(0..=2u8)? {
+        0 => None,
+        1 => Some(otp_totp_params {
+            digits: u.int_in_range(6..=8)?,
+            period_s: u.int_in_range(10..=300)?,
+            algorithm: u.int_in_range(0..=2)?,
+            skew_back: u.int_in_range(0..=10)?,
+            skew_ahead: u.int_in_range(0..=10)?,
+        }),
+        _ => Some(otp_totp_params {
+            digits: u.arbitrary()?,
+            period_s: u.arbitrary()?,
+            algorithm: u.arbitrary()?,
+            skew_back: u.arbitrary()?,
+            skew_ahead: u.arbitrary()?,
+        }),
+    })
 }
 
 /// Bytes with a length to pass: sometimes NULL (length 0 or not), sometimes

@@ -91,7 +91,9 @@ pub(crate) fn unix_time_arg(at: Option<&Bound<'_, PyAny>>) -> PyResult<u64> {
             repr(at)
         )));
     }
-    Ok(seconds.floor() as u64)
+    let seconds = seconds.floor() as u64; // saturating: a huge float is refused below
+    core_totp::check_unix_time(seconds).map_err(|e| value_error(&e))?;
+    Ok(seconds)
 }
 
 /// The HOTP code (RFC 4226) of ``secret`` at ``counter``.

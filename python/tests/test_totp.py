@@ -79,6 +79,8 @@ def test_at_takes_seconds_and_aware_datetimes_only() -> None:
         otpengine.totp(secret, at=datetime(2026, 12, 2, 12, 0, 0))
     with pytest.raises(ValueError, match="at must be a time at or after 1970"):
         otpengine.totp(secret, at=-1)
+    with pytest.raises(ValueError, match="at must be a time between 1970-01-01 and 9999-12-31 UTC"):
+        otpengine.totp(secret, at=1e300)
     with pytest.raises(TypeError, match="at must be Unix seconds"):
         otpengine.totp(secret, at="now")  # type: ignore[arg-type]
     # None is now, by this host's clock, as pyotp's now().
