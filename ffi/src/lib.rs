@@ -18,6 +18,7 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
 
+mod signals;
 mod totp;
 
 pub use totp::{
@@ -470,7 +471,8 @@ pub unsafe extern "C" fn otp_engine_new_redis(
             response_timeout: Duration::from_millis(config.redis_response_timeout_ms),
             ..RedisOptions::new(url, secret)
         };
-        let engine = Engine::new_redis(to_config(config)?, options)?;
+        let config = to_config(config)?;
+        let engine = signals::connecting(|| Engine::new_redis(config, options))?;
         *engine_out = Box::into_raw(Box::new(otp_engine { engine }));
         Ok(otp_status::OTP_OK)
     })
@@ -549,11 +551,13 @@ pub unsafe extern "C" fn otp_issue(
                 ),
             ));
         }
-        let result = if ttl_ms == 0 {
-            engine.issue(key, context)
-        } else {
-            engine.issue_with_ttl(key, context, Duration::from_millis(ttl_ms))
-        };
+        let result = signals::shielded(engine, || {
+            if ttl_ms == 0 {
+                engine.issue(key, context)
+            } else {
+                engine.issue_with_ttl(key, context, Duration::from_millis(ttl_ms))
+            }
+        });
         let (status, report) = match result {
             Ok(issued) => {
                 // SAFETY: code_out is non-NULL and holds at least code_length + 1 bytes.
@@ -619,7 +623,8 @@ pub unsafe extern "C" fn otp_verify(
         let typed = unsafe {
             std::slice::from_raw_parts(code.cast::<u8>(), code_len.min(MAX_TYPED_LEN + 1))
         };
-        let (status, attempts_left) = match engine.verify(key, typed, context)? {
+        let verdict = signals::shielded(engine, || engine.verify(key, typed, context))?;
+        let (status, attempts_left) = match verdict {
             Verdict::Verified => (otp_status::OTP_OK, 0),
             Verdict::Mismatch { attempts_left } => (otp_status::OTP_MISMATCH, attempts_left),
             Verdict::Locked { .. } => (otp_status::OTP_LOCKED, 0),
@@ -684,7 +689,7 @@ unsafe fn key_call(
     guard(|| {
         // SAFETY: forwarded from the caller.
         let (engine, key, _) = unsafe { call_args(engine, key, key_len, None) }?;
-        Ok(match op(engine, key)? {
+        Ok(match signals::shielded(engine, || op(engine, key))? {
             true => otp_status::OTP_OK,
             false => otp_status::OTP_NOT_FOUND,
         })
@@ -705,7 +710,7 @@ pub unsafe extern "C" fn otp_engine_stats(
         // SAFETY (both): forwarded from the caller.
         let engine = unsafe { self::engine(engine) }?;
         let stats_out = unsafe { out(stats_out, "stats_out") }?;
-        let s = engine.stats();
+        let s = signals::shielded(engine, || engine.stats());
         *stats_out = otp_stats {
             issued: s.issued,
             verified: s.verified,
