@@ -101,19 +101,14 @@ impl Memory {
             .map(|key| Ok(self.issue_request(key?.as_ref(), context, ttl)))
             .collect();
         let expires_in = Duration::from_millis(ttl);
-        let hashes: Vec<Option<u64>> = requests
-            .iter()
-            .map(|r| r.as_ref().ok().map(|r| r.hash))
-            .collect();
-        requests
-            .into_iter()
-            .enumerate()
-            .map(|(k, req)| {
-                self.inner.prefetch_ahead(&hashes, k);
-                let code = self.issue_prepared(&req?)?;
+        self.run_batch(
+            requests,
+            |r| r.hash,
+            |req| {
+                let code = self.issue_prepared(req)?;
                 Ok(Issued { code, expires_in })
-            })
-            .collect()
+            },
+        )
     }
 
     /// The batch of [`Memory::verify`], as [`Memory::issue_many`] is of issue.
@@ -134,16 +129,28 @@ impl Memory {
                 Ok(self.verify_request(key.as_ref(), typed.as_ref(), context.as_ref()))
             })
             .collect();
+        self.run_batch(requests, |r| r.hash, |req| Ok(self.verify_prepared(req)))
+    }
+
+    /// Runs a batch's prepared requests in order, each with the rows of the
+    /// items a few places ahead prefetched; an item that failed the engine's
+    /// checks keeps its error.
+    fn run_batch<Q, A>(
+        &self,
+        requests: Vec<Result<Q, Error>>,
+        hash: impl Fn(&Q) -> u64,
+        run: impl Fn(&Q) -> Result<A, Error>,
+    ) -> Vec<Result<A, Error>> {
         let hashes: Vec<Option<u64>> = requests
             .iter()
-            .map(|r| r.as_ref().ok().map(|r| r.hash))
+            .map(|r| r.as_ref().ok().map(&hash))
             .collect();
         requests
             .into_iter()
             .enumerate()
             .map(|(k, req)| {
                 self.inner.prefetch_ahead(&hashes, k);
-                Ok(self.verify_prepared(&req?))
+                run(&req?)
             })
             .collect()
     }
@@ -309,14 +316,18 @@ impl Memory {
         let inner = &*self.inner;
         inner.reset_if_forked();
         let hash = inner.digester.totp_key_id(key).table_hash();
-        let check = TotpCheck::new(hash, secret, typed, params, unix_ms);
-        let shard = inner.shard(check.hash);
-        shard.prefetch(check.hash);
+        let check = TotpCheck::new(secret, typed, params, unix_ms);
+        let shard = inner.shard(hash);
+        shard.prefetch(hash);
         let now = inner.time.now();
-        let mut result = shard.lock().verify_totp(&inner.shared, &check, now, false);
+        let mut result = shard
+            .lock()
+            .verify_totp(&inner.shared, hash, &check, now, false);
         if result == Err(Refusal::Full) {
             inner.reclaim_all(now);
-            result = shard.lock().verify_totp(&inner.shared, &check, now, true);
+            result = shard
+                .lock()
+                .verify_totp(&inner.shared, hash, &check, now, true);
         }
         match result {
             Ok(outcome) => Ok(Self::verdict(outcome)),

@@ -545,13 +545,14 @@ impl Shard {
     pub(crate) fn verify_totp(
         &mut self,
         shared: &Shared,
+        hash: u64,
         check: &TotpCheck,
         now: Millis,
         count_full: bool,
     ) -> Result<Outcome, Refusal> {
         let p = &shared.policy;
         let now = self.begin(shared, now);
-        let i = match self.lookup(shared, check.hash, now) {
+        let i = match self.lookup(shared, hash, now) {
             Lookup::Held(i) => i,
             Lookup::Spare(i) => {
                 self.spares -= 1;
@@ -567,7 +568,7 @@ impl Shard {
                     }
                     return Err(Refusal::Full);
                 }
-                self.table.insert(Slot::new(check.hash))
+                self.table.insert(Slot::new(hash))
             }
         };
         self.slot_mut(i).packed.set_totp_bit(1);
@@ -581,9 +582,9 @@ impl Shard {
         let newest_match = (0..21u32)
             .rev()
             .find(|&b| check.matched & (1 << b) != 0)
-            .map(|b| (b, check.first_step + u64::from(b) + 1));
+            .map(|b| check.first_step + u64::from(b) + 1);
         let outcome = match newest_match {
-            Some((b, step)) if step > last => {
+            Some(step) if step > last => {
                 // Remembered until the later of what the previous step needed and
                 // what this one needs, as an expired code issued now whose ttl
                 // runs to then (as redis/lua/verify_totp.lua keeps it).
@@ -592,7 +593,7 @@ impl Shard {
                     CodeState::Empty => 0,
                     _ => newest.forget_at(),
                 };
-                let until = before.max(now + check.replay_for[b as usize]);
+                let until = before.max(now + check.replay_for(step - 1));
                 let accepted_at = self.offset(now);
                 let slot = self.slot_mut(i);
                 slot.digest = CodeDigest(step);

@@ -199,54 +199,50 @@ fn hmac_of(secret: &[u8], message: &[u8], algorithm: HashAlgorithm) -> Zeroizing
 
 /// What a TOTP verify hands its backend: which of the allowed time steps the
 /// typed code matched, computed and compared in constant time before any lock
-/// or round trip (the secret never reaches the store), and how long each step
-/// must be remembered once accepted.
+/// or round trip (the secret never reaches the store), and what it takes to say
+/// how long an accepted step must be remembered.
 pub(crate) struct TotpCheck {
-    /// The key's table hash (memory) under its TOTP key id.
-    pub(crate) hash: u64,
     /// The earliest allowed step.
     pub(crate) first_step: u64,
     /// Bit `i`: the code matched step `first_step + i`.
     pub(crate) matched: u32,
-    /// For step `first_step + i`, how long after now some call could still accept
-    /// it: until wall time `(step + 1 + the largest skew back) * period`.
-    pub(crate) replay_for: [u64; 21],
+    /// The step length and the wall time of the call, in ms.
+    pub(crate) period_ms: u64,
+    pub(crate) unix_ms: u64,
 }
 
 impl TotpCheck {
     /// Computes the code of every allowed step at `unix_ms` and compares each
     /// with `typed` (normalised: ASCII spaces and hyphens dropped; anything else
     /// that is not `digits` digits matches nothing), all of them whatever matches.
-    pub(crate) fn new(
-        hash: u64,
-        secret: &[u8],
-        typed: &[u8],
-        p: &TotpParams,
-        unix_ms: u64,
-    ) -> Self {
+    pub(crate) fn new(secret: &[u8], typed: &[u8], p: &TotpParams, unix_ms: u64) -> Self {
         use subtle::ConstantTimeEq;
-        let period_ms = p.period_secs() * 1000;
         let now_step = p.step(unix_ms / 1000);
         let first_step = now_step.saturating_sub(u64::from(p.skew_back));
         let last_step = now_step + u64::from(p.skew_ahead);
         let guess = crate::code::normalize(typed, crate::Alphabet::Digits, p.digits);
-        let mut check = TotpCheck {
-            hash,
-            first_step,
-            matched: 0,
-            replay_for: [0; 21],
-        };
+        let mut matched = 0;
         for (b, step) in (first_step..=last_step).enumerate() {
             let code = hotp_unchecked(secret, step, p.digits, p.algorithm);
             let hit = match &guess {
                 Some(guess) => guess.as_bytes().ct_eq(code.as_bytes()),
                 None => subtle::Choice::from(0),
             };
-            check.matched |= u32::from(hit.unwrap_u8()) << b;
-            let forget_at = (step + 1 + u64::from(SKEW_RANGE.1)) * period_ms;
-            check.replay_for[b] = forget_at.saturating_sub(unix_ms);
+            matched |= u32::from(hit.unwrap_u8()) << b;
         }
-        check
+        TotpCheck {
+            first_step,
+            matched,
+            period_ms: p.period_secs() * 1000,
+            unix_ms,
+        }
+    }
+
+    /// How long after now some call could still accept `step`: until wall time
+    /// `(step + 1 + the largest skew back) * period` (`redis/lua/verify_totp.lua`
+    /// computes the same).
+    pub(crate) fn replay_for(&self, step: u64) -> u64 {
+        ((step + 1 + u64::from(SKEW_RANGE.1)) * self.period_ms).saturating_sub(self.unix_ms)
     }
 }
 

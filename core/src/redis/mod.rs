@@ -345,13 +345,14 @@ impl RedisStore {
         unix_ms: u64,
     ) -> Result<Verdict, Error> {
         let key_id = self.digester.totp_key_id(key);
-        let check = TotpCheck::new(0, secret, typed, params, unix_ms);
+        let check = TotpCheck::new(secret, typed, params, unix_ms);
         let names = self.keys.names(key_id);
-        let mut args: Vec<String> = vec![
+        let args = [
             (check.first_step + 1).to_string(),
             check.matched.to_string(),
+            check.period_ms.to_string(),
+            check.unix_ms.to_string(),
         ];
-        args.extend(check.replay_for.iter().map(u64::to_string));
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let (reply, value) = self.run(&self.scripts.verify_totp, &names, &args)?;
         if reply == scripts::FULL {

@@ -1,15 +1,21 @@
 
 -- verify_totp: ARGV[12] the earliest allowed time step plus one, ARGV[13] the
 -- bitmask of the allowed steps the typed code matched (bit i: that step plus
--- i), ARGV[14..34] for each allowed step how long it must be remembered once
--- accepted, in ms. The codes were computed and compared by the engine: the
--- secret never comes here. The key's state is a random-code key's, with the
--- newest code standing for the last accepted step: its digest field holds the
--- step plus one (0: none), its expiry the time it was accepted and its ttl how
--- long it must be remembered from then.
+-- i), ARGV[14] the step length and ARGV[15] the call's wall time, in ms. The
+-- codes were computed and compared by the engine: the secret never comes here.
+-- The key's state is a random-code key's, with the newest code standing for
+-- the last accepted step: its digest field holds the step plus one (0: none),
+-- its expiry the time it was accepted and its ttl how long it must be
+-- remembered from then.
 -- Replies {OK, 0}, {REPLAYED, 0}, {MISMATCH, failures left} or {LOCKED, wait}.
 local first = tonumber(ARGV[12])
 local matched = tonumber(ARGV[13])
+local period, wall = tonumber(ARGV[14]), tonumber(ARGV[15])
+-- As TotpCheck::replay_for: a step is acceptable until wall time
+-- (step + 1 + the largest skew back, 10) * period. `first + b` is step + 1.
+local function replay_for(b)
+  return math.max((first + b + 10) * period - wall, 0)
+end
 
 local st = current()
 if not st then
@@ -43,7 +49,7 @@ if best and first + best > last then
   if newest.state ~= EMPTY then
     before = newest.expires_at + newest.ttl
   end
-  local until_ = math.max(before, now + tonumber(ARGV[14 + best]))
+  local until_ = math.max(before, now + replay_for(best))
   st.codes = {
     {
       digest = int(first + best),
