@@ -122,11 +122,20 @@ type Config struct {
 	MaxIssuesPerWindow int           // 0 (off)..1000 (5)
 	IssueWindow        time.Duration // 1s..24h (10m)
 	MaxFailuresPerKey  int           // across codes, 0 (off)..10000 (100)
-	Lockout            time.Duration // 1s..30 days (1h)
+	Lockout            time.Duration // the first lockout, 1s..30 days (1h)
 	CodesPerKey        int           // 1..4 (1)
 	Capacity           uint64        // keys with any state, 1..2^32 (10,000,000)
 	Shards             int           // power of two, 1..65536; 0 picks the default
 	ManualClock        bool          // time moves only by Advance (for tests)
+
+	// EscalateLockouts (true in DefaultConfig): each time a key spends its
+	// failure budget again before a success or an Unlock, its lockout doubles,
+	// up to MaxLockout (Lockout..365 days, 30 days by default); failures are
+	// remembered MaxLockout after the last one, and a year longer once the key
+	// has been locked out. False: every lockout is Lockout long, and failures
+	// are forgotten one Lockout after the last.
+	EscalateLockouts bool
+	MaxLockout       time.Duration
 
 	// RedisURL, when set, keeps the engine's state in Redis, shared by every
 	// engine built over the same server with the same Secret (the instances of
@@ -248,6 +257,8 @@ func DefaultConfig() Config {
 		Capacity:           uint64(c.capacity),
 		Shards:             int(c.shards),
 		ManualClock:        c.manual_clock != 0,
+		EscalateLockouts:   c.escalate_lockouts != 0,
+		MaxLockout:         ms(c.max_lockout_ms),
 
 		RedisConnectTimeout:  ms(c.redis_connect_timeout_ms),
 		RedisResponseTimeout: ms(c.redis_response_timeout_ms),
@@ -479,6 +490,10 @@ func toC(cfg Config) (C.otp_config, error) {
 	if cfg.ManualClock {
 		c.manual_clock = 1
 	}
+	if cfg.EscalateLockouts {
+		c.escalate_lockouts = 1
+	}
+	c.max_lockout_ms = msOf("MaxLockout", cfg.MaxLockout)
 	return c, err
 }
 

@@ -185,6 +185,63 @@ func TestRateLimitedAndLockedErrors(t *testing.T) {
 	issue(t, e, "alice")
 }
 
+// spendBudget spends key's budget of 2 on a fresh code and returns the
+// lockout's wait, as the refused issue that follows reports it.
+func spendBudget(t *testing.T, e *Engine, key string) time.Duration {
+	t.Helper()
+	code := issue(t, e, key)
+	verify(t, e, key, wrong(code))
+	if v := verify(t, e, key, wrong(code)); v.Status != Locked {
+		t.Fatalf("budget spent: %+v", v)
+	}
+	_, _, err := e.Issue([]byte(key), nil)
+	var locked *LockedError
+	if !errors.As(err, &locked) {
+		t.Fatalf("locked out: %v", err)
+	}
+	return locked.RetryAfter
+}
+
+func TestEscalatingLockouts(t *testing.T) {
+	tune := func(escalate bool) func(*Config) {
+		return func(c *Config) {
+			c.ResendCooldown = 0
+			c.MaxIssuesPerWindow = 0
+			c.MaxFailuresPerKey = 2
+			c.Lockout = time.Minute
+			c.MaxLockout = 4 * time.Minute
+			c.EscalateLockouts = escalate
+		}
+	}
+	if d := DefaultConfig(); !d.EscalateLockouts || d.MaxLockout != 30*24*time.Hour {
+		t.Fatalf("defaults: %v %v", d.EscalateLockouts, d.MaxLockout)
+	}
+	e := newEngine(t, tune(true))
+	for i, want := range []time.Duration{time.Minute, 2 * time.Minute, 4 * time.Minute, 4 * time.Minute} {
+		if got := spendBudget(t, e, "alice"); got != want {
+			t.Fatalf("lockout %d: %v, want %v", i+1, got, want)
+		}
+		e.Advance(want)
+	}
+	if ok, err := e.Unlock([]byte("alice")); !ok || err != nil {
+		t.Fatalf("Unlock clears the strikes: %v %v", ok, err)
+	}
+	if got := spendBudget(t, e, "alice"); got != time.Minute {
+		t.Fatalf("after Unlock: %v", got)
+	}
+	e = newEngine(t, tune(false))
+	spendBudget(t, e, "bob")
+	e.Advance(time.Minute)
+	if got := spendBudget(t, e, "bob"); got != time.Minute {
+		t.Fatalf("without escalation: %v", got)
+	}
+	_, err := New(func() Config { c := DefaultConfig(); c.MaxLockout = time.Minute; return c }())
+	if !errors.Is(err, ErrInvalidArgument) || !strings.Contains(err.Error(),
+		"max_lockout_ms must be between 3600000 and 31536000000, got 60000") {
+		t.Fatalf("MaxLockout below Lockout: %v", err)
+	}
+}
+
 func TestCapacityRevokeAndStats(t *testing.T) {
 	e := newEngine(t, func(c *Config) { c.Capacity = 2 })
 	a := issue(t, e, "a")

@@ -84,7 +84,8 @@ typedef struct otp_config {
   uint64_t issue_window_ms;
   // Failed verifies per key across codes before a lockout, 0 (off)..=10000 (default 100).
   uint32_t max_failures_per_key;
-  // Lockout, and how long a failure is remembered, 1000..=2592000000 ms (default 3600000).
+  // The first lockout, 1000..=2592000000 ms (default 3600000); with escalation
+  // off, every lockout, and how long a failure is remembered.
   uint64_t lockout_ms;
   // Codes per key valid at once, 1..=4 (default 1).
   uint32_t codes_per_key;
@@ -100,6 +101,15 @@ typedef struct otp_config {
   // `otp_engine_new_redis` only: how long to wait for Redis to answer a call,
   // 1..=60000 ms (default 1000); a call past it returns `OTP_BACKEND_UNAVAILABLE`.
   uint64_t redis_response_timeout_ms;
+  // Non-zero (default 1): escalating lockouts. Each time a key spends its
+  // failure budget again before a success or an unlock, its lockout doubles,
+  // up to `max_lockout_ms`; failures are remembered `max_lockout_ms` after the
+  // last, and a year longer once the key has been locked out. 0: every lockout
+  // is `lockout_ms`, and failures are forgotten one lockout after the last.
+  uint32_t escalate_lockouts;
+  // The longest escalated lockout, `lockout_ms`..=31536000000 ms (365 days;
+  // default 2592000000, 30 days).
+  uint64_t max_lockout_ms;
 } otp_config;
 
 // What `otp_issue` reports besides the code.
@@ -163,7 +173,8 @@ extern "C" {
 #endif // __cplusplus
 
 // Fills `config` with the defaults (6 digits, 5 min, 5 attempts, 30 s cooldown,
-// 5 issues per 10 min, 100 failures per key then 1 h lockout, 1 code per key,
+// 5 issues per 10 min, 100 failures per key then a 1 h lockout doubling up to
+// 30 days, 1 code per key,
 // capacity 10,000,000, default shards, system clock, Redis timeouts of 1 s).
 // NULL: does nothing.
 //

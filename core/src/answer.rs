@@ -56,10 +56,13 @@ impl Verdict {
 /// Bytes the store holds, by structure (allocated capacity, not just what is used).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct MemoryUsage {
-    /// The shards' tables, whose 48-byte rows hold each key's state inline.
+    /// The shards' tables, whose 40-byte rows hold each key's state inline.
     pub tables: usize,
     /// Older codes of keys, when `codes_per_key > 1`.
     pub older_codes: usize,
+    /// Failure histories kept beside the rows: keys that have been locked out
+    /// since their last success, or whose last failure is weeks old.
+    pub failure_histories: usize,
     /// Timer wheels: 12 bytes per timer, about one per key held.
     pub wheels: usize,
 }
@@ -67,7 +70,7 @@ pub struct MemoryUsage {
 impl MemoryUsage {
     /// All of it.
     pub fn total(&self) -> usize {
-        self.tables + self.older_codes + self.wheels
+        self.tables + self.older_codes + self.failure_histories + self.wheels
     }
 }
 

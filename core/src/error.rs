@@ -30,6 +30,8 @@ pub enum Field {
     MaxFailuresPerKey,
     /// [`Config::lockout`](crate::Config::lockout).
     Lockout,
+    /// [`Config::max_lockout`](crate::Config::max_lockout).
+    MaxLockout,
     /// [`Config::codes_per_key`](crate::Config::codes_per_key).
     CodesPerKey,
     /// [`Config::capacity`](crate::Config::capacity).
@@ -87,6 +89,7 @@ impl Field {
             Field::IssueWindow => "issue_window",
             Field::MaxFailuresPerKey => "max_failures_per_key",
             Field::Lockout => "lockout",
+            Field::MaxLockout => "max_lockout",
             Field::CodesPerKey => "codes_per_key",
             Field::Capacity => "capacity",
             Field::Shards => "shards",
@@ -119,6 +122,7 @@ impl Field {
                 | Field::ResendCooldown
                 | Field::IssueWindow
                 | Field::Lockout
+                | Field::MaxLockout
                 | Field::ReaperInterval
                 | Field::RedisConnectTimeout
                 | Field::RedisResponseTimeout

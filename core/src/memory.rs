@@ -368,6 +368,7 @@ impl Memory {
             let m = shard.lock().memory();
             usage.tables += m.table;
             usage.older_codes += m.older;
+            usage.failure_histories += m.histories;
             usage.wheels += m.wheel;
         }
         usage

@@ -59,6 +59,10 @@ struct ModelKey {
     window_count: u32,
     failures: u32,
     last_failure_at: u64,
+    /// Budgets spent since the last success (escalation only).
+    strikes: u32,
+    /// When the lockout that the last spent budget started ends.
+    locked_until: u64,
 }
 
 /// The engine's semantics, written as plainly as possible.
@@ -88,6 +92,8 @@ pub struct ModelConfig {
     pub window: u64,
     pub max_failures: u32,
     pub lockout: u64,
+    pub escalate: bool,
+    pub max_lockout: u64,
     pub codes_per_key: usize,
     pub capacity: usize,
     pub shards: u32,
@@ -107,15 +113,63 @@ impl ModelKey {
         if c.max_issues > 0 && self.window_count > 0 {
             at = at.max(self.window_start + c.window);
         }
-        if self.failures > 0 {
-            at = at.max(self.last_failure_at + c.lockout);
+        if self.failures > 0 || self.strikes > 0 {
+            at = at.max(self.last_failure_at + c.failure_memory(self.strikes));
         }
         at
     }
 
     fn lockout_left(&self, c: &ModelConfig, now: u64) -> Option<u64> {
-        let until = self.last_failure_at + c.lockout;
+        let until = self.locked_until;
         (c.max_failures > 0 && self.failures >= c.max_failures && now < until).then(|| until - now)
+    }
+
+    /// Old failures as of `now`: all forgotten after the failure memory; a fresh
+    /// budget (strikes kept) once a lockout has ended.
+    fn age_failures(&mut self, c: &ModelConfig, now: u64) {
+        if now >= self.last_failure_at + c.failure_memory(self.strikes) {
+            self.failures = 0;
+            self.strikes = 0;
+        } else if c.max_failures > 0 && self.failures >= c.max_failures && now >= self.locked_until
+        {
+            self.failures = 0;
+        }
+    }
+
+    /// A counted failure; returns the failures left in the budget.
+    fn count_failure(&mut self, c: &ModelConfig, now: u64) -> u32 {
+        self.failures += 1;
+        self.last_failure_at = now;
+        if self.failures == c.max_failures {
+            let mut length = c.lockout;
+            if c.escalate {
+                self.strikes += 1;
+                for _ in 1..self.strikes {
+                    length = (length * 2).min(c.max_lockout);
+                }
+            }
+            self.locked_until = now + length;
+        }
+        c.max_failures.saturating_sub(self.failures)
+    }
+
+    fn clear_failures(&mut self) {
+        self.failures = 0;
+        self.strikes = 0;
+    }
+}
+
+impl ModelConfig {
+    /// How long after the last failure a key's failures are remembered: with
+    /// escalation, the longest lockout, and a year more once it has a strike.
+    fn failure_memory(&self, strikes: u32) -> u64 {
+        if !self.escalate {
+            self.lockout
+        } else if strikes == 0 {
+            self.max_lockout
+        } else {
+            self.max_lockout + 365 * 86_400_000
+        }
     }
 }
 
@@ -124,9 +178,7 @@ impl Model {
     fn tick(&mut self) {
         let (c, now) = (&self.c, self.now);
         for k in self.keys.values_mut() {
-            if k.failures > 0 && now >= k.last_failure_at + c.lockout {
-                k.failures = 0;
-            }
+            k.age_failures(c, now);
             for code in &mut k.codes {
                 if code.state == State::Pending && now >= code.expires_at {
                     code.state = State::Expired;
@@ -134,9 +186,7 @@ impl Model {
             }
         }
         for k in self.totp.values_mut() {
-            if k.failures > 0 && now >= k.last_failure_at + c.lockout {
-                k.failures = 0;
-            }
+            k.age_failures(c, now);
         }
         self.keys.retain(|_, k| k.forget_at(c) > now);
         self.totp.retain(|_, k| k.forget_at(c) > now);
@@ -194,7 +244,7 @@ impl Model {
                     state: State::Expired,
                 }];
                 k.last_issue_at = now;
-                k.failures = 0;
+                k.clear_failures();
                 self.stats.verified += 1;
                 Ok(Verdict::Verified)
             }
@@ -203,9 +253,7 @@ impl Model {
                 Ok(Verdict::Replayed)
             }
             None => {
-                k.failures += 1;
-                k.last_failure_at = now;
-                let left = c.max_failures.saturating_sub(k.failures);
+                let left = k.count_failure(&c, now);
                 if left > 0 {
                     self.stats.mismatched += 1;
                     Ok(Verdict::Mismatch {
@@ -214,7 +262,7 @@ impl Model {
                 } else {
                     self.stats.locked += 1;
                     Ok(Verdict::Locked {
-                        retry_after: ms(c.lockout),
+                        retry_after: ms(k.locked_until - now),
                     })
                 }
             }
@@ -226,8 +274,8 @@ impl Model {
         let Some(k) = self.totp.get_mut(&key) else {
             return false;
         };
-        let had = k.failures > 0;
-        k.failures = 0;
+        let had = k.failures > 0 || k.strikes > 0;
+        k.clear_failures();
         had
     }
 
@@ -327,7 +375,7 @@ impl Model {
         };
         if k.codes.iter().any(|x| hit(x, State::Pending)) {
             k.codes.clear();
-            k.failures = 0;
+            k.clear_failures();
             self.stats.verified += 1;
             return Verdict::Verified;
         }
@@ -340,9 +388,7 @@ impl Model {
         k.attempts_left -= 1;
         let mut left = k.attempts_left;
         if c.max_failures > 0 {
-            k.failures += 1;
-            k.last_failure_at = now;
-            left = left.min(c.max_failures.saturating_sub(k.failures));
+            left = left.min(k.count_failure(&c, now));
         }
         if left > 0 {
             self.stats.mismatched += 1;
@@ -376,8 +422,8 @@ impl Model {
         let Some(k) = self.keys.get_mut(&key) else {
             return false;
         };
-        let had = k.failures > 0;
-        k.failures = 0;
+        let had = k.failures > 0 || k.strikes > 0;
+        k.clear_failures();
         had
     }
 
@@ -597,6 +643,8 @@ pub fn run(c: ModelConfig, ops: Vec<Op>, stats_every_step: bool) -> Result<(), S
         issue_window: ms(c.window),
         max_failures_per_key: c.max_failures,
         lockout: ms(c.lockout),
+        escalate_lockouts: c.escalate,
+        max_lockout: ms(c.max_lockout),
         codes_per_key: c.codes_per_key as u32,
         capacity: c.capacity as u64,
         shards: Some(c.shards),

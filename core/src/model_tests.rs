@@ -28,13 +28,17 @@ fn config_strategy() -> impl Strategy<Value = ModelConfig> {
         (
             prop_oneof![1usize..=6, 30usize..=64],
             prop_oneof![Just(1u32), Just(2), Just(4)],
+            // Escalation, and max_lockout as a multiple of lockout (0: 365 days,
+            // a history that outlives several moves of the epoch).
+            any::<bool>(),
+            prop_oneof![3 => 1u64..=8, 1 => Just(0)],
         ),
     )
         .prop_map(
             |(
                 (len, alnum, ttl, attempts, cooldown),
                 (issues, window, failures, lockout, k),
-                (capacity, shards),
+                (capacity, shards, escalate, max_lockout),
             )| {
                 ModelConfig {
                     code_length: len,
@@ -50,6 +54,11 @@ fn config_strategy() -> impl Strategy<Value = ModelConfig> {
                     window: window * 1000,
                     max_failures: failures,
                     lockout: lockout * 1000,
+                    escalate,
+                    max_lockout: match max_lockout {
+                        0 => 365 * 86_400_000,
+                        factor => lockout * 1000 * factor,
+                    },
                     codes_per_key: k,
                     capacity,
                     shards,

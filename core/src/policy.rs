@@ -28,6 +28,8 @@ pub const ISSUE_WINDOW_RANGE: (Duration, Duration) = (SECOND, DAY);
 pub const MAX_FAILURES_PER_KEY_RANGE: (u32, u32) = (0, 10_000);
 /// Bounds of [`Config::lockout`].
 pub const LOCKOUT_RANGE: (Duration, Duration) = (SECOND, Duration::from_secs(30 * 86_400));
+/// Bounds of [`Config::max_lockout`] (and never below [`Config::lockout`]).
+pub const MAX_LOCKOUT_RANGE: (Duration, Duration) = (SECOND, Duration::from_secs(365 * 86_400));
 /// Bounds of [`Config::codes_per_key`].
 pub const CODES_PER_KEY_RANGE: (u32, u32) = (1, 4);
 /// Bounds of [`Config::capacity`].
@@ -77,9 +79,21 @@ pub struct Config {
     /// Consecutive failed verifies of a key, across its codes, before the key is
     /// locked out, 0 (off)..=10,000. Default 100, the NIST SP 800-63B upper bound.
     pub max_failures_per_key: u32,
-    /// How long a key stays locked out, and how long a failure is remembered,
-    /// 1 s..=30 days. Default 1 h.
+    /// How long a key stays locked out after it first spends its failure budget,
+    /// 1 s..=30 days. Default 1 h. With escalation off, also how long a failure
+    /// is remembered.
     pub lockout: Duration,
+    /// Escalating lockouts (default on): each time a key spends its failure
+    /// budget again before a `Verified` or an unlock, its lockout doubles, up to
+    /// [`Config::max_lockout`]. Failures are remembered for `max_lockout` after
+    /// the last one, and once the key has been locked out, for a year more, so
+    /// the budget cannot be waited out (SECURITY.md has the numbers).
+    /// Off: every lockout is `lockout` long, and failures are forgotten one
+    /// `lockout` after the last.
+    pub escalate_lockouts: bool,
+    /// The longest an escalated lockout lasts, `lockout`..=365 days (at least
+    /// 1 s). Default 30 days. Unused with escalation off.
+    pub max_lockout: Duration,
     /// Codes per key that stay valid at once, 1..=4. Default 1: a new issue replaces
     /// the old code. With K > 1 the last K codes stay valid, each until its own expiry.
     pub codes_per_key: u32,
@@ -113,6 +127,8 @@ impl Default for Config {
             issue_window: 10 * MINUTE,
             max_failures_per_key: 100,
             lockout: HOUR,
+            escalate_lockouts: true,
+            max_lockout: 30 * DAY,
             codes_per_key: 1,
             capacity: 10_000_000,
             shards: None,
@@ -150,6 +166,9 @@ pub(crate) struct Policy {
     pub issue_window: Millis,
     pub max_failures_per_key: u16,
     pub lockout: Millis,
+    /// Escalating lockouts on (see `rules::lockout_len`).
+    pub escalate: bool,
+    pub max_lockout: Millis,
     pub codes_per_key: u8,
     pub capacity: u64,
     pub shards: u32,
@@ -181,6 +200,15 @@ impl Policy {
             MAX_FAILURES_PER_KEY_RANGE,
         )?;
         let lockout = duration(Field::Lockout, c.lockout, LOCKOUT_RANGE)?;
+        let max_lockout = duration(Field::MaxLockout, c.max_lockout, MAX_LOCKOUT_RANGE)?;
+        if c.escalate_lockouts && c.max_lockout < c.lockout {
+            // The bound that matters here is the configured lockout.
+            duration(
+                Field::MaxLockout,
+                c.max_lockout,
+                (c.lockout, MAX_LOCKOUT_RANGE.1),
+            )?;
+        }
         count(Field::CodesPerKey, c.codes_per_key, CODES_PER_KEY_RANGE)?;
         if !(CAPACITY_RANGE.0..=CAPACITY_RANGE.1).contains(&c.capacity) {
             return Err(InvalidInput {
@@ -219,6 +247,8 @@ impl Policy {
             issue_window,
             max_failures_per_key: c.max_failures_per_key as u16,
             lockout,
+            escalate: c.escalate_lockouts,
+            max_lockout,
             codes_per_key: c.codes_per_key as u8,
             capacity: c.capacity,
             shards,
@@ -244,6 +274,7 @@ pub fn constraint(field: Field) -> Option<Constraint> {
         Field::IssueWindow => span(ISSUE_WINDOW_RANGE),
         Field::MaxFailuresPerKey => count(MAX_FAILURES_PER_KEY_RANGE),
         Field::Lockout => span(LOCKOUT_RANGE),
+        Field::MaxLockout => span(MAX_LOCKOUT_RANGE),
         Field::CodesPerKey => count(CODES_PER_KEY_RANGE),
         Field::Capacity => Constraint::Range {
             min: CAPACITY_RANGE.0,

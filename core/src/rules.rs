@@ -8,9 +8,22 @@
 //!
 //! Ground rules. Times are the shard's milliseconds. A key is remembered while
 //! any of these lasts: a code (pending, expired or burned) until its expiry plus
-//! its ttl; the cooldown after its last issue; its issue window; its failures
-//! until one lockout after the last. The newest code's expiry minus its ttl is
-//! the key's last issue time, kept after the code is consumed.
+//! its ttl; the cooldown after its last issue; its issue window; its failure
+//! history for [`failure_memory`] after the last failure. The newest code's
+//! expiry minus its ttl is the key's last issue time, kept after the code is
+//! consumed.
+//!
+//! Escalating lockouts. Each time a key spends its failure budget it takes a
+//! *strike*, and its lockout is `lockout` doubled for every strike before this
+//! one, up to `max_lockout`. When a lockout ends the key gets a fresh budget but
+//! keeps its strikes; a `Verified` or an unlock clears both. Failures without a
+//! strike are forgotten `max_lockout` after the last one (so spending 99 of 100
+//! and waiting costs as much as the longest lockout); strikes a year after the
+//! longest lockout would end (so waiting for them to be forgotten, to climb the
+//! cheap first doublings again, costs more than guessing on at the longest
+//! lockout: SECURITY.md has the budgets). With escalation off there are no
+//! strikes, and failures are forgotten one `lockout` after the last, when the
+//! lockout ends.
 
 use crate::clock::Millis;
 use crate::digest::CodeDigest;
@@ -65,8 +78,39 @@ pub(crate) struct Limits {
     pub(crate) window_count: u16,
     /// When the key's last counted failure was.
     pub(crate) last_failure_at: Millis,
-    /// Counted failures since the last success (or since they were forgotten).
+    /// Counted failures since the last success, the last lockout's end, or
+    /// since they were forgotten.
     pub(crate) failures: u16,
+    /// Budgets spent since the last success (or since they were forgotten);
+    /// always 0 with escalation off.
+    pub(crate) strikes: u8,
+}
+
+/// The most strikes a key counts: enough to double the shortest lockout (1 s)
+/// past the longest `max_lockout` (365 days < 2^25 s).
+pub(crate) const MAX_STRIKES: u8 = 31;
+
+/// How long the lockout lasts that a key's `strikes`-th spent budget started.
+#[inline]
+pub(crate) fn lockout_len(p: &Policy, strikes: u8) -> Millis {
+    if !p.escalate || strikes <= 1 {
+        return p.lockout;
+    }
+    let doublings = u32::from(strikes - 1).min(MAX_STRIKES.into());
+    p.lockout.saturating_mul(1 << doublings).min(p.max_lockout)
+}
+
+/// How long strikes outlive the longest lockout.
+pub(crate) const STRIKE_MEMORY: Millis = 365 * 86_400_000;
+
+/// How long after its last failure a key's failure history is remembered.
+#[inline]
+pub(crate) fn failure_memory(p: &Policy, strikes: u8) -> Millis {
+    match (p.escalate, strikes) {
+        (false, _) => p.lockout,
+        (true, 0) => p.max_lockout,
+        (true, _) => p.max_lockout + STRIKE_MEMORY,
+    }
 }
 
 /// The moment everything about the key may be forgotten.
@@ -87,8 +131,8 @@ pub(crate) fn forget_at(
     if p.max_issues_per_window > 0 && limits.window_count > 0 {
         at = at.max(limits.window_start + p.issue_window);
     }
-    if limits.failures > 0 {
-        at = at.max(limits.last_failure_at + p.lockout);
+    if limits.failures > 0 || limits.strikes > 0 {
+        at = at.max(limits.last_failure_at + failure_memory(p, limits.strikes));
     }
     at
 }
@@ -103,21 +147,28 @@ pub(crate) fn next_event(codes: impl Iterator<Item = CodeRecord>, forget_at: Mil
         .unwrap_or(forget_at)
 }
 
-/// The failure count as of `now`: forgotten one lockout after the last failure.
+/// The failure count and strikes as of `now`: a fresh budget once a lockout
+/// has ended, and nothing once the history is forgotten.
 #[inline]
-pub(crate) fn failures_now(p: &Policy, limits: &Limits, now: Millis) -> u16 {
-    if limits.failures > 0 && now >= limits.last_failure_at + p.lockout {
-        0
-    } else {
-        limits.failures
+pub(crate) fn failures_now(p: &Policy, limits: &Limits, now: Millis) -> (u16, u8) {
+    if limits.failures == 0 && limits.strikes == 0 {
+        return (0, 0);
     }
+    if now >= limits.last_failure_at + failure_memory(p, limits.strikes) {
+        return (0, 0);
+    }
+    let spent = p.max_failures_per_key > 0 && limits.failures >= p.max_failures_per_key;
+    if spent && now >= limits.last_failure_at + lockout_len(p, limits.strikes) {
+        return (0, limits.strikes);
+    }
+    (limits.failures, limits.strikes)
 }
 
 /// Time left of the key's lockout, if its failure budget is spent and the
 /// lockout has not ended.
 #[inline]
 pub(crate) fn lockout_left(p: &Policy, limits: &Limits, now: Millis) -> Option<Millis> {
-    let until = limits.last_failure_at + p.lockout;
+    let until = limits.last_failure_at + lockout_len(p, limits.strikes);
     (p.max_failures_per_key > 0 && limits.failures >= p.max_failures_per_key && now < until)
         .then(|| until - now)
 }
@@ -142,22 +193,22 @@ pub(crate) fn rate_wait(p: &Policy, limits: &Limits, now: Millis) -> Millis {
 }
 
 /// A counted wrong guess: spends one of the codes' attempts and, with a failure
-/// budget, one failure of the key's. Returns the wrong guesses left before the
-/// codes burn or the key locks, whichever is first; 0: this guess burned them.
+/// budget, one failure of the key's (the one that spends the budget is a
+/// strike). Returns the wrong guesses left before the codes burn or the key
+/// locks, whichever is first; 0: this guess burned them.
 #[inline]
-pub(crate) fn fail(
-    p: &Policy,
-    attempts_left: &mut u8,
-    failures: &mut u16,
-    last_failure_at: &mut Millis,
-    now: Millis,
-) -> u32 {
+pub(crate) fn fail(p: &Policy, attempts_left: &mut u8, limits: &mut Limits, now: Millis) -> u32 {
     *attempts_left = attempts_left.saturating_sub(1);
     let mut left = u32::from(*attempts_left);
     if p.max_failures_per_key > 0 {
-        *failures = failures.saturating_add(1);
-        *last_failure_at = now;
-        left = left.min(u32::from(p.max_failures_per_key.saturating_sub(*failures)));
+        limits.failures = limits.failures.saturating_add(1);
+        limits.last_failure_at = now;
+        if p.escalate && limits.failures == p.max_failures_per_key {
+            limits.strikes = (limits.strikes + 1).min(MAX_STRIKES);
+        }
+        left = left.min(u32::from(
+            p.max_failures_per_key.saturating_sub(limits.failures),
+        ));
     }
     left
 }

@@ -7,14 +7,16 @@
 //! rules need in one cache line (sometimes two adjacent ones). Times in a slot
 //! are 32-bit millisecond offsets from the shard's `epoch`; older codes (with
 //! `codes_per_key > 1`) live in a side map keyed by the row's hash, touched only
-//! when a row says it has some. The wheel holds lazy timers naming rows by hash
-//! (see `wheel.rs`), because rows move.
+//! when a row says it has some; so do failure histories that outgrow the row
+//! (strikes, or a last failure older than the row's times reach). The wheel
+//! holds lazy timers naming rows by hash (see `wheel.rs`), because rows move.
 //!
 //! # Ground rules
 //! - Every row is, between operations, due in the wheel at its `timer_at` (a
 //!   timer with its hash and that deadline exists), and `timer_at` is no later
 //!   than [`Shard::next_event`] (the earliest pending code's expiry, else the
-//!   moment the row may be forgotten) nor than an hour ahead. A row that fires
+//!   moment the row may be forgotten), or than now for a row already overdue,
+//!   nor than an hour ahead. A row that fires
 //!   early is simply rescheduled; one that would fire late gets an earlier timer
 //!   at once, and its later one goes stale.
 //! - A timer is stale when its row is gone or its deadline is not the row's
@@ -23,8 +25,8 @@
 //!   twice the rows.
 //! - A row exists while anything about its key must be remembered: a code
 //!   (pending, expired or burned) until its expiry plus its ttl; the cooldown and
-//!   window of its last issues; its failure count until one lockout after the last
-//!   failure. After that it is removed and its capacity returned.
+//!   window of its last issues; its failure history for `rules::failure_memory`
+//!   after the last failure. After that it is removed and its capacity returned.
 //! - A row whose key has nothing left to remember may be kept, reset, as a
 //!   *spare* for the same key's next issue, until its timer fires: consuming a code
 //!   and issuing the next one for the same key then costs no deletion, insertion
@@ -36,11 +38,15 @@
 //!   past its deadline is turned into `Expired` when the wheel fires or when an
 //!   operation finds it, whichever comes first; deadlines themselves are always
 //!   checked exactly, so the wheel's timing never changes a verdict.
-//! - Every stored time that still matters is at or after `epoch` and within 32
-//!   bits of it: nothing matters for longer than [`RELEVANCE`] (the longest
-//!   lockout), and the epoch moves up to `now - RELEVANCE` once `now` is
-//!   [`REBASE_AFTER`] past it, shifting every row (times that no longer matter
-//!   become the epoch itself) and rebuilding the wheel.
+//! - Every time stored in a row that still matters is at or after `epoch` and
+//!   within 32 bits of it: nothing else matters for longer than [`RELEVANCE`]
+//!   (the longest lockout without escalation), and the epoch moves up to
+//!   `now - RELEVANCE` once `now` is [`REBASE_AFTER`] past it, shifting every
+//!   row (times that no longer matter become the epoch itself) and rebuilding
+//!   the wheel. A failure history, which may matter for up to two years with
+//!   escalating lockouts, leaves the row for `Shard::histories` (absolute
+//!   times) before a rebase would cut its time; so does any history with
+//!   strikes, which the row has no bits for.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -62,8 +68,9 @@ use crate::wheel::{Timer, Wheel};
 pub(crate) const OP_BUDGET: usize = 32;
 
 const DAY: Millis = 86_400_000;
-/// The longest any stored time matters: the longest lockout after a key's last
-/// failure (30 days; every other duration is at most a day).
+/// The longest a time stored in a row matters: the longest lockout after a
+/// key's last failure without escalation (30 days; every other duration is at
+/// most a day). Longer failure histories live in `Shard::histories`.
 pub(crate) const RELEVANCE: Millis = 30 * DAY;
 /// How far `now` may run ahead of the epoch before it is moved: leaves room in
 /// 32 bits (49.7 days) for a day's ttl and the timer horizon ahead of `now`.
@@ -129,6 +136,7 @@ const _: () = assert!(std::mem::size_of::<Slot>() == 40);
 /// | 60 | a spare row (see the ground rules) | |
 /// | 61 | older codes in `Shard::older` | |
 /// | 62 | a TOTP row: `digest` holds the last accepted step plus one (0: none); the newest code's expiry is when it was accepted and its ttl how long it must be remembered from then | |
+/// | 63 | the failure history is in `Shard::histories` (the row's `last_failure_at` is unused) | |
 #[derive(Clone, Copy, Debug, Default)]
 struct Packed(u64);
 
@@ -170,6 +178,7 @@ impl Packed {
         62,
         1
     );
+    packed_field!(history_bit, set_history_bit, u8, 63, 1);
 
     #[inline]
     fn state(self) -> CodeState {
@@ -236,6 +245,7 @@ impl Slot {
             window_count: self.packed.window_count(),
             last_failure_at: epoch + Millis::from(self.last_failure_at),
             failures: self.packed.failures(),
+            strikes: 0,
         }
     }
 
@@ -248,6 +258,19 @@ impl Slot {
     fn has_older(&self) -> bool {
         self.packed.older_bit() != 0
     }
+
+    #[inline]
+    fn has_history(&self) -> bool {
+        self.packed.history_bit() != 0
+    }
+}
+
+/// The part of a key's failure history that does not fit its row: kept for
+/// keys with strikes, or whose last failure is older than the epoch.
+#[derive(Clone, Copy, Debug)]
+struct History {
+    last_failure_at: Millis,
+    strikes: u8,
 }
 
 /// What a shard holds for a key, as of now.
@@ -291,6 +314,7 @@ pub(crate) enum Outcome {
 pub(crate) struct ShardMemory {
     pub(crate) table: usize,
     pub(crate) older: usize,
+    pub(crate) histories: usize,
     pub(crate) wheel: usize,
 }
 
@@ -298,6 +322,8 @@ pub(crate) struct Shard {
     table: Table<Slot>,
     /// Older codes of rows whose older-codes bit is set, newest first, by row hash.
     older: HashMap<u64, [CodeRecord; 3]>,
+    /// Failure histories of rows whose history bit is set, by row hash.
+    histories: HashMap<u64, History>,
     wheel: Wheel,
     codes: CodeSource,
     /// What the rows' and the wheel's 32-bit times count from.
@@ -316,6 +342,7 @@ impl Shard {
         Shard {
             table: Table::default(),
             older: HashMap::new(),
+            histories: HashMap::new(),
             wheel: Wheel::new(0),
             codes: CodeSource::new(),
             epoch: now,
@@ -344,9 +371,11 @@ impl Shard {
 
     pub(crate) fn memory(&self) -> ShardMemory {
         let older_entry = std::mem::size_of::<(u64, [CodeRecord; 3])>() + 1;
+        let history_entry = std::mem::size_of::<(u64, History)>() + 1;
         ShardMemory {
             table: self.table.allocation_size(),
             older: self.older.capacity() * older_entry,
+            histories: self.histories.capacity() * history_entry,
             wheel: self.wheel.memory_bytes(),
         }
     }
@@ -507,7 +536,7 @@ impl Shard {
 
         let outcome = if bool::from(hit_pending) {
             self.clear_codes(i, CodeState::Empty);
-            self.slot_mut(i).packed.set_failures(0);
+            self.clear_failures(i);
             self.counters.verified += 1;
             Outcome::Verified
         } else if !any_pending || bool::from(hit_expired) {
@@ -522,14 +551,11 @@ impl Shard {
 
     /// A counted wrong guess (`rules::fail`), and what it answers.
     fn fail(&mut self, p: &Policy, i: RowAt, now: Millis) -> Outcome {
-        let epoch = self.epoch;
-        let slot = self.slot_mut(i);
-        let mut last_failure_at = epoch + Millis::from(slot.last_failure_at);
-        let (mut attempts, mut failures) = (slot.packed.attempts_left(), slot.packed.failures());
-        let attempts_left = rules::fail(p, &mut attempts, &mut failures, &mut last_failure_at, now);
-        slot.packed.set_attempts_left(attempts);
-        slot.packed.set_failures(failures);
-        slot.last_failure_at = (last_failure_at - epoch) as u32;
+        let mut limits = self.limits(i);
+        let mut attempts = self.slot(i).packed.attempts_left();
+        let attempts_left = rules::fail(p, &mut attempts, &mut limits, now);
+        self.slot_mut(i).packed.set_attempts_left(attempts);
+        self.store_failures(i, &limits);
         if attempts_left > 0 {
             self.counters.mismatched += 1;
             return Outcome::Mismatch(attempts_left);
@@ -600,7 +626,7 @@ impl Shard {
                 slot.expires_at = accepted_at;
                 slot.packed.set_ttl((until - now) as u32);
                 slot.packed.set_state(CodeState::Expired);
-                slot.packed.set_failures(0);
+                self.clear_failures(i);
                 self.counters.verified += 1;
                 Outcome::Verified
             }
@@ -616,16 +642,13 @@ impl Shard {
 
     /// A counted wrong TOTP code: one failure of the key's budget.
     fn fail_totp(&mut self, p: &Policy, i: RowAt, now: Millis) -> Outcome {
-        let epoch = self.epoch;
-        let slot = self.slot_mut(i);
-        let mut last_failure_at = epoch + Millis::from(slot.last_failure_at);
+        let mut limits = self.limits(i);
         // TOTP codes have no per-code attempts: only the key's budget counts
         // (which verify_totp requires to be on).
-        let (mut attempts, mut failures) = (u8::MAX, slot.packed.failures());
-        rules::fail(p, &mut attempts, &mut failures, &mut last_failure_at, now);
-        let left = u32::from(p.max_failures_per_key.saturating_sub(failures));
-        slot.packed.set_failures(failures);
-        slot.last_failure_at = (last_failure_at - epoch) as u32;
+        let mut attempts = u8::MAX;
+        rules::fail(p, &mut attempts, &mut limits, now);
+        let left = u32::from(p.max_failures_per_key.saturating_sub(limits.failures));
+        self.store_failures(i, &limits);
         if left > 0 {
             self.counters.mismatched += 1;
             return Outcome::Mismatch(left);
@@ -649,14 +672,16 @@ impl Shard {
         had_pending
     }
 
-    /// Lifts a lockout and clears the failure count; `true` if there was one to clear.
+    /// Lifts a lockout and clears the failure history (count and strikes);
+    /// `true` if there was one to clear.
     pub(crate) fn unlock(&mut self, shared: &Shared, hash: u64, now: Millis) -> bool {
         let now = self.begin(shared, now);
         let Some(i) = self.current(shared, hash, now) else {
             return false;
         };
-        let had_failures = self.slot(i).packed.failures() > 0;
-        self.slot_mut(i).packed.set_failures(0);
+        let limits = self.limits(i);
+        let had_failures = limits.failures > 0 || limits.strikes > 0;
+        self.clear_failures(i);
         self.settle(shared, i, now);
         had_failures
     }
@@ -683,6 +708,18 @@ impl Shard {
         let by = epoch - self.epoch;
         let shift = |t: &mut u32| *t = Millis::from(*t).saturating_sub(by) as u32;
         for slot in self.table.rows_mut() {
+            let cut = Millis::from(slot.last_failure_at) < by;
+            if cut && slot.packed.failures() > 0 && !slot.has_history() {
+                // A failure older than the new epoch may still count (escalating
+                // lockouts remember up to two years): keep its absolute time.
+                let last_failure_at = self.epoch + Millis::from(slot.last_failure_at);
+                let history = History {
+                    last_failure_at,
+                    strikes: 0,
+                };
+                self.histories.insert(slot.hash, history);
+                slot.packed.set_history_bit(1);
+            }
             // The ttl stays: an issue time that no longer matters may become
             // the epoch (expiry minus ttl saturates at 0).
             shift(&mut slot.expires_at);
@@ -763,6 +800,7 @@ impl Shard {
             return None;
         }
         self.free_older(i);
+        self.free_history(i);
         let slot = self.slot_mut(i);
         *slot = Slot {
             timer_at: slot.timer_at,
@@ -837,7 +875,7 @@ impl Shard {
     #[inline]
     fn forget_at(&self, p: &Policy, i: RowAt) -> Millis {
         let slot = self.slot(i);
-        let limits = slot.limits(self.epoch);
+        let limits = self.limits(i);
         if !slot.has_older() {
             // The common case, without the older codes' iterator.
             return rules::forget_at(p, &limits, std::iter::once(slot.newest(self.epoch)));
@@ -847,19 +885,76 @@ impl Shard {
 
     #[inline]
     fn forget_old_failures(&mut self, p: &Policy, i: RowAt, now: Millis) {
-        let limits = self.slot(i).limits(self.epoch);
-        let failures = rules::failures_now(p, &limits, now);
-        self.slot_mut(i).packed.set_failures(failures);
+        let mut limits = self.limits(i);
+        let now_counts = rules::failures_now(p, &limits, now);
+        if now_counts != (limits.failures, limits.strikes) {
+            (limits.failures, limits.strikes) = now_counts;
+            self.store_failures(i, &limits);
+        }
     }
 
     #[inline]
     fn lockout_left(&self, p: &Policy, i: RowAt, now: Millis) -> Option<Millis> {
-        rules::lockout_left(p, &self.slot(i).limits(self.epoch), now)
+        rules::lockout_left(p, &self.limits(i), now)
     }
 
     #[inline]
     fn rate_wait(&self, p: &Policy, i: RowAt, now: Millis) -> Millis {
-        rules::rate_wait(p, &self.slot(i).limits(self.epoch), now)
+        rules::rate_wait(p, &self.limits(i), now)
+    }
+
+    /// Row `i`'s rate history and failure history, wherever the latter is kept.
+    #[inline]
+    fn limits(&self, i: RowAt) -> Limits {
+        let slot = self.slot(i);
+        let mut limits = slot.limits(self.epoch);
+        if slot.has_history() {
+            let history = self.histories[&slot.hash];
+            limits.last_failure_at = history.last_failure_at;
+            limits.strikes = history.strikes;
+        }
+        limits
+    }
+
+    /// Writes row `i`'s failure history back: in the row when it fits (no
+    /// strikes, a time within the row's reach), else in `histories`.
+    fn store_failures(&mut self, i: RowAt, limits: &Limits) {
+        if limits.failures == 0 && limits.strikes == 0 {
+            self.clear_failures(i);
+            return;
+        }
+        let epoch = self.epoch;
+        let slot = self.table.get_mut(i);
+        slot.packed.set_failures(limits.failures);
+        if limits.strikes == 0 && limits.last_failure_at >= epoch {
+            slot.last_failure_at = (limits.last_failure_at - epoch) as u32;
+            self.free_history(i);
+            return;
+        }
+        slot.packed.set_history_bit(1);
+        let history = History {
+            last_failure_at: limits.last_failure_at,
+            strikes: limits.strikes,
+        };
+        self.histories.insert(slot.hash, history);
+    }
+
+    /// A success or an unlock: no failures, no strikes.
+    fn clear_failures(&mut self, i: RowAt) {
+        self.slot_mut(i).packed.set_failures(0);
+        self.free_history(i);
+    }
+
+    fn free_history(&mut self, i: RowAt) {
+        let slot = self.table.get_mut(i);
+        if !slot.has_history() {
+            return;
+        }
+        slot.packed.set_history_bit(0);
+        self.histories.remove(&slot.hash);
+        if self.histories.capacity() >= 64 && self.histories.len() * 4 < self.histories.capacity() {
+            self.histories.shrink_to(self.histories.len() * 2);
+        }
     }
 
     #[inline]
@@ -973,6 +1068,7 @@ impl Shard {
             self.spares -= 1;
         }
         self.free_older(i);
+        self.free_history(i);
         self.table.remove(i);
         shared.held.fetch_sub(1, Ordering::Relaxed);
         self.bound_stale_timers();
@@ -1008,6 +1104,7 @@ impl Shard {
             if slot.is_spare() {
                 assert_eq!(slot.state(), CodeState::Empty, "spare {i:?} holds no code");
                 assert!(!slot.has_older(), "spare {i:?} holds no older codes");
+                assert!(!slot.has_history(), "spare {i:?} holds no failure history");
                 assert_eq!(
                     (slot.packed.failures(), slot.packed.window_count()),
                     (0, 0),
@@ -1023,16 +1120,30 @@ impl Shard {
                     "TOTP row {i:?} holds no pending code"
                 );
             }
+            // A row already overdue (a move of the epoch clamps timers to it)
+            // only needs a timer that is due now.
             let due = self.next_event(i, self.forget_at(&shared.policy, i));
             assert!(
-                self.epoch + Millis::from(slot.timer_at) <= due,
+                self.epoch + Millis::from(slot.timer_at) <= due.max(self.now),
                 "row {i:?} is scheduled no later than its next event"
             );
             assert_eq!(slot.has_older(), self.older.contains_key(&slot.hash));
+            assert_eq!(slot.has_history(), self.histories.contains_key(&slot.hash));
+            if slot.has_history() {
+                let history = self.histories[&slot.hash];
+                assert!(
+                    slot.packed.failures() > 0 || history.strikes > 0,
+                    "row {i:?}'s side history holds something"
+                );
+            }
         }
         assert_eq!(
             self.older.len(),
             self.table.rows().filter(|s| s.has_older()).count()
+        );
+        assert_eq!(
+            self.histories.len(),
+            self.table.rows().filter(|s| s.has_history()).count()
         );
         let live = self
             .table

@@ -10,53 +10,90 @@ use rand_core::{Infallible, TryRng};
 
 /// An attacker who does everything the defaults allow for one key: asks for a
 /// code whenever allowed, and spends every wrong guess it is allowed; returns
-/// the number of guesses counted by the engine over `span`.
-fn guesses_in(span: Duration) -> u64 {
+/// the number of guesses counted by the engine in each of `spans` (cumulative,
+/// from the start).
+fn guesses_by(escalate_lockouts: bool, spans: &[Duration]) -> Vec<u64> {
     let clock = ManualClock::new();
     let engine = Engine::new(Config {
         clock: Clock::manual(&clock),
         reaper_interval: None,
+        escalate_lockouts,
         ..Config::default()
     })
     .unwrap();
     let key = "+15551234567/login";
     let step = Duration::from_secs(1);
-    let mut guesses = 0;
-    while clock.now() < span {
-        match engine.issue(key, "") {
-            Ok(issued) => {
-                // Guess until the code is burned or the key locked; never the right code.
-                let wrong = if issued.code.as_str() == "000000" {
-                    "111111"
-                } else {
-                    "000000"
-                };
-                while let Verdict::Mismatch { .. } = engine.verify(key, wrong, "").unwrap() {
-                    guesses += 1;
+    let (mut guesses, mut counts) = (0, Vec::new());
+    for &span in spans {
+        while clock.now() < span {
+            match engine.issue(key, "") {
+                Ok(issued) => {
+                    // Guess until the code is burned or the key locked; never the right code.
+                    let wrong = if issued.code.as_str() == "000000" {
+                        "111111"
+                    } else {
+                        "000000"
+                    };
+                    while let Verdict::Mismatch { .. } = engine.verify(key, wrong, "").unwrap() {
+                        guesses += 1;
+                    }
+                    guesses += 1; // the guess that burned or locked
                 }
-                guesses += 1; // the guess that burned or locked
+                Err(Error::RateLimited { retry_after, .. })
+                | Err(Error::Locked { retry_after, .. }) => {
+                    // Waits out the refusal, but never past the span's end.
+                    let left = span.saturating_sub(clock.now());
+                    clock.advance(retry_after.max(step).min(left.max(step)));
+                }
+                Err(e) => panic!("{e}"),
             }
-            Err(Error::RateLimited { retry_after, .. })
-            | Err(Error::Locked { retry_after, .. }) => {
-                clock.advance(retry_after.max(step));
-                continue;
-            }
-            Err(e) => panic!("{e}"),
         }
+        counts.push(guesses);
     }
-    guesses
+    counts
 }
 
+const HOUR: Duration = Duration::from_secs(3_600);
+const DAY: Duration = Duration::from_secs(86_400);
+
 #[test]
-fn the_defaults_allow_about_100_guesses_per_92_minutes_per_key() {
+fn without_escalation_the_defaults_allow_about_100_guesses_per_92_minutes_per_key() {
     // SECURITY.md: 100 failures take 20 codes, issued in four windows starting
     // 10 minutes apart (the last code at about 32 minutes), then a 1-hour lockout:
     // about 100 guesses per 92 minutes, about 1,565 a day.
-    let day = guesses_in(Duration::from_secs(86_400));
-    assert!((1_450..=1_700).contains(&day), "{day} guesses in a day");
-    let first_hour = guesses_in(Duration::from_secs(3_600));
+    let [first_hour, day] = guesses_by(false, &[HOUR, DAY])[..] else {
+        unreachable!()
+    };
     assert_eq!(first_hour, 100, "the whole budget, then the lockout");
-    println!("guesses per key: {first_hour} in the first hour, {day} in a day (SECURITY.md: about 1,600)");
+    assert!((1_450..=1_700).contains(&day), "{day} guesses in a day");
+    println!("without escalation: {first_hour} guesses in the first hour, {day} in a day");
+}
+
+#[test]
+fn with_escalation_the_defaults_allow_500_guesses_a_day_and_about_1200_a_year_later() {
+    // SECURITY.md: rounds of 100 guesses, each about 32 minutes of issuing and
+    // then a lockout of 1 h, 2 h, 4 h, ... up to 30 days: 5 rounds in the
+    // first day, 21 in the first year, then one per 30 days and 32 minutes.
+    let year = 365 * DAY;
+    let counts = guesses_by(true, &[HOUR, DAY, year, 2 * year]);
+    let [first_hour, day, first_year, two_years] = counts[..] else {
+        unreachable!()
+    };
+    assert_eq!(first_hour, 100, "the whole budget, then the lockout");
+    assert_eq!(day, 500, "lockouts of 1, 2, 4 and 8 hours, then 16");
+    assert_eq!(
+        first_year, 2_100,
+        "10 doublings to 30 days, then 11 rounds at 30 days"
+    );
+    let second_year = two_years - first_year;
+    assert!(
+        (1_100..=1_300).contains(&second_year),
+        "{second_year} guesses in the second year"
+    );
+    println!(
+        "with escalation: {day} guesses in a day, {first_year} in the first year, \
+         {second_year} in the second"
+    );
 }
 
 #[test]

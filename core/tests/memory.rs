@@ -47,8 +47,9 @@ fn a_million_codes_expire_and_the_memory_goes_back_down() {
     );
     assert!(per_key < 128.0, "{per_key:.1} bytes per key");
 
-    // Past twice the ttl (the code's memory), the 10-minute window and the 1-hour lockout.
-    clock.advance(Duration::from_secs(3600));
+    // Past twice the ttl (the code's memory), the 10-minute window and the
+    // failure memory (30 days, `max_lockout`, with escalating lockouts).
+    clock.advance(Duration::from_secs(30 * 86_400));
     let stats = engine.stats(); // runs every shard's timers
     assert_eq!((stats.live, stats.held), (0, 0), "{stats:?}");
     assert!(engine.is_empty());

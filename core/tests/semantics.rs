@@ -363,13 +363,15 @@ fn verifying_burning_or_revoking_a_code_never_resets_the_limits(b: Backend) {
 // ---- failure budget per key ----------------------------------------------------
 
 fn budget_fixture(b: Backend) -> Fixture {
-    Fixture::new(b, |c| {
-        c.resend_cooldown = Duration::ZERO;
-        c.max_issues_per_window = 0;
-        c.max_failures_per_key = 3;
-        c.lockout = 3600 * S;
-        c.ttl = 7200 * S; // codes outlive the lockout, so every wrong guess is counted
-    })
+    Fixture::new(b, budget)
+}
+
+fn budget(c: &mut Config) {
+    c.resend_cooldown = Duration::ZERO;
+    c.max_issues_per_window = 0;
+    c.max_failures_per_key = 3;
+    c.lockout = 3600 * S;
+    c.ttl = 7200 * S; // codes outlive the lockout, so every wrong guess is counted
 }
 
 fn failures_count_across_codes_and_the_one_that_spends_the_budget_locks_the_key(b: Backend) {
@@ -439,8 +441,14 @@ fn a_success_resets_the_failure_count(b: Backend) {
     assert_eq!(f.verify("alice", &wrong(&code)), mismatch(1));
 }
 
-fn the_count_is_forgotten_one_lockout_after_the_last_failure(b: Backend) {
-    let f = budget_fixture(b);
+fn without_escalation_the_count_is_forgotten_one_lockout_after_the_last_failure(b: Backend) {
+    let fixture = || {
+        Fixture::new(b, |c| {
+            budget(c);
+            c.escalate_lockouts = false;
+        })
+    };
+    let f = fixture();
     let code = f.issue("alice").code;
     f.verify("alice", &wrong(&code));
     f.advance(1000 * S);
@@ -452,13 +460,131 @@ fn the_count_is_forgotten_one_lockout_after_the_last_failure(b: Backend) {
         locked(3600 * S),
         "one lockout after the *last* failure"
     );
-    let f = budget_fixture(b);
+    f.advance(3600 * S);
+    assert_eq!(spend_budget(&f, "alice"), locked(3600 * S), "never longer");
+    let f = fixture();
     let code = f.issue("alice").code;
     f.verify("alice", &wrong(&code));
     f.verify("alice", &wrong(&code));
     f.advance(3600 * S);
     let code = f.issue("alice").code;
     assert_eq!(f.verify("alice", &wrong(&code)), mismatch(2), "forgotten");
+}
+
+// ---- escalating lockouts -----------------------------------------------------
+
+const HOUR: Duration = Duration::from_secs(3600);
+const YEAR: Duration = Duration::from_secs(365 * 86_400);
+
+/// The budget fixture with lockouts that double from 1 h up to 4 h.
+fn escalation_fixture(b: Backend) -> Fixture {
+    Fixture::new(b, |c| {
+        budget(c);
+        c.max_lockout = 4 * HOUR;
+    })
+}
+
+/// Spends `key`'s budget (3) with wrong guesses at a fresh code; the last verdict.
+fn spend_budget(f: &Fixture, key: &str) -> Verdict {
+    let code = f.issue(key).code;
+    f.verify(key, &wrong(&code));
+    f.verify(key, &wrong(&code));
+    f.verify(key, &wrong(&code))
+}
+
+fn each_spent_budget_doubles_the_lockout_up_to_max_lockout(b: Backend) {
+    let f = escalation_fixture(b);
+    assert_eq!(spend_budget(&f, "alice"), locked(HOUR));
+    f.advance(HOUR);
+    assert_eq!(
+        spend_budget(&f, "alice"),
+        locked(2 * HOUR),
+        "a fresh budget, a longer lockout"
+    );
+    f.advance(HOUR);
+    assert_eq!(refusal(f.engine.issue("alice", "")), ("locked", HOUR));
+    f.advance(HOUR);
+    assert_eq!(spend_budget(&f, "alice"), locked(4 * HOUR));
+    f.advance(4 * HOUR);
+    assert_eq!(spend_budget(&f, "alice"), locked(4 * HOUR), "max_lockout");
+    f.advance(4 * HOUR);
+    let code = f.issue("alice").code;
+    assert_eq!(f.verify("alice", &code), Verdict::Verified);
+    assert_eq!(
+        spend_budget(&f, "alice"),
+        locked(HOUR),
+        "a success clears the strikes"
+    );
+    assert_eq!(spend_budget(&f, "bob"), locked(HOUR), "strikes are per key");
+}
+
+fn unlock_clears_the_strikes_too(b: Backend) {
+    let f = escalation_fixture(b);
+    spend_budget(&f, "alice");
+    f.advance(HOUR);
+    assert_eq!(spend_budget(&f, "alice"), locked(2 * HOUR));
+    assert!(f.engine.unlock("alice").unwrap());
+    assert_eq!(spend_budget(&f, "alice"), locked(HOUR));
+    f.advance(HOUR);
+    // The lockout is over and the count fresh, but the strike is still there.
+    assert!(f.engine.unlock("alice").unwrap(), "a strike to clear");
+    assert!(!f.engine.unlock("alice").unwrap(), "nothing left to clear");
+    assert_eq!(spend_budget(&f, "alice"), locked(HOUR));
+}
+
+fn with_escalation_failures_are_forgotten_one_max_lockout_after_the_last(b: Backend) {
+    let f = escalation_fixture(b);
+    let code = f.issue("alice").code;
+    f.verify("alice", &wrong(&code));
+    f.verify("alice", &wrong(&code));
+    f.advance(4 * HOUR - MS);
+    let code = f.issue("alice").code;
+    assert_eq!(f.verify("alice", &wrong(&code)), locked(HOUR), "remembered");
+    let f = escalation_fixture(b);
+    let code = f.issue("alice").code;
+    f.verify("alice", &wrong(&code));
+    f.verify("alice", &wrong(&code));
+    f.advance(4 * HOUR);
+    let code = f.issue("alice").code;
+    assert_eq!(f.verify("alice", &wrong(&code)), mismatch(2), "forgotten");
+}
+
+fn strikes_are_forgotten_a_year_after_the_longest_lockout(b: Backend) {
+    let f = escalation_fixture(b);
+    spend_budget(&f, "alice");
+    f.advance(4 * HOUR + YEAR - MS);
+    assert_eq!(spend_budget(&f, "alice"), locked(2 * HOUR), "remembered");
+    let f = escalation_fixture(b);
+    spend_budget(&f, "alice");
+    f.advance(4 * HOUR + YEAR);
+    assert_eq!(f.engine.stats().held, 0, "nothing left of alice");
+    assert_eq!(spend_budget(&f, "alice"), locked(HOUR), "forgotten");
+}
+
+#[test]
+fn max_lockout_is_bounded_and_never_below_lockout() {
+    let refused = |tune: fn(&mut Config)| {
+        let mut c = Config::default();
+        tune(&mut c);
+        c.validate().unwrap_err()
+    };
+    let e = refused(|c| c.max_lockout = 366 * 86_400 * S);
+    assert_eq!(e.field, Field::MaxLockout);
+    assert_eq!(
+        e.to_string(),
+        "max_lockout must be between 1s and 365d, got 366d"
+    );
+    let e = refused(|c| c.max_lockout = 30 * 60 * S);
+    assert_eq!(
+        e.to_string(),
+        "max_lockout must be between 1h and 365d, got 30m"
+    );
+    let c = Config {
+        max_lockout: 30 * 60 * S,
+        escalate_lockouts: false,
+        ..Config::default()
+    };
+    assert!(c.validate().is_ok(), "unused with escalation off");
 }
 
 // ---- verify ------------------------------------------------------------------
@@ -727,7 +853,7 @@ fn stats_count_every_answer(b: Backend) {
             unavailable: 0,
             replayed: 0,
             live: 0,
-            held: 1, // "a", for its cooldown; "b" is forgotten with its lockout
+            held: 2, // "a", for its cooldown; "b" for its strike (escalating lockouts)
         }
     );
     let text = stats.to_prometheus();
@@ -1064,6 +1190,39 @@ fn totp_failures_spend_the_budget_then_lock_without_looking(b: Backend) {
     );
 }
 
+fn totp_lockouts_escalate_like_random_code_ones(b: Backend) {
+    let f = Fixture::new(b, |c| {
+        c.max_failures_per_key = 3;
+        c.lockout = 600 * S;
+        c.max_lockout = 1800 * S;
+    });
+    let spend = |unix: u64| {
+        let wrong_code = wrong(&totp_at(unix));
+        f.verify_totp("k", &wrong_code, unix);
+        f.verify_totp("k", &wrong_code, unix);
+        f.verify_totp("k", &wrong_code, unix)
+    };
+    assert_eq!(spend(T0), locked(600 * S));
+    f.advance(600 * S);
+    assert_eq!(spend(T0 + 600), locked(1200 * S));
+    f.advance(1200 * S);
+    assert_eq!(spend(T0 + 1800), locked(1800 * S), "max_lockout");
+    f.advance(1800 * S);
+    assert_eq!(
+        f.verify_totp("k", &totp_at(T0 + 3600), T0 + 3600),
+        Verdict::Verified
+    );
+    assert_eq!(
+        spend(T0 + 3600),
+        locked(600 * S),
+        "a success clears the strikes"
+    );
+    f.advance(600 * S);
+    assert_eq!(spend(T0 + 4200), locked(1200 * S));
+    assert!(f.engine.unlock_totp("k").unwrap());
+    assert_eq!(spend(T0 + 4200), locked(600 * S), "so does unlock_totp");
+}
+
 fn totp_state_is_separate_from_random_code_state(b: Backend) {
     let f = Fixture::new(b, |c| c.max_failures_per_key = 2);
     let code = f.issue("alice").code;
@@ -1171,7 +1330,12 @@ on_every_backend! {
     failures_count_across_codes_and_the_one_that_spends_the_budget_locks_the_key,
     unlock_lifts_a_lockout_and_clears_the_count,
     a_success_resets_the_failure_count,
-    the_count_is_forgotten_one_lockout_after_the_last_failure,
+    without_escalation_the_count_is_forgotten_one_lockout_after_the_last_failure,
+    each_spent_budget_doubles_the_lockout_up_to_max_lockout,
+    unlock_clears_the_strikes_too,
+    with_escalation_failures_are_forgotten_one_max_lockout_after_the_last,
+    strikes_are_forgotten_a_year_after_the_longest_lockout,
+    totp_lockouts_escalate_like_random_code_ones,
     the_right_code_verifies_once,
     a_wrong_code_or_another_context_is_a_counted_mismatch,
     the_failure_that_reaches_the_limit_burns_the_code_until_a_new_issue,

@@ -105,7 +105,8 @@ pub struct otp_config {
     pub issue_window_ms: u64,
     /// Failed verifies per key across codes before a lockout, 0 (off)..=10000 (default 100).
     pub max_failures_per_key: u32,
-    /// Lockout, and how long a failure is remembered, 1000..=2592000000 ms (default 3600000).
+    /// The first lockout, 1000..=2592000000 ms (default 3600000); with escalation
+    /// off, every lockout, and how long a failure is remembered.
     pub lockout_ms: u64,
     /// Codes per key valid at once, 1..=4 (default 1).
     pub codes_per_key: u32,
@@ -121,6 +122,15 @@ pub struct otp_config {
     /// `otp_engine_new_redis` only: how long to wait for Redis to answer a call,
     /// 1..=60000 ms (default 1000); a call past it returns `OTP_BACKEND_UNAVAILABLE`.
     pub redis_response_timeout_ms: u64,
+    /// Non-zero (default 1): escalating lockouts. Each time a key spends its
+    /// failure budget again before a success or an unlock, its lockout doubles,
+    /// up to `max_lockout_ms`; failures are remembered `max_lockout_ms` after the
+    /// last, and a year longer once the key has been locked out. 0: every lockout
+    /// is `lockout_ms`, and failures are forgotten one lockout after the last.
+    pub escalate_lockouts: u32,
+    /// The longest escalated lockout, `lockout_ms`..=31536000000 ms (365 days;
+    /// default 2592000000, 30 days).
+    pub max_lockout_ms: u64,
 }
 
 /// What `otp_issue` reports besides the code.
@@ -199,6 +209,7 @@ fn c_name(field: Field) -> &'static str {
         Field::ResendCooldown => "resend_cooldown_ms",
         Field::IssueWindow => "issue_window_ms",
         Field::Lockout => "lockout_ms",
+        Field::MaxLockout => "max_lockout_ms",
         Field::RedisUrl => "url",
         Field::RedisConnectTimeout => "redis_connect_timeout_ms",
         Field::RedisResponseTimeout => "redis_response_timeout_ms",
@@ -344,6 +355,8 @@ fn to_config(c: &otp_config) -> Result<Config, Failure> {
         issue_window: Duration::from_millis(c.issue_window_ms),
         max_failures_per_key: c.max_failures_per_key,
         lockout: Duration::from_millis(c.lockout_ms),
+        escalate_lockouts: c.escalate_lockouts != 0,
+        max_lockout: Duration::from_millis(c.max_lockout_ms),
         codes_per_key: c.codes_per_key,
         capacity: c.capacity,
         shards: (c.shards != 0).then_some(c.shards),
@@ -357,7 +370,8 @@ fn to_config(c: &otp_config) -> Result<Config, Failure> {
 }
 
 /// Fills `config` with the defaults (6 digits, 5 min, 5 attempts, 30 s cooldown,
-/// 5 issues per 10 min, 100 failures per key then 1 h lockout, 1 code per key,
+/// 5 issues per 10 min, 100 failures per key then a 1 h lockout doubling up to
+/// 30 days, 1 code per key,
 /// capacity 10,000,000, default shards, system clock, Redis timeouts of 1 s).
 /// NULL: does nothing.
 ///
@@ -385,6 +399,8 @@ pub unsafe extern "C" fn otp_config_default(config: *mut otp_config) {
                 manual_clock: 0,
                 redis_connect_timeout_ms: ms(DEFAULT_REDIS_TIMEOUT),
                 redis_response_timeout_ms: ms(DEFAULT_REDIS_TIMEOUT),
+                escalate_lockouts: d.escalate_lockouts.into(),
+                max_lockout_ms: ms(d.max_lockout),
             };
         }
         Ok(otp_status::OTP_OK)

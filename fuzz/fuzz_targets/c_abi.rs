@@ -389,7 +389,7 @@ fn perturb(u: &mut Unstructured, c: &mut otp_config) -> Result<()> {
     c.manual_clock = 1;
     c.shards = 1 << u.int_in_range(0..=3)?;
     for _ in 0..u.int_in_range(0..=4u8)? {
-        match u.int_in_range(0..=11u8)? {
+        match u.int_in_range(0..=13u8)? {
             0 => c.code_length = u.arbitrary()?,
             1 => c.alphabet = u.arbitrary()?,
             2 => c.ttl_ms = u.arbitrary()?,
@@ -401,6 +401,8 @@ fn perturb(u: &mut Unstructured, c: &mut otp_config) -> Result<()> {
             8 => c.lockout_ms = u.arbitrary()?,
             9 => c.codes_per_key = u.arbitrary()?,
             10 => c.capacity = u.int_in_range(0..=16)?,
+            11 => c.escalate_lockouts = u.arbitrary()?,
+            12 => c.max_lockout_ms = u.arbitrary()?,
             _ => c.shards = u.arbitrary()?,
         }
     }

@@ -17,6 +17,8 @@ const FEW_KEYS: u8 = 6;
 const MANY_KEYS: u8 = 40;
 /// The longest lockout (30 days), which outlives a move of the store's epoch.
 const LONGEST_LOCKOUT: u64 = 30 * 86_400_000;
+/// The longest escalated lockout (365 days).
+const LONGEST_MAX_LOCKOUT: u64 = 365 * 86_400_000;
 
 fuzz_target!(|data: &[u8]| {
     let mut u = Unstructured::new(data);
@@ -30,6 +32,11 @@ fuzz_target!(|data: &[u8]| {
 
 fn decode(u: &mut Unstructured) -> Result<(ModelConfig, Vec<Op>, bool)> {
     let keys = if u.ratio(1, 4)? { MANY_KEYS } else { FEW_KEYS };
+    let lockout = if u.ratio(1, 8)? {
+        LONGEST_LOCKOUT
+    } else {
+        u.int_in_range(1..=60)? * 1000
+    };
     let config = ModelConfig {
         code_length: u.int_in_range(4..=6)?,
         alphabet: if u.arbitrary()? {
@@ -43,10 +50,14 @@ fn decode(u: &mut Unstructured) -> Result<(ModelConfig, Vec<Op>, bool)> {
         max_issues: u.int_in_range(0..=3)?,
         window: u.int_in_range(1..=30)? * 1000,
         max_failures: u.int_in_range(0..=6)?,
-        lockout: if u.ratio(1, 8)? {
-            LONGEST_LOCKOUT
+        lockout,
+        escalate: u.arbitrary()?,
+        // A multiple of the lockout, or the longest (365 days), whose history
+        // outlives several moves of the store's epoch.
+        max_lockout: if u.ratio(1, 4)? {
+            LONGEST_MAX_LOCKOUT
         } else {
-            u.int_in_range(1..=60)? * 1000
+            lockout * u.int_in_range(1..=8)?
         },
         codes_per_key: u.int_in_range(1..=4)?,
         capacity: u.int_in_range(1..=8)? * usize::from(keys / FEW_KEYS),

@@ -254,6 +254,8 @@ impl PyEngine {
         secret=None,
         redis_connect_timeout=None,
         redis_response_timeout=None,
+        escalate_lockouts=None,
+        max_lockout=None,
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -275,6 +277,8 @@ impl PyEngine {
         secret: Option<&Bound<'_, PyAny>>,
         redis_connect_timeout: Option<&Bound<'_, PyAny>>,
         redis_response_timeout: Option<&Bound<'_, PyAny>>,
+        escalate_lockouts: Option<bool>,
+        max_lockout: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
         let mut c = Config::default();
         if let Some(v) = code_length {
@@ -303,6 +307,12 @@ impl PyEngine {
         }
         if let Some(v) = lockout {
             c.lockout = seconds_arg(Field::Lockout, v)?;
+        }
+        if let Some(v) = escalate_lockouts {
+            c.escalate_lockouts = v;
+        }
+        if let Some(v) = max_lockout {
+            c.max_lockout = seconds_arg(Field::MaxLockout, v)?;
         }
         if let Some(v) = codes_per_key {
             c.codes_per_key = int_arg(Field::CodesPerKey, v)?;

@@ -114,6 +114,31 @@ def test_failure_budget_locks_the_key_and_unlock_lifts_it(make_engine: Make) -> 
     assert engine.verify("alice", code)
 
 
+def spend_budget(engine: otpengine.Engine, key: str) -> float:
+    """Spends the key's budget of 2 on a fresh code; the lockout's wait."""
+    code = engine.issue(key)
+    assert engine.verify(key, wrong(code)).status is Status.MISMATCH
+    locked = engine.verify(key, wrong(code))
+    assert locked.status is Status.LOCKED
+    return locked.retry_after
+
+
+def test_lockouts_escalate_up_to_max_lockout(make_engine: Make) -> None:
+    limits = dict(resend_cooldown=0.0, max_issues_per_window=0, max_failures_per_key=2, lockout=60.0)
+    engine = make_engine(max_lockout=240.0, **limits)
+    for want in (60.0, 120.0, 240.0, 240.0):
+        assert spend_budget(engine, "alice") == want
+        engine.advance(want)
+    assert engine.unlock("alice"), "the strikes are cleared"
+    assert spend_budget(engine, "alice") == 60.0
+    engine = make_engine(escalate_lockouts=False, max_lockout=30.0, **limits)
+    spend_budget(engine, "bob")
+    engine.advance(60)
+    assert spend_budget(engine, "bob") == 60.0, "escalation off"
+    with pytest.raises(ValueError, match="max_lockout must be between 60.0 and 31536000.0 seconds, got 30.0"):
+        make_engine(max_lockout=30.0, **limits)
+
+
 def test_several_codes_per_key(make_engine: Make) -> None:
     engine = make_engine(codes_per_key=2, **NO_LIMITS)
     first = engine.issue("alice")

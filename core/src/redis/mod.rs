@@ -162,7 +162,7 @@ impl AtomicCounters {
 /// An engine's state in Redis.
 pub(crate) struct RedisStore {
     policy: Policy,
-    /// The policy as the scripts read it (ARGV[4..11] of common.lua).
+    /// The policy as the scripts read it (ARGV[4..12] of common.lua).
     policy_args: Vec<u64>,
     digester: Digester,
     time: TimeSource,
@@ -218,6 +218,11 @@ impl RedisStore {
             policy.max_attempts.into(),
             policy.codes_per_key.into(),
             capacity,
+            if policy.escalate {
+                policy.max_lockout
+            } else {
+                0
+            },
         ];
         let scripts = Scripts::new();
         // Loading the scripts now proves that Redis is there and answers, and

@@ -39,6 +39,7 @@ static void test_defaults_and_version(void) {
   CHECK(c.max_attempts == 5 && c.resend_cooldown_ms == 30000);
   CHECK(c.max_issues_per_window == 5 && c.issue_window_ms == 600000);
   CHECK(c.max_failures_per_key == 100 && c.lockout_ms == 3600000);
+  CHECK(c.escalate_lockouts == 1 && c.max_lockout_ms == 2592000000ULL);
   CHECK(c.codes_per_key == 1 && c.capacity == 10000000 && c.shards == 0 && c.manual_clock == 0);
   otp_config_default(NULL); /* no-op, no crash */
   CHECK(strcmp(otp_version(), OTPENGINE_VERSION) == 0);
@@ -78,6 +79,14 @@ static void test_engine_new_rejects_bad_config(void) {
   c.lockout_ms = 500;
   CHECK_STATUS(otp_engine_new(&c, &engine), OTP_INVALID_ARGUMENT);
   CHECK(last_error_contains("lockout_ms"));
+  otp_config_default(&c);
+  c.max_lockout_ms = 1800000;
+  CHECK_STATUS(otp_engine_new(&c, &engine), OTP_INVALID_ARGUMENT);
+  CHECK(last_error_contains("max_lockout_ms must be between 3600000 and 31536000000, got 1800000"));
+  c.escalate_lockouts = 0; /* unused then */
+  CHECK_STATUS(otp_engine_new(&c, &engine), OTP_OK);
+  otp_engine_free(engine);
+  engine = (otp_engine *)(uintptr_t)0x1;
   CHECK_STATUS(otp_engine_new(NULL, &engine), OTP_INVALID_ARGUMENT);
   CHECK_STATUS(otp_engine_new(&c, NULL), OTP_INVALID_ARGUMENT);
   otp_engine_free(NULL); /* no-op */
@@ -161,6 +170,49 @@ static void test_burn_and_lockout(void) {
   CHECK_STATUS(otp_unlock(e, KEY("bob")), OTP_OK);
   CHECK_STATUS(otp_unlock(e, KEY("bob")), OTP_NOT_FOUND);
   CHECK_STATUS(otp_issue(e, KEY("bob"), NULL, 0, 0, code, sizeof code, NULL), OTP_OK);
+  otp_engine_free(e);
+}
+
+/* Spends the key's budget of 2 on a fresh code; the lockout's wait, or 0. */
+static uint64_t spend_budget(otp_engine *e, const char *key) {
+  char code[16], other[16];
+  otp_issued issued = {0, 0};
+  CHECK_STATUS(otp_issue(e, KEY(key), NULL, 0, 0, code, sizeof code, NULL), OTP_OK);
+  wrong_code(code, other);
+  CHECK_STATUS(otp_verify(e, KEY(key), other, 6, NULL, 0, NULL), OTP_MISMATCH);
+  CHECK_STATUS(otp_verify(e, KEY(key), other, 6, NULL, 0, NULL), OTP_LOCKED);
+  CHECK_STATUS(otp_issue(e, KEY(key), NULL, 0, 0, code, sizeof code, &issued), OTP_LOCKED);
+  return issued.retry_after_ms;
+}
+
+/* Each budget spent again doubles the lockout, up to max_lockout_ms; a success
+ * or an unlock starts again from lockout_ms; escalation can be turned off. */
+static void test_escalating_lockouts(void) {
+  otp_config c;
+  otp_engine *e = NULL;
+  otp_config_default(&c);
+  c.manual_clock = 1;
+  c.resend_cooldown_ms = 0;
+  c.max_issues_per_window = 0;
+  c.max_failures_per_key = 2;
+  c.lockout_ms = 60000;
+  c.max_lockout_ms = 240000;
+  CHECK_STATUS(otp_engine_new(&c, &e), OTP_OK);
+  CHECK(spend_budget(e, "alice") == 60000);
+  CHECK_STATUS(otp_clock_advance(e, 60000), OTP_OK);
+  CHECK(spend_budget(e, "alice") == 120000);
+  CHECK_STATUS(otp_clock_advance(e, 120000), OTP_OK);
+  CHECK(spend_budget(e, "alice") == 240000);
+  CHECK_STATUS(otp_clock_advance(e, 240000), OTP_OK);
+  CHECK(spend_budget(e, "alice") == 240000); /* max_lockout_ms */
+  CHECK_STATUS(otp_unlock(e, KEY("alice")), OTP_OK);
+  CHECK(spend_budget(e, "alice") == 60000);
+  otp_engine_free(e);
+  c.escalate_lockouts = 0;
+  CHECK_STATUS(otp_engine_new(&c, &e), OTP_OK);
+  CHECK(spend_budget(e, "bob") == 60000);
+  CHECK_STATUS(otp_clock_advance(e, 60000), OTP_OK);
+  CHECK(spend_budget(e, "bob") == 60000);
   otp_engine_free(e);
 }
 
@@ -496,6 +548,7 @@ int main(void) {
   test_last_error_truncates_like_snprintf();
   test_issue_and_verify();
   test_burn_and_lockout();
+  test_escalating_lockouts();
   test_expiry_on_the_manual_clock();
   test_context_binding();
   test_rate_limits();

@@ -13,21 +13,23 @@
 -- ARGV[2]  now in ms, or "" to read Redis TIME (the one clock of all engines)
 -- ARGV[3]  ms added to every PEXPIRE (0; an hour on a manual clock, whose time
 --          does not follow Redis's)
--- ARGV[4..11] the policy: resend_cooldown, max_issues_per_window, issue_window,
+-- ARGV[4..12] the policy: resend_cooldown, max_issues_per_window, issue_window,
 --          max_failures_per_key, lockout, max_attempts, codes_per_key, capacity
---          (0: not enforced); durations in ms
--- ARGV[12..] the operation's own arguments
+--          (0: not enforced), max_lockout (0: lockouts do not escalate);
+--          durations in ms
+-- ARGV[13..] the operation's own arguments
 --
 -- The hash: a0 attempts left; ws, wc window start and count; lf, f last failure
--- time and failure count; per code i (0 newest, up to 3 older): d<i> digest
+-- time and failure count; k strikes (budgets spent since the last success;
+-- absent: none); per code i (0 newest, up to 3 older): d<i> digest
 -- (16 hex digits of the 64-bit keyed digest; never the code), e<i> expiry,
 -- t<i> ttl, s<i> state.
 --
 -- Ground rules (as in shard.rs):
 -- - A key's hash exists while anything about it must be remembered: a code
 --   (pending, expired or burned) until its expiry plus its ttl; the cooldown
---   and window of its last issues; its failures until one lockout after the
---   last. PEXPIRE is set to that moment, so Redis reclaims the memory; a script
+--   and window of its last issues; its failure history for failure_memory(st)
+--   after the last failure. PEXPIRE is set to that moment, so Redis reclaims the memory; a script
 --   that finds everything past treats the key as gone, so answers never depend
 --   on when Redis gets to it.
 -- - The newest code's expiry minus its ttl is the key's last issue time, kept
@@ -59,6 +61,9 @@ local lockout = tonumber(ARGV[8])
 local max_attempts = tonumber(ARGV[9])
 local codes_per_key = tonumber(ARGV[10])
 local capacity = tonumber(ARGV[11])
+local max_lockout = tonumber(ARGV[12])
+-- The most strikes a key counts (rules.rs: MAX_STRIKES).
+local MAX_STRIKES = 31
 
 -- Fail closed on a full Redis (maxmemory reached under noeviction). Redis
 -- refuses a script's first command that may grow memory, and only the first:
@@ -102,8 +107,10 @@ local function load()
     window_count = tonumber(h.wc),
     last_failure = tonumber(h.lf),
     failures = tonumber(h.f),
+    strikes = tonumber(h.k) or 0,
     codes = {},
   }
+  st.stored_strikes = st.strikes
   for i = 0, 3 do
     local d = h['d' .. i]
     if not d then
@@ -130,6 +137,26 @@ local function live_until(st)
   return at
 end
 
+-- As rules.rs: how long the lockout lasts that the key's latest strike started
+-- (doubling per strike up to max_lockout), and how long after its last failure
+-- a key's failure history is remembered (STRIKE_MEMORY as there).
+local function lockout_len(st)
+  if max_lockout == 0 or st.strikes <= 1 then
+    return lockout
+  end
+  return math.min(lockout * 2 ^ math.min(st.strikes - 1, MAX_STRIKES), max_lockout)
+end
+
+local STRIKE_MEMORY = 365 * 86400000
+local function failure_memory(st)
+  if max_lockout == 0 then
+    return lockout
+  elseif st.strikes == 0 then
+    return max_lockout
+  end
+  return max_lockout + STRIKE_MEMORY
+end
+
 local function last_issue_at(st)
   local newest = st.codes[1]
   return newest.expires_at - newest.ttl
@@ -149,8 +176,8 @@ local function forget_at(st)
   if max_issues > 0 and st.window_count > 0 then
     at = math.max(at, st.window_start + window)
   end
-  if st.failures > 0 then
-    at = math.max(at, st.last_failure + lockout)
+  if st.failures > 0 or st.strikes > 0 then
+    at = math.max(at, st.last_failure + failure_memory(st))
   end
   return at
 end
@@ -188,8 +215,14 @@ local function current()
   -- Time never runs backwards for a key: not before its own last events, even
   -- if the clock of the Redis primary is stepped back or a failover changes it.
   now = math.max(now, st.window_start, st.last_failure, last_issue_at(st))
-  if st.failures > 0 and now >= st.last_failure + lockout then
-    st.failures = 0
+  if st.failures > 0 or st.strikes > 0 then
+    if now >= st.last_failure + failure_memory(st) then
+      st.failures, st.strikes = 0, 0
+    elseif max_failures > 0 and st.failures >= max_failures
+        and now >= st.last_failure + lockout_len(st) then
+      -- The lockout is over: a fresh budget; the strikes stay.
+      st.failures = 0
+    end
   end
   expire_due_codes(st)
   st.stored_forget_at = forget_at(st)
@@ -204,11 +237,27 @@ local function current()
 end
 
 local function lockout_left(st)
-  local lockout_end = st.last_failure + lockout
+  local lockout_end = st.last_failure + lockout_len(st)
   if max_failures > 0 and st.failures >= max_failures and now < lockout_end then
     return lockout_end - now
   end
   return nil
+end
+
+-- A counted failure of the key's budget (rules.rs: fail); the one that spends
+-- the budget is a strike when lockouts escalate. Returns the failures left.
+local function count_failure(st)
+  st.failures = math.min(st.failures + 1, 65535)
+  st.last_failure = now
+  if max_lockout > 0 and st.failures == max_failures then
+    st.strikes = math.min(st.strikes + 1, MAX_STRIKES)
+  end
+  return math.max(max_failures - st.failures, 0)
+end
+
+-- A success or an unlock: no failures, no strikes.
+local function clear_failures(st)
+  st.failures, st.strikes = 0, 0
 end
 
 -- Time until an issue would be allowed; 0 if it is allowed now.
@@ -248,6 +297,12 @@ local function settle(st)
     'lf', int(st.last_failure),
     'f', int(st.failures),
   }
+  if st.strikes > 0 then
+    fields[#fields + 1] = 'k'
+    fields[#fields + 1] = int(st.strikes)
+  elseif (st.stored_strikes or 0) > 0 then
+    redis.call('HDEL', state_key, 'k')
+  end
   for i, c in ipairs(st.codes) do
     local n = i - 1
     fields[#fields + 1] = 'd' .. n
@@ -305,6 +360,7 @@ local function new_state()
     window_count = 0,
     last_failure = 0,
     failures = 0,
+    strikes = 0,
     codes = {},
     stored_codes = 0,
   }

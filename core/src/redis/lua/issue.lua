@@ -1,8 +1,8 @@
 
--- issue: ARGV[12] the new code's digest, ARGV[13] its ttl in ms.
+-- issue: ARGV[13] the new code's digest, ARGV[14] its ttl in ms.
 -- Replies {OK, 0}, {LOCKED, wait}, {RATE_LIMITED, wait} or {FULL, 0}; a refusal
 -- changes nothing. The code itself was drawn by the engine and never comes here.
-local digest, ttl = ARGV[12], tonumber(ARGV[13])
+local digest, ttl = ARGV[13], tonumber(ARGV[14])
 
 local st = current()
 if st then

@@ -1,9 +1,9 @@
 
--- verify: ARGV[12] the digest of the normalised code typed, or "" when what was
+-- verify: ARGV[13] the digest of the normalised code typed, or "" when what was
 -- typed cannot be a code (a counted mismatch all the same).
 -- Replies {OK, 0} (verified), {MISMATCH, attempts left}, {LOCKED, wait},
 -- {EXPIRED_REPLY, 0} or {NOT_FOUND, 0}.
-local guess = ARGV[12]
+local guess = ARGV[13]
 
 local st = current()
 if not st then
@@ -41,7 +41,7 @@ end
 local reply
 if hit_pending then
   clear_codes(st, EMPTY)
-  st.failures = 0
+  clear_failures(st)
   reply = { OK, 0 }
 elseif not pending or hit_expired then
   reply = { EXPIRED_REPLY, 0 }
@@ -50,9 +50,7 @@ else
   st.attempts = math.max(st.attempts - 1, 0)
   local attempts_left = st.attempts
   if max_failures > 0 then
-    st.failures = math.min(st.failures + 1, 65535)
-    st.last_failure = now
-    attempts_left = math.min(attempts_left, math.max(max_failures - st.failures, 0))
+    attempts_left = math.min(attempts_left, count_failure(st))
   end
   if attempts_left > 0 then
     reply = { MISMATCH, attempts_left }
