@@ -909,11 +909,19 @@ impl Shard {
         let slot = self.slot(i);
         let mut limits = slot.limits(self.epoch);
         if slot.has_history() {
-            let history = self.histories[&slot.hash];
-            limits.last_failure_at = history.last_failure_at;
-            limits.strikes = history.strikes;
+            self.read_history(slot.hash, &mut limits);
         }
         limits
+    }
+
+    /// The side map's part of a history: out of line, since a key a real user
+    /// is using never has one, and every call reads the limits several times.
+    #[cold]
+    #[inline(never)]
+    fn read_history(&self, hash: u64, limits: &mut Limits) {
+        let history = self.histories[&hash];
+        limits.last_failure_at = history.last_failure_at;
+        limits.strikes = history.strikes;
     }
 
     /// Writes row `i`'s failure history back: in the row when it fits (no
