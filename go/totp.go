@@ -49,6 +49,13 @@ static otp_status go_totp_uri(const uint8_t *secret, size_t secret_len, const ch
 	if (s != OTP_OK && s != OTP_BUFFER_TOO_SMALL) *err = go_totp_last_error();
 	return s;
 }
+
+static otp_status go_qr_svg(const uint8_t *text, size_t text_len, char *svg, size_t svg_len,
+                            size_t *needed, char **err) {
+	otp_status s = otp_qr_svg(text, text_len, svg, svg_len, needed);
+	if (s != OTP_OK && s != OTP_BUFFER_TOO_SMALL) *err = go_totp_last_error();
+	return s;
+}
 */
 import "C"
 
@@ -181,6 +188,27 @@ func TOTPURI(secret []byte, issuer, account string, p TOTPParams) (string, error
 		var msg *C.char
 		s := C.go_totp_uri(bytes(secret), C.size_t(len(secret)), cIssuer, cAccount, &params,
 			&buf[0], C.size_t(len(buf)), &needed, &msg)
+		switch s {
+		case C.OTP_OK:
+			return C.GoString(&buf[0]), nil
+		case C.OTP_BUFFER_TOO_SMALL:
+			buf = make([]C.char, needed)
+		default:
+			return "", statusError(s, msg)
+		}
+	}
+}
+
+// QRSVG draws text (an enrolment URI from TOTPURI, say; up to 2,331 bytes) as
+// a QR code in SVG, black on white, at least 200 pixels square, for an
+// enrolment page. The SVG of an enrolment URI holds the secret.
+func QRSVG(text string) (string, error) {
+	raw := []byte(text)
+	buf := make([]C.char, 4096)
+	for {
+		var needed C.size_t
+		var msg *C.char
+		s := C.go_qr_svg(bytes(raw), C.size_t(len(raw)), &buf[0], C.size_t(len(buf)), &needed, &msg)
 		switch s {
 		case C.OTP_OK:
 			return C.GoString(&buf[0]), nil

@@ -83,6 +83,13 @@ func TestTOTPArgumentsAndTheEnrolmentURI(t *testing.T) {
 	if _, err := TOTPURI(secret, "", "alice", p); !errors.Is(err, ErrInvalidArgument) || !strings.Contains(err.Error(), "issuer must be between 1 and 255 bytes long") {
 		t.Fatalf("empty issuer: %v", err)
 	}
+	svg, err := QRSVG(want)
+	if err != nil || !strings.HasPrefix(svg, "<?xml") || !strings.Contains(svg, "<svg") || len(svg) <= 4096 {
+		t.Fatalf("QR code (larger than the first buffer): %d bytes, %v", len(svg), err)
+	}
+	if _, err := QRSVG(strings.Repeat("a", 2332)); !errors.Is(err, ErrInvalidArgument) || !strings.Contains(err.Error(), "text must be at most 2331 bytes long, got 2332 bytes") {
+		t.Fatalf("too long for a QR code: %v", err)
+	}
 }
 
 func TestVerifyTOTPOnceThenReplayedThenTheBudget(t *testing.T) {

@@ -381,6 +381,25 @@ enum otp_status otp_totp_uri(const uint8_t *secret,
                              size_t uri_out_len,
                              size_t *uri_len_out);
 
+// Writes `text` (`text_len` bytes of UTF-8, 0..=2331; an enrolment URI, say)
+// as a QR code in SVG (black on white, a quiet zone, at least 200 pixels
+// square), and a NUL, to `svg_out`: what an enrolment page shows for an
+// authenticator app to scan. An SVG of an enrolment URI holds the secret.
+//
+// Returns `OTP_OK`, `OTP_BUFFER_TOO_SMALL` or `OTP_INVALID_ARGUMENT`. On
+// `OTP_OK` and on `OTP_BUFFER_TOO_SMALL`, `*svg_len_out` (may be NULL) gets the
+// SVG's length including the NUL.
+//
+// # Safety
+// `text` is NULL (only with `text_len` 0) or valid for `text_len` bytes;
+// `svg_out` is NULL or valid for writes of `svg_out_len` bytes; `svg_len_out`
+// is NULL or valid for a write of a `size_t`.
+enum otp_status otp_qr_svg(const uint8_t *text,
+                           size_t text_len,
+                           char *svg_out,
+                           size_t svg_out_len,
+                           size_t *svg_len_out);
+
 // Verifies an authenticator-app code (RFC 6238) for `key` (1..=1024 bytes),
 // computed from `secret` (16..=64 bytes, never kept) at `unix_time_s` (0: this
 // host's clock, UTC) under `params` (NULL: the defaults). `code` is `code_len`

@@ -344,13 +344,35 @@ pub fn otpauth_uri(
     Ok(uri)
 }
 
+/// The most bytes a QR code holds: version 40 at error correction M, in byte mode.
+pub const MAX_QR_TEXT_LEN: usize = 2331;
+
+/// Checks the length of a QR code's text (0..=2331 bytes); for front ends that
+/// receive a pointer and a length.
+pub fn check_qr_text_length(len: usize) -> Result<(), InvalidInput> {
+    if len <= MAX_QR_TEXT_LEN {
+        return Ok(());
+    }
+    Err(InvalidInput {
+        field: Field::QrText,
+        constraint: Constraint::Length {
+            min: 0,
+            max: MAX_QR_TEXT_LEN,
+        },
+        got: Got::Bytes(len),
+    })
+}
+
 /// `text` (an enrolment URI, say) as a QR code in SVG, black on white, with a quiet
 /// zone, at least 200 pixels square.
 pub fn qr_svg(text: &str) -> Result<String, InvalidInput> {
+    check_qr_text_length(text.len())?;
     let code = qrcode::QrCode::new(text.as_bytes()).map_err(|_| InvalidInput {
         field: Field::QrText,
-        // The largest QR code (version 40, error correction M) holds 2,331 bytes.
-        constraint: Constraint::Length { min: 0, max: 2331 },
+        constraint: Constraint::Length {
+            min: 0,
+            max: MAX_QR_TEXT_LEN,
+        },
         got: Got::Bytes(text.len()),
     })?;
     Ok(code

@@ -22,8 +22,8 @@ mod signals;
 mod totp;
 
 pub use totp::{
-    otp_hotp, otp_totp, otp_totp_params, otp_totp_params_default, otp_totp_uri, otp_unlock_totp,
-    otp_verdict, otp_verify_totp,
+    otp_hotp, otp_qr_svg, otp_totp, otp_totp_params, otp_totp_params_default, otp_totp_uri,
+    otp_unlock_totp, otp_verdict, otp_verify_totp,
 };
 
 use std::cell::RefCell;

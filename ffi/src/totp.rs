@@ -235,6 +235,48 @@ pub unsafe extern "C" fn otp_totp_uri(
     })
 }
 
+/// Writes `text` (`text_len` bytes of UTF-8, 0..=2331; an enrolment URI, say)
+/// as a QR code in SVG (black on white, a quiet zone, at least 200 pixels
+/// square), and a NUL, to `svg_out`: what an enrolment page shows for an
+/// authenticator app to scan. An SVG of an enrolment URI holds the secret.
+///
+/// Returns `OTP_OK`, `OTP_BUFFER_TOO_SMALL` or `OTP_INVALID_ARGUMENT`. On
+/// `OTP_OK` and on `OTP_BUFFER_TOO_SMALL`, `*svg_len_out` (may be NULL) gets the
+/// SVG's length including the NUL.
+///
+/// # Safety
+/// `text` is NULL (only with `text_len` 0) or valid for `text_len` bytes;
+/// `svg_out` is NULL or valid for writes of `svg_out_len` bytes; `svg_len_out`
+/// is NULL or valid for a write of a `size_t`.
+#[no_mangle]
+pub unsafe extern "C" fn otp_qr_svg(
+    text: *const u8,
+    text_len: usize,
+    svg_out: *mut c_char,
+    svg_out_len: usize,
+    svg_len_out: *mut usize,
+) -> otp_status {
+    guard(|| {
+        // SAFETY: forwarded from the caller.
+        let bytes =
+            unsafe { crate::bytes(text, text_len, "text", true, totp::check_qr_text_length) }?;
+        let text =
+            std::str::from_utf8(bytes).map_err(|_| Failure::invalid("text must be UTF-8"))?;
+        let svg = zeroize::Zeroizing::new(totp::qr_svg(text)?);
+        // SAFETY: forwarded from the caller.
+        let written = unsafe { write_text(&svg, svg_out, svg_out_len, "svg_out") };
+        let reports_length = matches!(
+            written,
+            Ok(_) | Err(Failure(otp_status::OTP_BUFFER_TOO_SMALL, _))
+        );
+        // SAFETY: forwarded from the caller.
+        if let (true, Some(len_out)) = (reports_length, unsafe { svg_len_out.as_mut() }) {
+            *len_out = svg.len() + 1;
+        }
+        written
+    })
+}
+
 /// Verifies an authenticator-app code (RFC 6238) for `key` (1..=1024 bytes),
 /// computed from `secret` (16..=64 bytes, never kept) at `unix_time_s` (0: this
 /// host's clock, UTC) under `params` (NULL: the defaults). `code` is `code_len`

@@ -473,6 +473,25 @@ static void test_totp_arguments_and_the_enrolment_uri(void) {
   CHECK_STATUS(otp_totp_uri(seed, 20, "", "alice", NULL, uri, sizeof uri, NULL),
                OTP_INVALID_ARGUMENT);
   CHECK(last_error_contains("issuer must be between 1 and 255 bytes long"));
+
+  /* The QR code of the URI: asked for its size first, then drawn. */
+  size_t svg_len = 0;
+  CHECK_STATUS(otp_qr_svg((const uint8_t *)want, strlen(want), small, sizeof small, &svg_len),
+               OTP_BUFFER_TOO_SMALL);
+  CHECK(svg_len > 1000);
+  char *svg = malloc(svg_len);
+  CHECK(svg != NULL);
+  size_t written = 0;
+  CHECK_STATUS(otp_qr_svg((const uint8_t *)want, strlen(want), svg, svg_len, &written), OTP_OK);
+  CHECK(written == svg_len && strlen(svg) + 1 == svg_len);
+  CHECK(strncmp(svg, "<?xml", 5) == 0 && strstr(svg, "<svg") != NULL);
+  free(svg);
+  static char big[2332];
+  memset(big, 'a', sizeof big);
+  CHECK_STATUS(otp_qr_svg((const uint8_t *)big, sizeof big, uri, sizeof uri, NULL), OTP_INVALID_ARGUMENT);
+  CHECK(last_error_contains("text must be at most 2331 bytes long, got 2332 bytes"));
+  CHECK_STATUS(otp_qr_svg((const uint8_t *)"\xff", 1, uri, sizeof uri, NULL), OTP_INVALID_ARGUMENT);
+  CHECK(last_error_contains("text must be UTF-8"));
 }
 
 /* otp_verify_totp: once, a replay, the budget and the lockout with its wait, and
