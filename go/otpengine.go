@@ -50,9 +50,10 @@ static otp_status go_engine_new(const otp_config *config, otp_engine **out, char
 }
 
 static otp_status go_engine_new_redis(const otp_config *config, const char *url,
-                                      const uint8_t *secret, size_t secret_len, otp_engine **out,
+                                      const uint8_t *secret, size_t secret_len,
+                                      const otp_redis_options *options, otp_engine **out,
                                       char **err) {
-	otp_status s = otp_engine_new_redis(config, url, secret, secret_len, out);
+	otp_status s = otp_engine_new_redis_opts(config, url, secret, secret_len, options, out);
 	if (s != OTP_OK) *err = go_last_error();
 	return s;
 }
@@ -151,7 +152,31 @@ type Config struct {
 	// with ErrBackendUnavailable.
 	RedisConnectTimeout  time.Duration
 	RedisResponseTimeout time.Duration
+	// RedisNamespace prefixes every Redis key the engine writes, so that several
+	// engines or applications can share one Redis ("" is "otpengine").
+	RedisNamespace string
+	// RedisCAFile is the PEM file of the CA that signs the server's certificate,
+	// for a rediss:// URL ("" is the system's roots). RedisClientCert and
+	// RedisClientKey are the PEM files of a client certificate and its key, for
+	// servers that require mutual TLS. The server's certificate and host name
+	// are always checked.
+	RedisCAFile     string
+	RedisClientCert string
+	RedisClientKey  string
+	// RedisUsername and RedisPassword are the ACL user and password, for
+	// callers who keep credentials out of the URL; they override the URL's.
+	RedisUsername string
+	RedisPassword Password
 }
+
+// Password is a credential: printing it (%v, %+v, %#v) shows *** instead.
+type Password string
+
+// String hides the password.
+func (Password) String() string { return "***" }
+
+// GoString hides the password.
+func (Password) GoString() string { return `"***"` }
 
 // Status is the outcome of a Verify. The zero Status is none of the outcomes:
 // Verify returns it, in a zero Verdict, together with an error, so that a
@@ -284,7 +309,29 @@ func New(cfg Config) (*Engine, error) {
 	} else {
 		url := C.CString(cfg.RedisURL)
 		defer C.free(unsafe.Pointer(url))
-		s = C.go_engine_new_redis(&c, url, bytes(cfg.Secret), C.size_t(len(cfg.Secret)), &ptr, &msg)
+		var o C.otp_redis_options
+		C.otp_redis_options_default(&o)
+		var cStrings []*C.char
+		optional := func(v string) *C.char {
+			if v == "" {
+				return nil
+			}
+			p := C.CString(v)
+			cStrings = append(cStrings, p)
+			return p
+		}
+		o.key_namespace = optional(cfg.RedisNamespace)
+		o.ca_file = optional(cfg.RedisCAFile)
+		o.client_cert = optional(cfg.RedisClientCert)
+		o.client_key = optional(cfg.RedisClientKey)
+		o.username = optional(cfg.RedisUsername)
+		o.password = optional(string(cfg.RedisPassword))
+		defer func() {
+			for _, p := range cStrings {
+				C.free(unsafe.Pointer(p))
+			}
+		}()
+		s = C.go_engine_new_redis(&c, url, bytes(cfg.Secret), C.size_t(len(cfg.Secret)), &o, &ptr, &msg)
 	}
 	if s != C.OTP_OK {
 		return nil, statusError(s, msg)

@@ -250,3 +250,58 @@ func TestTOTPAcrossInstances(t *testing.T) {
 		})
 	}
 }
+
+func TestRedisOverMutualTLSAndAsAnACLUser(t *testing.T) {
+	mtls, auth := redisEnv(t, "OTPENGINE_REDIS_MTLS_URL"), redisEnv(t, "OTPENGINE_REDIS_AUTH_URL")
+	base := func(url string) Config {
+		cfg := DefaultConfig()
+		cfg.RedisURL = url
+		cfg.Secret = testSecret
+		cfg.RedisNamespace = "otpengine-go-security"
+		cfg.RedisConnectTimeout = 500 * time.Millisecond
+		cfg.RedisResponseTimeout = 500 * time.Millisecond
+		return cfg
+	}
+	use := func(cfg Config) {
+		t.Helper()
+		e, err := New(cfg)
+		if err != nil {
+			t.Fatalf("New: %v", err)
+		}
+		defer e.Close()
+		key := uniqueKey(t)
+		code, _, err := e.Issue(key, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if v, err := e.Verify(key, code, nil); err != nil || v.Status != Verified {
+			t.Fatalf("verify: %+v %v", v, err)
+		}
+	}
+	tls := base(mtls)
+	tls.RedisCAFile = os.Getenv("OTPENGINE_REDIS_TLS_CA")
+	tls.RedisClientCert = os.Getenv("OTPENGINE_REDIS_TLS_CLIENT_CERT")
+	tls.RedisClientKey = os.Getenv("OTPENGINE_REDIS_TLS_CLIENT_KEY")
+	use(tls)
+	noCert := tls
+	noCert.RedisClientCert, noCert.RedisClientKey = "", ""
+	if _, err := New(noCert); !errors.Is(err, ErrBackendUnavailable) || !strings.Contains(err.Error(), "TLS handshake failed") {
+		t.Fatalf("no client certificate: %v", err)
+	}
+
+	acl := base(auth)
+	acl.RedisUsername = os.Getenv("OTPENGINE_REDIS_ACL_USER")
+	acl.RedisPassword = Password(os.Getenv("OTPENGINE_REDIS_ACL_PASSWORD"))
+	use(acl)
+	wrongPassword := acl
+	wrongPassword.RedisPassword = "wrong-hunter2"
+	_, err := New(wrongPassword)
+	if !errors.Is(err, ErrBackendUnavailable) || !strings.Contains(err.Error(), "authentication failed") || strings.Contains(err.Error(), "hunter2") {
+		t.Fatalf("wrong password: %v", err)
+	}
+	for _, shown := range []string{fmt.Sprintf("%v", wrongPassword), fmt.Sprintf("%+v", wrongPassword), fmt.Sprintf("%#v", wrongPassword)} {
+		if strings.Contains(shown, "hunter2") {
+			t.Fatalf("printing a Config shows its password: %s", shown)
+		}
+	}
+}

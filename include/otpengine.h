@@ -142,6 +142,29 @@ typedef struct otp_stats {
   uint64_t unavailable;
 } otp_stats;
 
+// What `otp_engine_new_redis_opts` takes besides the URL and secret. Fill it
+// with `otp_redis_options_default` (every field NULL: not given), then set
+// what you need. Strings are NUL-terminated UTF-8 and are copied: they need
+// to live only during the call.
+typedef struct otp_redis_options {
+  // Prefix of every Redis key the engine writes (1..=64 printable ASCII
+  // characters without `{`, `}` or spaces); NULL: `otpengine`.
+  const char *key_namespace;
+  // PEM file of the CA that signs the server's certificate (a `rediss://`
+  // URL only); NULL: the system's roots.
+  const char *ca_file;
+  // PEM files of a client certificate and its key, for servers that require
+  // mutual TLS; both or neither.
+  const char *client_cert;
+  // The key of `client_cert`.
+  const char *client_key;
+  // ACL user; overrides the URL's. NULL: the URL's, if any.
+  const char *username;
+  // Password; overrides the URL's; never shown in an error. NULL: the URL's,
+  // if any.
+  const char *password;
+} otp_redis_options;
+
 // TOTP parameters; fill them with `otp_totp_params_default`, then change fields.
 // A NULL `otp_totp_params *` means the defaults wherever one is taken.
 typedef struct otp_totp_params {
@@ -196,33 +219,6 @@ void otp_config_default(struct otp_config *config);
 // # Safety
 // `config` is NULL or a valid `otp_config`; `engine_out` is NULL or valid for writes.
 enum otp_status otp_engine_new(const struct otp_config *config, struct otp_engine **engine_out);
-
-// Builds an engine whose state lives in Redis, shared with every engine built
-// over the same server with the same secret (the instances of one service),
-// and stores its handle in `*engine_out`. Every other call is the same as for
-// an engine from `otp_engine_new`.
-//
-// `url` (NUL-terminated) is `redis://[user:password@]host:port[/db]`,
-// `redis+unix:///path`, or a cluster as `redis+cluster://host:port,host:port,...`.
-// `secret` is `secret_len` bytes, 16..=1024, the same on every instance: key
-// ids and code digests are keyed with it. Of `config`, `capacity` holds on a
-// standalone server only, `shards` is unused, and the `redis_*_timeout_ms`
-// fields apply.
-//
-// Returns `OTP_OK`; `OTP_INVALID_ARGUMENT` for a NULL pointer, a bad URL or
-// secret, or a value out of bounds (`otp_last_error` names it); or
-// `OTP_BACKEND_UNAVAILABLE` when Redis cannot be reached now (`otp_last_error`
-// names the server and why). On failure `*engine_out` is untouched.
-//
-// # Safety
-// `config` is NULL or a valid `otp_config`; `url` is NULL or a NUL-terminated
-// string; `secret` is NULL or valid for `secret_len` bytes; `engine_out` is
-// NULL or valid for writes.
-enum otp_status otp_engine_new_redis(const struct otp_config *config,
-                                     const char *url,
-                                     const uint8_t *secret,
-                                     size_t secret_len,
-                                     struct otp_engine **engine_out);
 
 // Frees an engine and everything it holds (for a Redis engine: its connections;
 // the store keeps its state). NULL: does nothing. The handle must not be used
@@ -318,6 +314,59 @@ size_t otp_last_error(char *buf, size_t buf_len);
 
 // The library's version, e.g. "0.1.0" (static, never NULL).
 const char *otp_version(void);
+
+// Fills `options` with every field NULL: nothing beyond the URL. NULL: does
+// nothing.
+//
+// # Safety
+// `options` is NULL or valid for writes of an `otp_redis_options`.
+void otp_redis_options_default(struct otp_redis_options *options);
+
+// Builds an engine whose state lives in Redis, shared with every engine built
+// over the same server with the same secret (the instances of one service),
+// and stores its handle in `*engine_out`. Every other call is the same as for
+// an engine from `otp_engine_new`. The same as `otp_engine_new_redis_opts`
+// with NULL options.
+//
+// `url` (NUL-terminated) is `redis://[user:password@]host:port[/db]`,
+// `rediss://...` over TLS, `redis+unix:///path`, or a cluster as
+// `redis+cluster://host:port,host:port,...` (`rediss+cluster://` over TLS).
+// `secret` is `secret_len` bytes, 16..=1024, the same on every instance: key
+// ids and code digests are keyed with it. Of `config`, `capacity` holds on a
+// standalone server only, `shards` is unused, and the `redis_*_timeout_ms`
+// fields apply.
+//
+// Returns `OTP_OK`; `OTP_INVALID_ARGUMENT` for a NULL pointer, a bad URL or
+// secret, or a value out of bounds (`otp_last_error` names it); or
+// `OTP_BACKEND_UNAVAILABLE` when Redis cannot be reached now (`otp_last_error`
+// names the server and why: unreachable, TLS handshake, authentication). On
+// failure `*engine_out` is untouched.
+//
+// # Safety
+// `config` is NULL or a valid `otp_config`; `url` is NULL or a NUL-terminated
+// string; `secret` is NULL or valid for `secret_len` bytes; `engine_out` is
+// NULL or valid for writes.
+enum otp_status otp_engine_new_redis(const struct otp_config *config,
+                                     const char *url,
+                                     const uint8_t *secret,
+                                     size_t secret_len,
+                                     struct otp_engine **engine_out);
+
+// `otp_engine_new_redis` with `options` (NULL: none): the TLS files, the user
+// and password apart from the URL, the key namespace. A file that cannot be
+// read, or TLS files with a plain URL, is `OTP_INVALID_ARGUMENT` naming the
+// field; a certificate the server or client refuses, or a wrong password, is
+// `OTP_BACKEND_UNAVAILABLE` naming the cause.
+//
+// # Safety
+// As `otp_engine_new_redis`; `options` is NULL or a valid `otp_redis_options`
+// whose strings are NULL or NUL-terminated.
+enum otp_status otp_engine_new_redis_opts(const struct otp_config *config,
+                                          const char *url,
+                                          const uint8_t *secret,
+                                          size_t secret_len,
+                                          const struct otp_redis_options *options,
+                                          struct otp_engine **engine_out);
 
 // Fills `params` with the defaults (6 digits, 30 s, SHA-1, one step of skew
 // each way). NULL: does nothing.

@@ -52,6 +52,16 @@ pub enum Field {
     RedisNamespace,
     /// How long a Redis engine waits for a connection (`RedisOptions::connect_timeout`).
     RedisConnectTimeout,
+    /// The CA file of a Redis engine over TLS (`RedisOptions::ca_file`).
+    RedisCaFile,
+    /// The client certificate of a Redis engine over mutual TLS (`RedisOptions::client_cert`).
+    RedisClientCert,
+    /// The client certificate's key (`RedisOptions::client_key`).
+    RedisClientKey,
+    /// The ACL user of a Redis engine (`RedisOptions::username`).
+    RedisUsername,
+    /// The password of a Redis engine (`RedisOptions::password`); never shown.
+    RedisPassword,
     /// How long a Redis engine waits for an answer (`RedisOptions::response_timeout`).
     RedisResponseTimeout,
     /// Digits of a TOTP or HOTP code ([`TotpParams::digits`](crate::totp::TotpParams::digits)).
@@ -100,6 +110,11 @@ impl Field {
             Field::RedisUrl => "redis_url",
             Field::RedisNamespace => "redis_namespace",
             Field::RedisConnectTimeout => "redis_connect_timeout",
+            Field::RedisCaFile => "redis_ca_file",
+            Field::RedisClientCert => "redis_client_cert",
+            Field::RedisClientKey => "redis_client_key",
+            Field::RedisUsername => "redis_username",
+            Field::RedisPassword => "redis_password",
             Field::RedisResponseTimeout => "redis_response_timeout",
             Field::TotpDigits => "digits",
             Field::TotpPeriod => "period",

@@ -67,12 +67,14 @@ pub use error::{format_duration, Constraint, DurationUnit, Error, Field, Got, In
 pub use policy::{
     check_context_length, check_key_length, constraint, Config, CAPACITY_RANGE,
     CODES_PER_KEY_RANGE, ISSUE_WINDOW_RANGE, LOCKOUT_RANGE, MAX_ATTEMPTS_RANGE, MAX_CONTEXT_LEN,
-    MAX_FAILURES_PER_KEY_RANGE, MAX_ISSUES_PER_WINDOW_RANGE, MAX_KEY_LEN, REAPER_INTERVAL_RANGE,
-    REDIS_TIMEOUT_RANGE, RESEND_COOLDOWN_RANGE, SHARDS_RANGE, TTL_RANGE,
+    MAX_FAILURES_PER_KEY_RANGE, MAX_ISSUES_PER_WINDOW_RANGE, MAX_KEY_LEN, MAX_LOCKOUT_RANGE,
+    REAPER_INTERVAL_RANGE, REDIS_TIMEOUT_RANGE, RESEND_COOLDOWN_RANGE, SHARDS_RANGE, TTL_RANGE,
 };
 #[cfg(feature = "redis")]
 pub use redis::RedisOptions;
 pub use stats::Stats;
+/// A string wiped on drop, as [`RedisOptions::password`](crate::RedisOptions) holds it.
+pub use zeroize::Zeroizing;
 
 /// The README's examples, compiled and run as doctests so they cannot rot.
 #[cfg(doctest)]

@@ -25,6 +25,14 @@ enum Backend {
     /// The cluster of `OTPENGINE_REDIS_CLUSTER`.
     #[cfg(feature = "redis")]
     RedisCluster,
+    /// The mutual-TLS server of `OTPENGINE_REDIS_MTLS_URL`, with its CA file
+    /// and a client certificate.
+    #[cfg(feature = "redis")]
+    RedisTls,
+    /// The server of `OTPENGINE_REDIS_AUTH_URL`, as its ACL user, with the
+    /// user and password given apart from the URL.
+    #[cfg(feature = "redis")]
+    RedisAcl,
 }
 
 impl Backend {
@@ -36,6 +44,13 @@ impl Backend {
             Backend::Redis => common::engine(&url(common::STANDALONE), config),
             #[cfg(feature = "redis")]
             Backend::RedisCluster => common::engine(&url(common::CLUSTER), config),
+            #[cfg(feature = "redis")]
+            Backend::RedisTls => {
+                Engine::new_redis(config, common::mtls_options("tls")).expect("an engine over TLS")
+            }
+            #[cfg(feature = "redis")]
+            Backend::RedisAcl => Engine::new_redis(config, common::acl_options("acl"))
+                .expect("an engine as the ACL user"),
         }
     }
 
@@ -958,6 +973,26 @@ macro_rules! on_every_backend {
             fn $rule() {
                 if super::common::redis_url(super::common::CLUSTER).is_some() {
                     super::$rule(super::Backend::RedisCluster);
+                }
+            })*
+        }
+
+        #[cfg(feature = "redis")]
+        mod redis_tls {
+            $(#[test]
+            fn $rule() {
+                if super::common::redis_url(super::common::MTLS).is_some() {
+                    super::$rule(super::Backend::RedisTls);
+                }
+            })*
+        }
+
+        #[cfg(feature = "redis")]
+        mod redis_acl {
+            $(#[test]
+            fn $rule() {
+                if super::common::redis_url(super::common::AUTH).is_some() {
+                    super::$rule(super::Backend::RedisAcl);
                 }
             })*
         }

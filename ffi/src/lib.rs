@@ -18,8 +18,13 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
 
+mod redis;
 mod signals;
 mod totp;
+
+pub use redis::{
+    otp_engine_new_redis, otp_engine_new_redis_opts, otp_redis_options, otp_redis_options_default,
+};
 
 pub use totp::{
     otp_hotp, otp_qr_svg, otp_totp, otp_totp_params, otp_totp_params_default, otp_totp_uri,
@@ -27,7 +32,7 @@ pub use totp::{
 };
 
 use std::cell::RefCell;
-use std::ffi::{c_char, CStr};
+use std::ffi::c_char;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::Duration;
 
@@ -35,7 +40,7 @@ use otpengine_core::code::MAX_TYPED_LEN;
 use otpengine_core::digest::{MAX_SECRET_LEN, MIN_SECRET_LEN};
 use otpengine_core::{
     check_context_length, check_key_length, Alphabet, Clock, Config, Constraint, DurationUnit,
-    Engine, Error, Field, Got, InvalidInput, ManualClock, RedisOptions, Secret, Verdict,
+    Engine, Error, Field, Got, InvalidInput, ManualClock, Verdict,
 };
 
 /// Default of both `redis_*_timeout_ms` fields.
@@ -213,6 +218,12 @@ fn c_name(field: Field) -> &'static str {
         Field::RedisUrl => "url",
         Field::RedisConnectTimeout => "redis_connect_timeout_ms",
         Field::RedisResponseTimeout => "redis_response_timeout_ms",
+        Field::RedisNamespace => "key_namespace",
+        Field::RedisCaFile => "ca_file",
+        Field::RedisClientCert => "client_cert",
+        Field::RedisClientKey => "client_key",
+        Field::RedisUsername => "username",
+        Field::RedisPassword => "password",
         Field::TotpPeriod => "period_s",
         other => other.name(),
     }
@@ -432,63 +443,6 @@ pub unsafe extern "C" fn otp_engine_new(
         // SAFETY: forwarded from the caller.
         let engine_out = unsafe { out(engine_out, "engine_out") }?;
         let engine = Engine::new(to_config(config)?)?;
-        *engine_out = Box::into_raw(Box::new(otp_engine { engine }));
-        Ok(otp_status::OTP_OK)
-    })
-}
-
-/// Builds an engine whose state lives in Redis, shared with every engine built
-/// over the same server with the same secret (the instances of one service),
-/// and stores its handle in `*engine_out`. Every other call is the same as for
-/// an engine from `otp_engine_new`.
-///
-/// `url` (NUL-terminated) is `redis://[user:password@]host:port[/db]`,
-/// `redis+unix:///path`, or a cluster as `redis+cluster://host:port,host:port,...`.
-/// `secret` is `secret_len` bytes, 16..=1024, the same on every instance: key
-/// ids and code digests are keyed with it. Of `config`, `capacity` holds on a
-/// standalone server only, `shards` is unused, and the `redis_*_timeout_ms`
-/// fields apply.
-///
-/// Returns `OTP_OK`; `OTP_INVALID_ARGUMENT` for a NULL pointer, a bad URL or
-/// secret, or a value out of bounds (`otp_last_error` names it); or
-/// `OTP_BACKEND_UNAVAILABLE` when Redis cannot be reached now (`otp_last_error`
-/// names the server and why). On failure `*engine_out` is untouched.
-///
-/// # Safety
-/// `config` is NULL or a valid `otp_config`; `url` is NULL or a NUL-terminated
-/// string; `secret` is NULL or valid for `secret_len` bytes; `engine_out` is
-/// NULL or valid for writes.
-#[no_mangle]
-pub unsafe extern "C" fn otp_engine_new_redis(
-    config: *const otp_config,
-    url: *const c_char,
-    secret: *const u8,
-    secret_len: usize,
-    engine_out: *mut *mut otp_engine,
-) -> otp_status {
-    guard(|| {
-        // SAFETY: forwarded from the caller.
-        let config = unsafe { config.as_ref() }
-            .ok_or_else(|| Failure::invalid("config must not be NULL"))?;
-        if url.is_null() {
-            return Err(Failure::invalid("url must not be NULL"));
-        }
-        // SAFETY: url is non-NULL and NUL-terminated (the caller's promise).
-        let url = unsafe { CStr::from_ptr(url) }
-            .to_str()
-            .map_err(|e| Failure::invalid(format!("url must be UTF-8: {e}")))?;
-        // SAFETY: forwarded from the caller.
-        let secret = unsafe { bytes(secret, secret_len, "secret", true, check_secret_length) }?;
-        let secret = Secret::new(secret)?;
-        // SAFETY: forwarded from the caller.
-        let engine_out = unsafe { out(engine_out, "engine_out") }?;
-        let options = RedisOptions {
-            connect_timeout: Duration::from_millis(config.redis_connect_timeout_ms),
-            response_timeout: Duration::from_millis(config.redis_response_timeout_ms),
-            ..RedisOptions::new(url, secret)
-        };
-        let config = to_config(config)?;
-        let engine = signals::connecting(|| Engine::new_redis(config, options))?;
         *engine_out = Box::into_raw(Box::new(otp_engine { engine }));
         Ok(otp_status::OTP_OK)
     })

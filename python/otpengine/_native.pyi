@@ -1,3 +1,4 @@
+import os
 from collections.abc import Iterable
 from datetime import datetime
 from typing import final
@@ -40,6 +41,12 @@ class Engine:
         redis_response_timeout: float | None = None,
         escalate_lockouts: bool | None = None,
         max_lockout: float | None = None,
+        redis_namespace: str | None = None,
+        redis_ca_file: str | os.PathLike[str] | None = None,
+        redis_client_cert: str | os.PathLike[str] | None = None,
+        redis_client_key: str | os.PathLike[str] | None = None,
+        redis_username: str | None = None,
+        redis_password: str | None = None,
     ) -> Engine: ...
     def issue(self, key: _Bytes, context: _Bytes | None = None, ttl: float | None = None) -> str: ...
     def verify(self, key: _Bytes, code: _Bytes, context: _Bytes | None = None) -> Verdict: ...

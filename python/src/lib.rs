@@ -8,12 +8,13 @@
 mod totp;
 
 use std::borrow::Cow;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use otpengine_core::{
     check_context_length, check_key_length, constraint, format_duration, Alphabet, Clock, Config,
     DurationUnit, Engine, Error, Field, Got, InvalidInput, ManualClock, RedisOptions, Secret,
-    Verdict,
+    Verdict, Zeroizing,
 };
 use pyo3::exceptions::{PyRuntimeWarning, PyTypeError, PyValueError};
 use pyo3::prelude::*;
@@ -233,7 +234,12 @@ impl PyEngine {
     ///
     /// With ``redis_url`` the engine keeps its state in Redis, shared by every
     /// engine built over the same server with the same ``secret`` (16 to 1024
-    /// bytes, required then); ``BackendUnavailable`` if Redis cannot be reached.
+    /// bytes, required then); ``BackendUnavailable`` if Redis cannot be reached
+    /// (naming why: unreachable, TLS handshake, authentication). Over TLS
+    /// (``rediss://``), ``redis_ca_file`` is the server's CA (else the system's
+    /// roots) and ``redis_client_cert`` and ``redis_client_key`` a client
+    /// certificate; ``redis_username`` and ``redis_password`` override the
+    /// URL's credentials; ``redis_namespace`` prefixes every key.
     #[new]
     #[pyo3(signature = (
         *,
@@ -256,6 +262,12 @@ impl PyEngine {
         redis_response_timeout=None,
         escalate_lockouts=None,
         max_lockout=None,
+        redis_namespace=None,
+        redis_ca_file=None,
+        redis_client_cert=None,
+        redis_client_key=None,
+        redis_username=None,
+        redis_password=None,
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -279,6 +291,12 @@ impl PyEngine {
         redis_response_timeout: Option<&Bound<'_, PyAny>>,
         escalate_lockouts: Option<bool>,
         max_lockout: Option<&Bound<'_, PyAny>>,
+        redis_namespace: Option<String>,
+        redis_ca_file: Option<PathBuf>,
+        redis_client_cert: Option<PathBuf>,
+        redis_client_key: Option<PathBuf>,
+        redis_username: Option<String>,
+        redis_password: Option<String>,
     ) -> PyResult<Self> {
         let mut c = Config::default();
         if let Some(v) = code_length {
@@ -342,10 +360,20 @@ impl PyEngine {
             .transpose()?;
         let engine = match redis_url {
             None => {
-                if redis_connect_timeout.is_some() || redis_response_timeout.is_some() {
-                    return Err(PyValueError::new_err(
-                        "redis_connect_timeout and redis_response_timeout are used only with redis_url",
-                    ));
+                let redis_only = [
+                    ("redis_connect_timeout", redis_connect_timeout.is_some()),
+                    ("redis_response_timeout", redis_response_timeout.is_some()),
+                    ("redis_namespace", redis_namespace.is_some()),
+                    ("redis_ca_file", redis_ca_file.is_some()),
+                    ("redis_client_cert", redis_client_cert.is_some()),
+                    ("redis_client_key", redis_client_key.is_some()),
+                    ("redis_username", redis_username.is_some()),
+                    ("redis_password", redis_password.is_some()),
+                ];
+                if let Some((name, _)) = redis_only.iter().find(|(_, given)| *given) {
+                    return Err(PyValueError::new_err(format!(
+                        "{name} is used only with redis_url"
+                    )));
                 }
                 c.secret = secret;
                 Engine::new(c)
@@ -363,6 +391,14 @@ impl PyEngine {
                 if let Some(v) = redis_response_timeout {
                     options.response_timeout = seconds_arg(Field::RedisResponseTimeout, v)?;
                 }
+                if let Some(namespace) = redis_namespace {
+                    options.namespace = namespace;
+                }
+                options.ca_file = redis_ca_file;
+                options.client_cert = redis_client_cert;
+                options.client_key = redis_client_key;
+                options.username = redis_username;
+                options.password = redis_password.map(Zeroizing::new);
                 // Connecting and loading the scripts takes a round trip or two.
                 py.detach(|| Engine::new_redis(c, options))
             }

@@ -89,6 +89,33 @@ def test_redis_arguments_are_checked() -> None:
     assert otpengine.Engine(secret=SECRET, manual_clock=True).issue("alice")
 
 
+def test_over_mutual_tls_and_as_an_acl_user() -> None:
+    mtls, auth = env("OTPENGINE_REDIS_MTLS_URL"), env("OTPENGINE_REDIS_AUTH_URL")
+    tls_files = dict(
+        redis_ca_file=env("OTPENGINE_REDIS_TLS_CA"),
+        redis_client_cert=env("OTPENGINE_REDIS_TLS_CLIENT_CERT"),
+        redis_client_key=env("OTPENGINE_REDIS_TLS_CLIENT_KEY"),
+    )
+    common = dict(secret=SECRET, redis_namespace="otpengine-py-security", redis_connect_timeout=0.5)
+    engine = otpengine.Engine(redis_url=mtls, **tls_files, **common)  # type: ignore[arg-type]
+    code = engine.issue(unique("tls"))
+    assert code and engine.stats()["issued"] == 1
+    with pytest.raises(otpengine.BackendUnavailable, match="TLS handshake failed"):
+        otpengine.Engine(redis_url=mtls, redis_ca_file=tls_files["redis_ca_file"], **common)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="^redis_ca_file must be a readable PEM file, got /nonexistent"):
+        otpengine.Engine(redis_url=mtls, redis_ca_file="/nonexistent/ca.pem", **common)  # type: ignore[arg-type]
+
+    user, password = env("OTPENGINE_REDIS_ACL_USER"), env("OTPENGINE_REDIS_ACL_PASSWORD")
+    engine = otpengine.Engine(redis_url=auth, redis_username=user, redis_password=password, **common)  # type: ignore[arg-type]
+    key = unique("acl")
+    assert engine.verify(key, engine.issue(key))
+    with pytest.raises(otpengine.BackendUnavailable, match="authentication failed") as raised:
+        otpengine.Engine(redis_url=auth, redis_username=user, redis_password="wrong-hunter2", **common)  # type: ignore[arg-type]
+    assert "hunter2" not in str(raised.value)
+    with pytest.raises(ValueError, match="^redis_password is used only with redis_url$"):
+        otpengine.Engine(redis_password="hunter2")
+
+
 @pytest.mark.parametrize(
     "url",
     [

@@ -23,11 +23,16 @@
 //! reused) are ours to state exactly; r2d2 would add a dependency and a second
 //! notion of connection health.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use ::redis::cluster::{ClusterClient, ClusterClientBuilder, ClusterConnection};
-use ::redis::{Client, Connection, ConnectionLike, ErrorKind, RedisError};
+use ::redis::{
+    Client, ClientTlsConfig, Connection, ConnectionLike, ErrorKind, IntoConnectionInfo, RedisError,
+    TlsCertificates,
+};
 use parking_lot::Mutex;
+use zeroize::Zeroizing;
 
 use crate::error::{
     format_duration, Constraint, DurationUnit, Error, Field, Got, InvalidInput, OUT_OF_MEMORY,
@@ -38,8 +43,23 @@ use crate::fork;
 /// connections of their own and close them afterwards.
 const MAX_IDLE: usize = 64;
 
-const URL_FORMS: &str = "a redis://[user:password@]host:port[/db], redis+unix:///path \
-     or redis+cluster://[user:password@]host:port,host:port,... URL";
+const URL_FORMS: &str = "a redis://[user:password@]host:port[/db], rediss:// (TLS), \
+     redis+unix:///path, or redis+cluster:// or rediss+cluster://[user:password@]host:port,host:port,... URL";
+
+/// What a connection needs besides its URL: timeouts, TLS material and
+/// credentials given apart from the URL (which they override).
+#[derive(Clone, Default)]
+pub(crate) struct LinkOptions {
+    pub(crate) connect_timeout: Duration,
+    pub(crate) response_timeout: Duration,
+    /// PEM: the CA that signs the server's certificate (else the system roots).
+    pub(crate) ca_file: Option<PathBuf>,
+    /// PEM: a client certificate and its key, for mutual TLS.
+    pub(crate) client_cert: Option<PathBuf>,
+    pub(crate) client_key: Option<PathBuf>,
+    pub(crate) username: Option<String>,
+    pub(crate) password: Option<Zeroizing<String>>,
+}
 
 /// Where an engine's store lives.
 enum Target {
@@ -71,24 +91,38 @@ struct Idle {
 pub(crate) struct Link {
     target: Target,
     server: String,
+    /// Over TLS (`rediss://`).
+    tls: bool,
     connect_timeout: Duration,
     response_timeout: Duration,
     idle: Mutex<Idle>,
 }
 
 impl Link {
-    /// Parses `url` (see [`URL_FORMS`]); opens nothing yet.
-    pub(crate) fn new(
-        url: &str,
-        connect_timeout: Duration,
-        response_timeout: Duration,
-    ) -> Result<Link, InvalidInput> {
+    /// Parses `url` (see [`URL_FORMS`]) and reads the TLS files; opens nothing yet.
+    pub(crate) fn new(url: &str, options: &LinkOptions) -> Result<Link, InvalidInput> {
         let bad = |reason: String| InvalidInput {
             field: Field::RedisUrl,
             constraint: Constraint::Format(URL_FORMS),
             got: Got::Raw(format!("{:?} ({reason})", redact(url))),
         };
-        let (target, server) = if let Some(rest) = url.strip_prefix("redis+cluster://") {
+        if url.contains('#') {
+            // The redis crate reads `#insecure` as "accept any certificate".
+            return Err(bad(
+                "no fragment: certificate checks cannot be turned off".into()
+            ));
+        }
+        let cluster = url
+            .strip_prefix("redis+cluster://")
+            .map(|rest| ("redis", rest))
+            .or_else(|| {
+                url.strip_prefix("rediss+cluster://")
+                    .map(|rest| ("rediss", rest))
+            });
+        let tls =
+            url.starts_with("rediss://") || cluster.is_some_and(|(scheme, _)| scheme == "rediss");
+        let certificates = tls_certificates(options, tls)?;
+        let (target, server) = if let Some((scheme, rest)) = cluster {
             let (userinfo, hosts) = match rest.rsplit_once('@') {
                 Some((userinfo, hosts)) => (format!("{userinfo}@"), hosts),
                 None => (String::new(), rest),
@@ -106,25 +140,47 @@ impl Link {
             }
             let urls: Vec<String> = seeds
                 .iter()
-                .map(|s| format!("redis://{userinfo}{s}"))
+                .map(|s| format!("{scheme}://{userinfo}{s}"))
                 .collect();
-            let client = ClusterClientBuilder::new(urls)
-                .connection_timeout(connect_timeout)
-                .response_timeout(response_timeout)
-                .retries(0)
-                .build()
-                .map_err(|e| bad(e.to_string()))?;
+            let mut builder = ClusterClientBuilder::new(urls)
+                .connection_timeout(options.connect_timeout)
+                .response_timeout(options.response_timeout)
+                .retries(0);
+            if let Some(username) = &options.username {
+                builder = builder.username(username);
+            }
+            if let Some(password) = &options.password {
+                builder = builder.password(password.as_str());
+            }
+            if let Some(certificates) = certificates {
+                builder = builder.certs(certificates);
+            }
+            let client = builder.build().map_err(|e| bad(e.to_string()))?;
             (Target::Cluster(client), seeds.join(","))
         } else {
-            let client = Client::open(url).map_err(|e| bad(e.to_string()))?;
-            let server = client.get_connection_info().addr().to_string();
+            let mut info = url.into_connection_info().map_err(|e| bad(e.to_string()))?;
+            let mut settings = info.redis_settings().clone();
+            if let Some(username) = &options.username {
+                settings = settings.set_username(username);
+            }
+            if let Some(password) = &options.password {
+                settings = settings.set_password(password.as_str());
+            }
+            info = info.set_redis_settings(settings);
+            let server = info.addr().to_string();
+            let client = match certificates {
+                Some(certificates) => Client::build_with_tls(info, certificates),
+                None => Client::open(info),
+            }
+            .map_err(|e| bad(e.to_string()))?;
             (Target::Standalone(client), server)
         };
         Ok(Link {
             target,
             server,
-            connect_timeout,
-            response_timeout,
+            tls,
+            connect_timeout: options.connect_timeout,
+            response_timeout: options.response_timeout,
             idle: Mutex::new(Idle {
                 generation: fork::generation(),
                 conns: Vec::new(),
@@ -263,6 +319,12 @@ impl Link {
             }
         } else if is_out_of_memory(e) {
             OUT_OF_MEMORY.to_string()
+        } else if is_authentication(e) {
+            format!("authentication failed (check the user and password): {e}")
+        } else if connecting && is_tls_handshake(e) {
+            format!("TLS handshake failed (check the certificates): {e}")
+        } else if connecting && !self.tls && e.to_string().contains("reset by peer") {
+            format!("unreachable: {e} (a TLS-only server resets plaintext connections: rediss://?)")
         } else if connecting || e.is_connection_refusal() {
             format!("unreachable: {e}")
         } else if e.is_io_error() || e.is_connection_dropped() {
@@ -275,6 +337,83 @@ impl Link {
             reason,
         }
     }
+}
+
+/// The TLS files, read: `None` for a plain URL (where giving any is an error,
+/// since it would silently not be used), and for a TLS URL without files (the
+/// system roots, no client certificate).
+fn tls_certificates(
+    options: &LinkOptions,
+    tls: bool,
+) -> Result<Option<TlsCertificates>, InvalidInput> {
+    let files = [
+        (Field::RedisCaFile, &options.ca_file),
+        (Field::RedisClientCert, &options.client_cert),
+        (Field::RedisClientKey, &options.client_key),
+    ];
+    if !tls {
+        if let Some((field, _)) = files.iter().find(|(_, path)| path.is_some()) {
+            return Err(InvalidInput {
+                field: *field,
+                constraint: Constraint::Format(
+                    "given only with a rediss:// or rediss+cluster:// URL",
+                ),
+                got: Got::Raw("a file, with a plain URL".into()),
+            });
+        }
+        return Ok(None);
+    }
+    let read = |field: Field, path: &PathBuf| {
+        std::fs::read(path).map_err(|e| InvalidInput {
+            field,
+            constraint: Constraint::Format("a readable PEM file"),
+            got: Got::Raw(format!("{} ({e})", path.display())),
+        })
+    };
+    let root_cert = options
+        .ca_file
+        .as_ref()
+        .map(|path| read(Field::RedisCaFile, path))
+        .transpose()?;
+    let client_tls = match (&options.client_cert, &options.client_key) {
+        (Some(cert), Some(key)) => Some(ClientTlsConfig {
+            client_cert: read(Field::RedisClientCert, cert)?,
+            client_key: read(Field::RedisClientKey, key)?,
+        }),
+        (None, None) => None,
+        (Some(_), None) | (None, Some(_)) => {
+            let field = if options.client_cert.is_none() {
+                Field::RedisClientCert
+            } else {
+                Field::RedisClientKey
+            };
+            return Err(InvalidInput {
+                field,
+                constraint: Constraint::Format(
+                    "given together with its pair (client cert and key)",
+                ),
+                got: Got::Raw("only one of the two".into()),
+            });
+        }
+    };
+    Ok(Some(TlsCertificates {
+        client_tls,
+        root_cert,
+    }))
+}
+
+/// A wrong or missing password or user: at connect time (`AUTH` refused), or
+/// at the first command (`NOAUTH`).
+fn is_authentication(e: &RedisError) -> bool {
+    e.kind() == ErrorKind::AuthenticationFailed
+        || matches!(e.code(), Some("NOAUTH" | "WRONGPASS"))
+        || e.to_string().contains("NOAUTH")
+}
+
+/// A certificate or TLS protocol failure (as rustls words them).
+fn is_tls_handshake(e: &RedisError) -> bool {
+    let text = e.to_string();
+    text.contains("certificate") || text.contains("Certificate") || text.contains("alert")
 }
 
 /// The server refused a command because it is over `maxmemory` (noeviction):
@@ -355,19 +494,31 @@ mod tests {
 
     const T: Duration = Duration::from_secs(1);
 
+    fn options() -> LinkOptions {
+        LinkOptions {
+            connect_timeout: T,
+            response_timeout: T,
+            ..LinkOptions::default()
+        }
+    }
+
     #[test]
     fn urls_name_the_server_without_credentials() {
-        let link = Link::new("redis://:hunter2@127.0.0.1:6390/3", T, T).unwrap();
+        let link = Link::new("redis://:hunter2@127.0.0.1:6390/3", &options()).unwrap();
         assert_eq!(link.server(), "127.0.0.1:6390");
         assert!(!link.is_cluster());
-        let link = Link::new("redis+cluster://u:p@10.0.0.1:7000,10.0.0.2:7001", T, T).unwrap();
+        let link = Link::new(
+            "redis+cluster://u:p@10.0.0.1:7000,10.0.0.2:7001",
+            &options(),
+        )
+        .unwrap();
         assert_eq!(link.server(), "10.0.0.1:7000,10.0.0.2:7001");
         assert!(link.is_cluster());
     }
 
     #[test]
     fn bad_urls_are_named_and_redacted() {
-        let message = |url: &str| Link::new(url, T, T).err().unwrap().to_string();
+        let message = |url: &str| Link::new(url, &options()).err().unwrap().to_string();
         let m = message("http://user:hunter2@localhost");
         assert!(m.starts_with("redis_url must be a redis://"), "{m}");
         assert!(

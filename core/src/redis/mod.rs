@@ -21,10 +21,12 @@ mod keys;
 mod scripts;
 
 use std::fmt;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use parking_lot::Mutex;
+use zeroize::Zeroizing;
 
 use crate::answer::Verdict;
 use crate::clock::{Millis, TimeSource};
@@ -36,7 +38,7 @@ use crate::policy::{check_duration, Config, Policy, REDIS_TIMEOUT_RANGE};
 use crate::stats::{Counters, Stats};
 use crate::totp::{TotpCheck, TotpParams};
 
-use self::connection::Link;
+use self::connection::{Link, LinkOptions};
 use self::keys::KeySpace;
 use self::scripts::{call, CallContext, Scripts};
 
@@ -76,10 +78,12 @@ const MAX_NAMESPACE_LEN: usize = 64;
 /// bounds the store instead.
 #[derive(Clone)]
 pub struct RedisOptions {
-    /// Where Redis is: `redis://[user:password@]host:port[/db]`,
-    /// `redis+unix:///path/to/socket[?db=N]`, or a cluster as
-    /// `redis+cluster://[user:password@]host:port,host:port,...` (any of its
-    /// nodes; the others are discovered).
+    /// Where Redis is: `redis://[user:password@]host:port[/db]`, the same over
+    /// TLS as `rediss://...`, `redis+unix:///path/to/socket[?db=N]`, or a
+    /// cluster as `redis+cluster://[user:password@]host:port,host:port,...`
+    /// (`rediss+cluster://` over TLS; any of its nodes, the others are
+    /// discovered). Over TLS the server's certificate and host name are always
+    /// checked, against the system roots or [`RedisOptions::ca_file`].
     pub url: String,
     /// The secret behind key ids and code digests: at least 16 bytes, the same
     /// on every instance that shares the store (else none finds the others' codes).
@@ -93,6 +97,21 @@ pub struct RedisOptions {
     /// How long to wait for an answer, 1 ms..=1 min. Default 1 s. A call whose
     /// answer does not come in time returns [`Error::Unavailable`].
     pub response_timeout: Duration,
+    /// PEM file of the CA that signs the server's certificate, for a TLS URL;
+    /// `None`: the system's roots.
+    pub ca_file: Option<PathBuf>,
+    /// PEM files of a client certificate and its key, for servers that require
+    /// mutual TLS (`tls-auth-clients yes`); both or neither.
+    pub client_cert: Option<PathBuf>,
+    /// The key of [`RedisOptions::client_cert`].
+    pub client_key: Option<PathBuf>,
+    /// ACL user, for callers who keep credentials out of the URL; overrides the
+    /// URL's.
+    pub username: Option<String>,
+    /// Password (of the ACL user, or `requirepass`'s), for callers who keep
+    /// credentials out of the URL; overrides the URL's. Never shown in errors
+    /// or `Debug`.
+    pub password: Option<Zeroizing<String>>,
 }
 
 impl RedisOptions {
@@ -104,6 +123,11 @@ impl RedisOptions {
             namespace: "otpengine".to_string(),
             connect_timeout: Duration::from_secs(1),
             response_timeout: Duration::from_secs(1),
+            ca_file: None,
+            client_cert: None,
+            client_key: None,
+            username: None,
+            password: None,
         }
     }
 }
@@ -116,6 +140,11 @@ impl fmt::Debug for RedisOptions {
             .field("namespace", &self.namespace)
             .field("connect_timeout", &self.connect_timeout)
             .field("response_timeout", &self.response_timeout)
+            .field("ca_file", &self.ca_file)
+            .field("client_cert", &self.client_cert)
+            .field("client_key", &self.client_key)
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "***"))
             .finish()
     }
 }
@@ -200,7 +229,18 @@ impl RedisStore {
             options.response_timeout,
             REDIS_TIMEOUT_RANGE,
         )?);
-        let link = Link::new(&options.url, connect_timeout, response_timeout)?;
+        let link = Link::new(
+            &options.url,
+            &LinkOptions {
+                connect_timeout,
+                response_timeout,
+                ca_file: options.ca_file.clone(),
+                client_cert: options.client_cert.clone(),
+                client_key: options.client_key.clone(),
+                username: options.username.clone(),
+                password: options.password.clone(),
+            },
+        )?;
         fork::register();
         let keys = KeySpace::new(&options.namespace, link.is_cluster());
         // On a cluster no script sees every key, so the capacity cannot be held.

@@ -30,4 +30,23 @@ mod with_redis {
     pub fn engine(url: &str, config: Config) -> Engine {
         Engine::new_redis(config, options(url, "e")).expect("a Redis engine")
     }
+
+    /// Options for the mutual-TLS server: its CA and the client certificate.
+    pub fn mtls_options(label: &str) -> RedisOptions {
+        RedisOptions {
+            ca_file: Some(super::var(super::TLS_CA).into()),
+            client_cert: Some(super::var(super::TLS_CLIENT_CERT).into()),
+            client_key: Some(super::var(super::TLS_CLIENT_KEY).into()),
+            ..options(&super::var(super::MTLS), label)
+        }
+    }
+
+    /// Options for the password server's ACL user, given apart from the URL.
+    pub fn acl_options(label: &str) -> RedisOptions {
+        RedisOptions {
+            username: Some(super::var(super::ACL_USER)),
+            password: Some(super::var(super::ACL_PASSWORD).into()),
+            ..options(&super::var(super::AUTH), label)
+        }
+    }
 }

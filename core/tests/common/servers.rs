@@ -15,6 +15,30 @@ use std::sync::Mutex;
 pub const STANDALONE: &str = "OTPENGINE_REDIS_URL";
 /// A 3-node cluster: `redis+cluster://127.0.0.1:<p1>,...`.
 pub const CLUSTER: &str = "OTPENGINE_REDIS_CLUSTER";
+/// A TLS-only server: `rediss://127.0.0.1:<port>/0`, its certificate signed by
+/// [`TLS_CA`].
+pub const TLS: &str = "OTPENGINE_REDIS_TLS_URL";
+/// A TLS-only server that requires a client certificate signed by [`TLS_CA`].
+pub const MTLS: &str = "OTPENGINE_REDIS_MTLS_URL";
+/// The CA (PEM file) of both TLS servers' certificates and of the client's.
+pub const TLS_CA: &str = "OTPENGINE_REDIS_TLS_CA";
+/// A CA that signed nothing of the servers'.
+pub const TLS_OTHER_CA: &str = "OTPENGINE_REDIS_TLS_OTHER_CA";
+/// The client certificate and key (PEM files) for [`MTLS`].
+pub const TLS_CLIENT_CERT: &str = "OTPENGINE_REDIS_TLS_CLIENT_CERT";
+pub const TLS_CLIENT_KEY: &str = "OTPENGINE_REDIS_TLS_CLIENT_KEY";
+/// A server with `requirepass` ([`AUTH_PASSWORD`]) and an ACL user ([`ACL_USER`]).
+pub const AUTH: &str = "OTPENGINE_REDIS_AUTH_URL";
+pub const AUTH_PASSWORD: &str = "OTPENGINE_REDIS_AUTH_PASSWORD";
+pub const ACL_USER: &str = "OTPENGINE_REDIS_ACL_USER";
+pub const ACL_PASSWORD: &str = "OTPENGINE_REDIS_ACL_PASSWORD";
+
+/// The value of one of the variables above (`with-redis.sh` sets them all
+/// together with the URLs, so a test that has its URL has these).
+pub fn var(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| panic!("{name} is set with the servers' URLs"))
+}
+
 /// The `redis-server` binary, for tests that start (and stop) a server of their own.
 pub const SERVER_BINARY: &str = "OTPENGINE_REDIS_SERVER";
 /// Set to 1: a missing server fails the tests instead of skipping them.

@@ -151,6 +151,61 @@ static void test_totp_across_instances(const char *url) {
   otp_engine_free(b);
 }
 
+/* otp_engine_new_redis_opts: the mutual-TLS server with the CA and client
+ * certificate; without them it fails closed naming the handshake. The password
+ * server as the ACL user given apart from the URL; a wrong password fails closed
+ * naming authentication and never shows the password. */
+static void test_tls_and_credentials(void) {
+  const char *mtls = server("OTPENGINE_REDIS_MTLS_URL");
+  const char *auth = server("OTPENGINE_REDIS_AUTH_URL");
+  if (mtls == NULL || auth == NULL) return;
+  otp_config c;
+  otp_config_default(&c);
+  otp_redis_options o;
+  memset(&o, 0xff, sizeof o);
+  otp_redis_options_default(&o);
+  CHECK(o.key_namespace == NULL && o.ca_file == NULL && o.client_cert == NULL &&
+        o.client_key == NULL && o.username == NULL && o.password == NULL);
+  o.key_namespace = "otpengine-c-tls";
+  o.ca_file = getenv("OTPENGINE_REDIS_TLS_CA");
+  o.client_cert = getenv("OTPENGINE_REDIS_TLS_CLIENT_CERT");
+  o.client_key = getenv("OTPENGINE_REDIS_TLS_CLIENT_KEY");
+  otp_engine *e = NULL;
+  CHECK_STATUS(otp_engine_new_redis_opts(&c, mtls, SECRET, sizeof SECRET - 1, &o, &e), OTP_OK);
+  char code[16];
+  CHECK_STATUS(otp_issue(e, KEY("alice"), NULL, 0, 0, code, sizeof code, NULL), OTP_OK);
+  CHECK_STATUS(otp_verify(e, KEY("alice"), code, strlen(code), NULL, 0, NULL), OTP_OK);
+  otp_engine_free(e);
+  o.client_cert = o.client_key = NULL;
+  e = (otp_engine *)(uintptr_t)0x1;
+  CHECK_STATUS(otp_engine_new_redis_opts(&c, mtls, SECRET, sizeof SECRET - 1, &o, &e),
+               OTP_BACKEND_UNAVAILABLE);
+  CHECK(last_error_contains("TLS handshake failed"));
+  CHECK(e == (otp_engine *)(uintptr_t)0x1);
+  o.ca_file = "/nonexistent/ca.pem";
+  CHECK_STATUS(otp_engine_new_redis_opts(&c, mtls, SECRET, sizeof SECRET - 1, &o, &e),
+               OTP_INVALID_ARGUMENT);
+  CHECK(last_error_contains("ca_file must be a readable PEM file, got /nonexistent/ca.pem"));
+
+  otp_redis_options_default(&o);
+  o.username = getenv("OTPENGINE_REDIS_ACL_USER");
+  o.password = getenv("OTPENGINE_REDIS_ACL_PASSWORD");
+  CHECK(o.username != NULL && o.password != NULL);
+  CHECK_STATUS(otp_engine_new_redis_opts(&c, auth, SECRET, sizeof SECRET - 1, &o, &e), OTP_OK);
+  CHECK_STATUS(otp_issue(e, KEY("bob"), NULL, 0, 0, code, sizeof code, NULL), OTP_OK);
+  CHECK_STATUS(otp_verify(e, KEY("bob"), code, strlen(code), NULL, 0, NULL), OTP_OK);
+  otp_engine_free(e);
+  o.password = "wrong-hunter2";
+  CHECK_STATUS(otp_engine_new_redis_opts(&c, auth, SECRET, sizeof SECRET - 1, &o, &e),
+               OTP_BACKEND_UNAVAILABLE);
+  CHECK(last_error_contains("authentication failed"));
+  char message[512];
+  otp_last_error(message, sizeof message);
+  CHECK(strstr(message, "hunter2") == NULL);
+  CHECK_STATUS(otp_engine_new_redis(&c, auth, SECRET, sizeof SECRET - 1, &e), OTP_BACKEND_UNAVAILABLE);
+  CHECK(last_error_contains("authentication failed"));
+}
+
 int main(void) {
   srand((unsigned)time(NULL));
   test_an_unreachable_server_is_backend_unavailable();
@@ -165,5 +220,6 @@ int main(void) {
     test_two_instances_share_one_store(cluster);
     test_totp_across_instances(cluster);
   }
+  test_tls_and_credentials();
   DONE();
 }
