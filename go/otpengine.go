@@ -58,6 +58,12 @@ static otp_status go_engine_new_redis(const otp_config *config, const char *url,
 	return s;
 }
 
+static otp_status go_ping(otp_engine *e, char **err) {
+	otp_status s = otp_ping(e);
+	if (s != OTP_OK) *err = go_last_error();
+	return s;
+}
+
 static otp_status go_issue(otp_engine *e, const uint8_t *key, size_t key_len, const uint8_t *ctx,
                            size_t ctx_len, uint64_t ttl_ms, char *code, size_t code_len,
                            otp_issued *issued, char **err) {
@@ -167,6 +173,10 @@ type Config struct {
 	// callers who keep credentials out of the URL; they override the URL's.
 	RedisUsername string
 	RedisPassword Password
+	// RedisAcceptEviction lets New use a server whose maxmemory-policy evicts
+	// keys (an evicted key is a lost lockout or replay guard); without it such
+	// a server is refused with ErrInvalidArgument.
+	RedisAcceptEviction bool
 }
 
 // Password is a credential: printing it (%v, %+v, %#v) shows *** instead.
@@ -326,6 +336,9 @@ func New(cfg Config) (*Engine, error) {
 		o.client_key = optional(cfg.RedisClientKey)
 		o.username = optional(cfg.RedisUsername)
 		o.password = optional(string(cfg.RedisPassword))
+		if cfg.RedisAcceptEviction {
+			o.accept_eviction = 1
+		}
 		defer func() {
 			for _, p := range cStrings {
 				C.free(unsafe.Pointer(p))
@@ -463,6 +476,23 @@ func (e *Engine) Stats() Stats {
 		Locked: uint64(s.locked), Expired: uint64(s.expired), RateLimited: uint64(s.rate_limited),
 		Revoked: uint64(s.revoked), Live: uint64(s.live), Unavailable: uint64(s.unavailable),
 	}
+}
+
+// Ping is a cheap health check for readiness probes: nil when the engine's
+// store answers now (always, in memory; one PING of the server, or of every
+// primary of a cluster), else ErrBackendUnavailable naming the server and why,
+// or ErrClosed. It counts in no statistic.
+func (e *Engine) Ping() error {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	if e.ptr == nil {
+		return ErrClosed
+	}
+	var msg *C.char
+	if s := C.go_ping(e.ptr, &msg); s != C.OTP_OK {
+		return statusError(s, msg)
+	}
+	return nil
 }
 
 // Advance moves a manual clock forward; ErrInvalidArgument for a system clock.

@@ -202,6 +202,20 @@ func spendBudget(t *testing.T, e *Engine, key string) time.Duration {
 	return locked.RetryAfter
 }
 
+func TestPingInMemoryAndAfterClose(t *testing.T) {
+	e, err := New(DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Ping(); err != nil {
+		t.Fatalf("in memory: %v", err)
+	}
+	e.Close()
+	if err := e.Ping(); !errors.Is(err, ErrClosed) {
+		t.Fatalf("closed: %v", err)
+	}
+}
+
 func TestEscalatingLockouts(t *testing.T) {
 	tune := func(escalate bool) func(*Config) {
 		return func(c *Config) {

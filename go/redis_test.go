@@ -78,6 +78,9 @@ func testTwoInstances(t *testing.T, url string) {
 	if ok, err := a.Revoke(key); !ok || err != nil {
 		t.Fatalf("revoke on a: %v %v", ok, err)
 	}
+	if err := a.Ping(); err != nil {
+		t.Fatalf("Ping: %v", err)
+	}
 	if s := a.Stats(); s.Issued != 1 || s.Mismatched != 1 || s.Revoked != 1 || s.Unavailable != 0 {
 		t.Fatalf("a's stats: %+v", s)
 	}

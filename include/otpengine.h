@@ -163,6 +163,10 @@ typedef struct otp_redis_options {
   // Password; overrides the URL's; never shown in an error. NULL: the URL's,
   // if any.
   const char *password;
+  // Non-zero: start even on a server whose `maxmemory-policy` evicts keys
+  // (an evicted key is a lost lockout or replay guard). 0 (default): such a
+  // server is refused with `OTP_INVALID_ARGUMENT` naming `accept_eviction`.
+  uint32_t accept_eviction;
 } otp_redis_options;
 
 // TOTP parameters; fill them with `otp_totp_params_default`, then change fields.
@@ -291,6 +295,16 @@ enum otp_status otp_unlock(struct otp_engine *engine, const uint8_t *key, size_t
 // # Safety
 // `engine` is NULL or a live handle; `stats_out` is NULL or valid for writes.
 enum otp_status otp_engine_stats(const struct otp_engine *engine, struct otp_stats *stats_out);
+
+// A cheap health check for readiness probes: `OTP_OK` when the engine's store
+// answers now (always, in memory; one `PING` of the server, or of every
+// primary of a cluster), `OTP_BACKEND_UNAVAILABLE` when it does not
+// (`otp_last_error` names the server and why), `OTP_INVALID_ARGUMENT` for a
+// NULL engine. Counts in no statistic.
+//
+// # Safety
+// `engine` is NULL or a live handle.
+enum otp_status otp_ping(const struct otp_engine *engine);
 
 // Moves a manual clock forward by `ms`. Returns `OTP_OK`, or
 // `OTP_INVALID_ARGUMENT` for a NULL engine or one built without `manual_clock`.

@@ -394,6 +394,18 @@ impl Engine {
         }
     }
 
+    /// A cheap health check for readiness probes: for a Redis engine, one `PING`
+    /// of the server (of every primary, on a cluster), failing with
+    /// [`Error::Unavailable`] naming the server and why; in memory, always `Ok`.
+    /// It counts in no statistic.
+    pub fn ping(&self) -> Result<(), Error> {
+        match &self.backend {
+            Backend::Memory(_) => Ok(()),
+            #[cfg(feature = "redis")]
+            Backend::Redis(r) => r.ping(),
+        }
+    }
+
     /// For a Redis engine, the server it uses as configured, without credentials
     /// (e.g. `127.0.0.1:6379`, or a cluster's seed nodes); `None` in memory.
     pub fn redis_server(&self) -> Option<&str> {

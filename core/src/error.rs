@@ -62,6 +62,9 @@ pub enum Field {
     RedisUsername,
     /// The password of a Redis engine (`RedisOptions::password`); never shown.
     RedisPassword,
+    /// Whether a Redis engine may use a server that evicts keys
+    /// (`RedisOptions::accept_eviction`).
+    RedisAcceptEviction,
     /// How long a Redis engine waits for an answer (`RedisOptions::response_timeout`).
     RedisResponseTimeout,
     /// Digits of a TOTP or HOTP code ([`TotpParams::digits`](crate::totp::TotpParams::digits)).
@@ -115,6 +118,7 @@ impl Field {
             Field::RedisClientKey => "redis_client_key",
             Field::RedisUsername => "redis_username",
             Field::RedisPassword => "redis_password",
+            Field::RedisAcceptEviction => "redis_accept_eviction",
             Field::RedisResponseTimeout => "redis_response_timeout",
             Field::TotpDigits => "digits",
             Field::TotpPeriod => "period",

@@ -451,6 +451,73 @@ fn an_unreachable_server_is_unavailable_and_named() {
 }
 
 #[test]
+fn a_server_that_evicts_keys_is_refused_unless_accepted() {
+    let Some(server) = common::OwnServer::start() else {
+        return;
+    };
+    let url = server.url();
+    let _: () = ::redis::cmd("CONFIG")
+        .arg(&["SET", "maxmemory-policy", "allkeys-lru"])
+        .query(&mut connection(&url))
+        .unwrap();
+    match Engine::new_redis(Config::default(), common::options(&url, "evict")) {
+        Err(Error::InvalidInput(e)) => {
+            assert_eq!(e.field, Field::RedisAcceptEviction);
+            let message = e.to_string();
+            assert!(
+                message.contains("allkeys-lru") && message.contains("lost lockout"),
+                "{message}"
+            );
+        }
+        other => panic!(
+            "expected InvalidInput, got {:?}",
+            other.map(|_| "an engine")
+        ),
+    }
+    let accepted = RedisOptions {
+        accept_eviction: true,
+        ..common::options(&url, "evict")
+    };
+    let engine = Engine::new_redis(Config::default(), accepted).expect("accepted");
+    assert!(engine.issue("alice", "").is_ok());
+    let _: () = ::redis::cmd("CONFIG")
+        .arg(&["SET", "maxmemory-policy", "noeviction"])
+        .query(&mut connection(&url))
+        .unwrap();
+    assert!(Engine::new_redis(Config::default(), common::options(&url, "evict")).is_ok());
+}
+
+#[test]
+fn ping_says_whether_the_store_answers_now() {
+    on_both(|url| {
+        let engine = common::engine(url, Config::default());
+        assert!(engine.ping().is_ok());
+        assert_eq!(engine.stats().unavailable, 0, "a ping counts nowhere");
+    });
+    assert!(
+        Engine::new(Config::default()).unwrap().ping().is_ok(),
+        "in memory"
+    );
+    let Some(mut server) = common::OwnServer::start() else {
+        return;
+    };
+    let engine = Engine::new_redis(
+        Config::default(),
+        RedisOptions {
+            connect_timeout: Duration::from_millis(200),
+            response_timeout: Duration::from_millis(200),
+            ..common::options(&server.url(), "ping")
+        },
+    )
+    .unwrap();
+    server.kill();
+    let err = engine.ping().unwrap_err();
+    assert!(matches!(err, Error::Unavailable { .. }), "{err:?}");
+    server.restart();
+    assert!(engine.ping().is_ok(), "used again once back");
+}
+
+#[test]
 fn bad_options_are_named() {
     let field = |config: Config, options: RedisOptions| match Engine::new_redis(config, options) {
         Err(Error::InvalidInput(e)) => (e.field, e.to_string()),

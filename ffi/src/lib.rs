@@ -224,6 +224,7 @@ fn c_name(field: Field) -> &'static str {
         Field::RedisClientKey => "client_key",
         Field::RedisUsername => "username",
         Field::RedisPassword => "password",
+        Field::RedisAcceptEviction => "accept_eviction",
         Field::TotpPeriod => "period_s",
         other => other.name(),
     }
@@ -692,6 +693,24 @@ pub unsafe extern "C" fn otp_engine_stats(
             live: s.live,
             unavailable: s.unavailable,
         };
+        Ok(otp_status::OTP_OK)
+    })
+}
+
+/// A cheap health check for readiness probes: `OTP_OK` when the engine's store
+/// answers now (always, in memory; one `PING` of the server, or of every
+/// primary of a cluster), `OTP_BACKEND_UNAVAILABLE` when it does not
+/// (`otp_last_error` names the server and why), `OTP_INVALID_ARGUMENT` for a
+/// NULL engine. Counts in no statistic.
+///
+/// # Safety
+/// `engine` is NULL or a live handle.
+#[no_mangle]
+pub unsafe extern "C" fn otp_ping(engine: *const otp_engine) -> otp_status {
+    guard(|| {
+        // SAFETY: forwarded from the caller.
+        let engine = unsafe { self::engine(engine) }?;
+        signals::shielded(engine, || engine.ping())?;
         Ok(otp_status::OTP_OK)
     })
 }

@@ -36,6 +36,10 @@ pub struct otp_redis_options {
     /// Password; overrides the URL's; never shown in an error. NULL: the URL's,
     /// if any.
     pub password: *const c_char,
+    /// Non-zero: start even on a server whose `maxmemory-policy` evicts keys
+    /// (an evicted key is a lost lockout or replay guard). 0 (default): such a
+    /// server is refused with `OTP_INVALID_ARGUMENT` naming `accept_eviction`.
+    pub accept_eviction: u32,
 }
 
 /// Fills `options` with every field NULL: nothing beyond the URL. NULL: does
@@ -55,6 +59,7 @@ pub unsafe extern "C" fn otp_redis_options_default(options: *mut otp_redis_optio
                 client_key: std::ptr::null(),
                 username: std::ptr::null(),
                 password: std::ptr::null(),
+                accept_eviction: 0,
             };
         }
         Ok(otp_status::OTP_OK)
@@ -155,6 +160,7 @@ pub unsafe extern "C" fn otp_engine_new_redis_opts(
             redis.username = unsafe { text(options.username, "username") }?.map(str::to_string);
             redis.password = unsafe { text(options.password, "password") }?
                 .map(|p| Zeroizing::new(p.to_string()));
+            redis.accept_eviction = options.accept_eviction != 0;
         }
         let config = to_config(config)?;
         let engine = signals::connecting(|| Engine::new_redis(config, redis))?;

@@ -47,6 +47,7 @@ class Engine:
         redis_client_key: str | os.PathLike[str] | None = None,
         redis_username: str | None = None,
         redis_password: str | None = None,
+        redis_accept_eviction: bool = False,
     ) -> Engine: ...
     def issue(self, key: _Bytes, context: _Bytes | None = None, ttl: float | None = None) -> str: ...
     def verify(self, key: _Bytes, code: _Bytes, context: _Bytes | None = None) -> Verdict: ...
@@ -79,6 +80,9 @@ class Engine:
         """
     def revoke(self, key: _Bytes) -> bool: ...
     def unlock(self, key: _Bytes) -> bool: ...
+    def ping(self) -> None:
+        """A cheap health check for readiness probes: returns when the store
+        answers now (always, in memory), else raises ``BackendUnavailable``."""
     def unlock_totp(self, key: _Bytes) -> bool:
         """Lifts the lockout of the key's TOTP state and clears its failure count
         (``unlock`` is for its random codes); ``True`` if there was a count. The

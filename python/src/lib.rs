@@ -239,7 +239,9 @@ impl PyEngine {
     /// (``rediss://``), ``redis_ca_file`` is the server's CA (else the system's
     /// roots) and ``redis_client_cert`` and ``redis_client_key`` a client
     /// certificate; ``redis_username`` and ``redis_password`` override the
-    /// URL's credentials; ``redis_namespace`` prefixes every key.
+    /// URL's credentials; ``redis_namespace`` prefixes every key. A server whose
+    /// ``maxmemory-policy`` evicts keys is refused (``ValueError``) unless
+    /// ``redis_accept_eviction``: an evicted key is a lost lockout.
     #[new]
     #[pyo3(signature = (
         *,
@@ -268,6 +270,7 @@ impl PyEngine {
         redis_client_key=None,
         redis_username=None,
         redis_password=None,
+        redis_accept_eviction=false,
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -297,6 +300,7 @@ impl PyEngine {
         redis_client_key: Option<PathBuf>,
         redis_username: Option<String>,
         redis_password: Option<String>,
+        redis_accept_eviction: bool,
     ) -> PyResult<Self> {
         let mut c = Config::default();
         if let Some(v) = code_length {
@@ -369,6 +373,7 @@ impl PyEngine {
                     ("redis_client_key", redis_client_key.is_some()),
                     ("redis_username", redis_username.is_some()),
                     ("redis_password", redis_password.is_some()),
+                    ("redis_accept_eviction", redis_accept_eviction),
                 ];
                 if let Some((name, _)) = redis_only.iter().find(|(_, given)| *given) {
                     return Err(PyValueError::new_err(format!(
@@ -399,6 +404,7 @@ impl PyEngine {
                 options.client_key = redis_client_key;
                 options.username = redis_username;
                 options.password = redis_password.map(Zeroizing::new);
+                options.accept_eviction = redis_accept_eviction;
                 // Connecting and loading the scripts takes a round trip or two.
                 py.detach(|| Engine::new_redis(c, options))
             }
@@ -500,6 +506,15 @@ impl PyEngine {
     fn revoke(&self, py: Python<'_>, key: &Bound<'_, PyAny>) -> PyResult<bool> {
         let key = key_arg(key)?;
         self.call(py, |engine| engine.revoke(&key))?
+            .map_err(|e| to_py_err(py, e))
+    }
+
+    /// A cheap health check for readiness probes: returns when the engine's
+    /// store answers now (always, in memory; one ``PING`` of the server, or of
+    /// every primary of a cluster), else raises ``BackendUnavailable`` naming
+    /// the server and why. Counts in no statistic.
+    fn ping(&self, py: Python<'_>) -> PyResult<()> {
+        self.call(py, |engine| engine.ping())?
             .map_err(|e| to_py_err(py, e))
     }
 

@@ -55,6 +55,7 @@ def test_two_instances_share_one_store(var: str) -> None:
     url = env(var)
     a, b = redis_engine(url), redis_engine(url)
     assert repr(a).startswith("<otpengine.Engine: redis at 127.0.0.1:")
+    a.ping()
     key = unique("pair")
     code = a.issue(key, context="EUR 10")
     first = b.verify(key, wrong(code), context="EUR 10")
@@ -199,7 +200,11 @@ def test_an_outage_raises_backend_unavailable_and_the_engine_recovers(own_server
     assert all(isinstance(a, otpengine.BackendUnavailable) for a in answers)
     assert str(answers[2]) == str(answers[0]), "the keys after the first failure get its error"
     assert engine.stats()["unavailable"] == 5, "each batch stopped trying at its first failure"
+    with pytest.raises(otpengine.BackendUnavailable):
+        engine.ping()
+    assert engine.stats()["unavailable"] == 5, "a ping counts nowhere"
     own_server.start()
+    engine.ping()
     assert engine.verify("alice", code).status is Status.NOT_FOUND, "nothing was persisted"
     code = engine.issue("alice")
     assert engine.verify("alice", code)

@@ -205,6 +205,39 @@ impl Link {
         self.run_conn(|conn| call(conn.as_dyn()))
     }
 
+    /// `PING`: on a cluster, the redis crate sends it to every primary and
+    /// fails if one does not answer.
+    pub(crate) fn ping(&self) -> Result<(), Error> {
+        self.run(|con| ::redis::cmd("PING").query::<String>(con).map(|_| ()))
+    }
+
+    /// The `maxmemory_policy` of the server (of every node, on a cluster) from
+    /// `INFO memory`, which managed services allow where `CONFIG GET` is
+    /// blocked; empty when it cannot be read (a refused `INFO`).
+    pub(crate) fn eviction_policies(&self) -> Result<Vec<String>, Error> {
+        let info = self.run(|con| {
+            match ::redis::cmd("INFO")
+                .arg("memory")
+                .query::<::redis::Value>(con)
+            {
+                Ok(value) => Ok(Some(value)),
+                // Answered, but refused (an ACL without INFO, say): unknown.
+                Err(e) if matches!(e.kind(), ErrorKind::Server(_) | ErrorKind::Extension) => {
+                    Ok(None)
+                }
+                Err(e) => Err(e),
+            }
+        })?;
+        let mut texts = Vec::new();
+        collect_texts(info.as_ref(), &mut texts);
+        Ok(texts
+            .iter()
+            .flat_map(|text| text.lines())
+            .filter_map(|line| line.strip_prefix("maxmemory_policy:"))
+            .map(|policy| policy.trim().to_string())
+            .collect())
+    }
+
     /// Sums `ZCOUNT index (now +inf` over every `(held, live)` pair in one
     /// pipeline (split by node on a cluster): `(live, held)`. `now` is the manual
     /// clock's, or else Redis `TIME`.
@@ -400,6 +433,29 @@ fn tls_certificates(
         client_tls,
         root_cert,
     }))
+}
+
+/// Every string in an `INFO` answer: one text from a server, a map of node to
+/// text from a cluster.
+fn collect_texts(value: Option<&::redis::Value>, out: &mut Vec<String>) {
+    use ::redis::Value;
+    match value {
+        Some(Value::BulkString(bytes)) => out.push(String::from_utf8_lossy(bytes).into_owned()),
+        Some(Value::VerbatimString { text, .. }) | Some(Value::SimpleString(text)) => {
+            out.push(text.clone())
+        }
+        Some(Value::Map(pairs)) => {
+            for (_, v) in pairs {
+                collect_texts(Some(v), out);
+            }
+        }
+        Some(Value::Array(items)) => {
+            for v in items {
+                collect_texts(Some(v), out);
+            }
+        }
+        _ => {}
+    }
 }
 
 /// A wrong or missing password or user: at connect time (`AUTH` refused), or

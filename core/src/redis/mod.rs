@@ -112,6 +112,11 @@ pub struct RedisOptions {
     /// credentials out of the URL; overrides the URL's. Never shown in errors
     /// or `Debug`.
     pub password: Option<Zeroizing<String>>,
+    /// Start even on a server whose `maxmemory-policy` evicts keys (any but
+    /// `noeviction`). Off by default: an engine refuses such a server, since an
+    /// evicted key is a lost lockout, failure count or replay guard. A policy
+    /// that cannot be read (`INFO` refused) is not checked.
+    pub accept_eviction: bool,
 }
 
 impl RedisOptions {
@@ -128,6 +133,7 @@ impl RedisOptions {
             client_key: None,
             username: None,
             password: None,
+            accept_eviction: false,
         }
     }
 }
@@ -145,7 +151,30 @@ impl fmt::Debug for RedisOptions {
             .field("client_key", &self.client_key)
             .field("username", &self.username)
             .field("password", &self.password.as_ref().map(|_| "***"))
+            .field("accept_eviction", &self.accept_eviction)
             .finish()
+    }
+}
+
+/// Refuses a server that evicts keys, unless the policy cannot be read.
+fn refuse_eviction(link: &Link) -> Result<(), Error> {
+    let policies = link.eviction_policies()?;
+    match policies
+        .iter()
+        .find(|policy| policy.as_str() != "noeviction")
+    {
+        None => Ok(()),
+        Some(policy) => Err(Error::InvalidInput(InvalidInput {
+            field: Field::RedisAcceptEviction,
+            constraint: Constraint::Format(
+                "set to use a server whose maxmemory-policy evicts keys (an evicted key is a \
+                 lost lockout or replay guard; noeviction keeps them)",
+            ),
+            got: Got::Raw(format!(
+                "false, and {} has maxmemory-policy {policy}",
+                link.server()
+            )),
+        })),
     }
 }
 
@@ -268,6 +297,9 @@ impl RedisStore {
         // Loading the scripts now proves that Redis is there and answers, and
         // lets every later call go by SHA1.
         link.run(|con| scripts.load(con))?;
+        if !options.accept_eviction {
+            refuse_eviction(&link)?;
+        }
         Ok(RedisStore {
             policy,
             policy_args,
@@ -437,6 +469,10 @@ impl RedisStore {
             let (live, held) = *self.last_gauges.lock();
             self.stats_with(live, held)
         })
+    }
+
+    pub(crate) fn ping(&self) -> Result<(), Error> {
+        self.link.ping()
     }
 
     pub(crate) fn try_stats(&self) -> Result<Stats, Error> {

@@ -90,6 +90,7 @@ static void test_engine_new_rejects_bad_config(void) {
   CHECK_STATUS(otp_engine_new(NULL, &engine), OTP_INVALID_ARGUMENT);
   CHECK_STATUS(otp_engine_new(&c, NULL), OTP_INVALID_ARGUMENT);
   otp_engine_free(NULL); /* no-op */
+  CHECK_STATUS(otp_ping(NULL), OTP_INVALID_ARGUMENT);
 }
 
 static void test_last_error_truncates_like_snprintf(void) {
@@ -118,6 +119,7 @@ static void test_issue_and_verify(void) {
   char code[16], other[16];
   otp_issued issued = {0, 0};
   uint32_t left = 99;
+  CHECK_STATUS(otp_ping(e), OTP_OK); /* in memory: always */
   CHECK_STATUS(otp_issue(e, KEY("alice"), NULL, 0, 0, code, sizeof code, &issued), OTP_OK);
   CHECK(strlen(code) == 6 && issued.expires_in_ms == 300000);
   wrong_code(code, other);

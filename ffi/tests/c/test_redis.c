@@ -86,6 +86,7 @@ static void test_two_instances_share_one_store(const char *url) {
   char key[64], code[16], other[16];
   uint32_t left = 0;
   snprintf(key, sizeof key, "c-test-%ld-%d", (long)time(NULL), rand());
+  CHECK_STATUS(otp_ping(a), OTP_OK);
   CHECK_STATUS(otp_issue(a, KEY(key), KEY("EUR 10"), 0, code, sizeof code, NULL), OTP_OK);
   wrong_code(code, other);
   CHECK_STATUS(otp_verify(b, KEY(key), other, 6, KEY("EUR 10"), &left), OTP_MISMATCH);
@@ -165,7 +166,7 @@ static void test_tls_and_credentials(void) {
   memset(&o, 0xff, sizeof o);
   otp_redis_options_default(&o);
   CHECK(o.key_namespace == NULL && o.ca_file == NULL && o.client_cert == NULL &&
-        o.client_key == NULL && o.username == NULL && o.password == NULL);
+        o.client_key == NULL && o.username == NULL && o.password == NULL && o.accept_eviction == 0);
   o.key_namespace = "otpengine-c-tls";
   o.ca_file = getenv("OTPENGINE_REDIS_TLS_CA");
   o.client_cert = getenv("OTPENGINE_REDIS_TLS_CLIENT_CERT");
