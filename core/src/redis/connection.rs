@@ -24,12 +24,13 @@
 //! notion of connection health.
 
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use ::redis::cluster::{ClusterClient, ClusterClientBuilder, ClusterConnection};
+use ::redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo};
 use ::redis::{
     Client, ClientTlsConfig, Connection, ConnectionLike, ErrorKind, IntoConnectionInfo, RedisError,
-    TlsCertificates,
+    RedisResult, ServerErrorKind, TlsCertificates,
 };
 use parking_lot::Mutex;
 use zeroize::Zeroizing;
@@ -200,9 +201,16 @@ impl Link {
     /// Runs `call` on a pooled connection; a failure is [`Error::Unavailable`].
     pub(crate) fn run<T>(
         &self,
-        call: impl FnOnce(&mut dyn ConnectionLike) -> Result<T, RedisError>,
+        mut call: impl FnMut(&mut dyn ConnectionLike) -> Result<T, RedisError>,
     ) -> Result<T, Error> {
-        self.run_conn(|conn| call(conn.as_dyn()))
+        self.run_conn(|conn, ask| match (conn, ask) {
+            (Conn::Cluster(cluster), Some((host, port))) => call(&mut Asking {
+                cluster,
+                host: host.to_string(),
+                port,
+            }),
+            (conn, _) => call(conn.as_dyn()),
+        })
     }
 
     /// `PING`: on a cluster, the redis crate sends it to every primary and
@@ -246,7 +254,9 @@ impl Link {
         manual_now: Option<u64>,
         pairs: &[(String, String)],
     ) -> Result<(u64, u64), Error> {
-        self.run_conn(|conn| {
+        // A redirect sends nothing to another node here: ZCOUNTs are only read,
+        // so an ASK is waited out like a TRYAGAIN.
+        self.run_conn(|conn, _| {
             let now = match manual_now {
                 Some(now) => now,
                 None => {
@@ -280,25 +290,53 @@ impl Link {
         })
     }
 
+    /// Runs `call` on a pooled connection, following cluster redirects (see
+    /// [`Redirect`]) within the response timeout; `call` gets the node an
+    /// `ASK` named, if the last try got one. Any other failure is the answer.
     fn run_conn<T>(
         &self,
-        call: impl FnOnce(&mut Conn) -> Result<T, RedisError>,
+        mut call: impl FnMut(&mut Conn, Option<(&str, u16)>) -> Result<T, RedisError>,
     ) -> Result<T, Error> {
+        let deadline = Instant::now() + self.response_timeout;
         let mut conn = self.checkout()?;
-        match call(&mut conn) {
-            Ok(value) => {
-                self.checkin(conn);
-                Ok(value)
-            }
-            Err(e) => {
-                let answered = matches!(e.kind(), ErrorKind::Server(_) | ErrorKind::Extension);
-                if answered && matches!(conn, Conn::Standalone(_)) {
+        let mut ask: Option<(String, u16)> = None;
+        loop {
+            let asked = ask.take();
+            let result = call(&mut conn, asked.as_ref().map(|(h, p)| (h.as_str(), *p)));
+            let e = match result {
+                Ok(value) => {
                     self.checkin(conn);
-                } else {
+                    return Ok(value);
+                }
+                Err(e) => e,
+            };
+            let redirect = match conn {
+                Conn::Cluster(_) if Instant::now() < deadline => Redirect::of(&e),
+                _ => None,
+            };
+            match redirect {
+                Some(Redirect::Moved) => {
+                    // A fresh connection reads the new slot map; the idle ones
+                    // hold the old one.
                     drop(conn);
                     self.idle.lock().conns.clear();
+                    conn = self.checkout()?;
                 }
-                Err(self.unavailable(&e, false))
+                Some(Redirect::Ask(host, port)) => ask = Some((host, port)),
+                Some(Redirect::Wait) => {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    std::thread::sleep(left.min(REDIRECT_PAUSE));
+                }
+                None => {
+                    let answered = matches!(e.kind(), ErrorKind::Server(_) | ErrorKind::Extension);
+                    if answered && matches!(conn, Conn::Standalone(_)) {
+                        self.checkin(conn);
+                    } else {
+                        drop(conn);
+                        self.idle.lock().conns.clear();
+                    }
+                    return Err(self.unavailable(&e, false));
+                }
             }
         }
     }
@@ -369,6 +407,101 @@ impl Link {
             server: self.server.clone(),
             reason,
         }
+    }
+}
+
+/// How long to wait before trying again after a `TRYAGAIN` or `CLUSTERDOWN`.
+const REDIRECT_PAUSE: Duration = Duration::from_millis(10);
+
+/// A cluster's answer that the command did not run here, so running it
+/// elsewhere or again is safe: unlike a lost reply, it cannot have counted.
+enum Redirect {
+    /// `MOVED`: the slot lives on another node now; the slot map is stale.
+    Moved,
+    /// `ASK`: the slot is moving to this node; send `ASKING` and the command there.
+    Ask(String, u16),
+    /// `TRYAGAIN` (some of the keys moved, some not yet), `CLUSTERDOWN` or
+    /// `MASTERDOWN`: try again in a moment.
+    Wait,
+}
+
+impl Redirect {
+    fn of(e: &RedisError) -> Option<Redirect> {
+        match e.kind() {
+            ErrorKind::Server(ServerErrorKind::Moved) => Some(Redirect::Moved),
+            ErrorKind::Server(ServerErrorKind::Ask) => {
+                let (node, _slot) = e.redirect_node()?;
+                let (host, port) = node.rsplit_once(':')?;
+                Some(Redirect::Ask(host.to_string(), port.parse().ok()?))
+            }
+            ErrorKind::Server(
+                ServerErrorKind::TryAgain
+                | ServerErrorKind::ClusterDown
+                | ServerErrorKind::MasterDown,
+            ) => Some(Redirect::Wait),
+            _ => None,
+        }
+    }
+}
+
+/// A cluster connection that sends each command to one node, preceded by
+/// `ASKING`: what an `ASK` redirect asks for. The two go to the same pooled
+/// socket for that node, so `ASKING` applies to the command after it.
+struct Asking<'a> {
+    cluster: &'a mut ClusterConnection,
+    host: String,
+    port: u16,
+}
+
+impl Asking<'_> {
+    fn route(&self) -> RoutingInfo {
+        RoutingInfo::SingleNode(SingleNodeRoutingInfo::ByAddress {
+            host: self.host.clone(),
+            port: self.port,
+        })
+    }
+}
+
+impl ConnectionLike for Asking<'_> {
+    fn req_command(&mut self, cmd: &::redis::Cmd) -> RedisResult<::redis::Value> {
+        let route = self.route();
+        self.cluster
+            .route_command(&::redis::cmd("ASKING"), route.clone())?
+            .extract_error()?;
+        self.cluster.route_command(cmd, route)
+    }
+
+    fn req_packed_command(&mut self, _: &[u8]) -> RedisResult<::redis::Value> {
+        Err((
+            ErrorKind::Client,
+            "an ASK redirect routes whole commands only",
+        )
+            .into())
+    }
+
+    fn req_packed_commands(
+        &mut self,
+        _: &[u8],
+        _: usize,
+        _: usize,
+    ) -> RedisResult<Vec<::redis::Value>> {
+        Err((
+            ErrorKind::Client,
+            "an ASK redirect routes single commands only",
+        )
+            .into())
+    }
+
+    fn get_db(&self) -> i64 {
+        0
+    }
+
+    fn check_connection(&mut self) -> bool {
+        self.cluster.check_connection()
+    }
+
+    fn is_open(&self) -> bool {
+        self.cluster.is_open()
     }
 }
 
@@ -592,7 +725,8 @@ mod tests {
             "redis+unix:///run/redis.sock?user=alice&pass=hunter2&protocol=bad",
             "redis+cluster://alice:hunter2@a:1,,b:2",
             "redis+cluster://alice:hunter2@a:notaport,b:2",
-            "rediss://alice:hunter2@localhost:6380/0",
+            "rediss://alice:hunter2@localhost:6380/notadb",
+            "rediss+cluster://alice:hunter2@a:1,,b:2",
             "redis://:p%40ss?hunter2@localhost/x",
             "redis://localhost/x?pass=a@hunter2",
             "redis://localhost/x#hunter2",
