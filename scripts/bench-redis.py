@@ -32,6 +32,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 CALLERS = (1, 2, 16)
+BATCH = 100
 
 
 def info(port: int, section: str) -> dict[str, str]:
@@ -62,11 +63,11 @@ def redis_benchmark(port: int, clients: int, requests: int) -> dict[str, float]:
     return figures
 
 
-def otp_load(url: str, threads: int, seconds: float, keys: int, port: int) -> dict[str, float]:
+def otp_load(url: str, threads: int, seconds: float, keys: int, port: int, batch: int = 0) -> dict[str, float]:
     before = server_cpu(port)
     out = subprocess.run(
         [str(ROOT / "target/release/otp-load"), "--redis", url, "--threads", str(threads),
-         "--seconds", str(seconds), "--keys", str(keys), "--wrong", "0", "--json"],
+         "--seconds", str(seconds), "--keys", str(keys), "--wrong", "0", "--batch", str(batch), "--json"],
         check=True, capture_output=True, text=True,
     ).stdout
     cpu = server_cpu(port) - before
@@ -104,11 +105,17 @@ def main() -> None:
         for c in CALLERS:
             figures = redis_benchmark(port, c, requests)
             figures.update(otp_load(url, c, seconds, keys, port))
+            # Batches of 100 (issue_many / verify_many: one pipeline each), right after.
+            batched = otp_load(url, c, seconds, keys, port, batch=BATCH)
+            figures["batch_calls_per_sec"] = batched["calls_per_sec"]
+            figures["batch_call_cpu_us"] = batched["call_cpu_us"]
             runs[c].append(figures)
             print(f"round {r + 1}, {c:>2} callers: GET {figures['get']:>8.0f}/s  SET {figures['set']:>8.0f}/s  "
                   f"engine {figures['calls_per_sec']:>7.0f} calls/s = {figures['pairs_per_sec']:>7.0f} pairs/s; "
                   f"server CPU per request GET {figures['get_cpu_us']:.1f} µs, SET {figures['set_cpu_us']:.1f} µs, "
-                  f"engine call {figures['call_cpu_us']:.1f} µs", flush=True)
+                  f"engine call {figures['call_cpu_us']:.1f} µs; batches of {BATCH}: "
+                  f"{figures['batch_calls_per_sec']:>7.0f} calls/s, {figures['batch_call_cpu_us']:.1f} µs each",
+                  flush=True)
 
     print("\nmedians")
     print("| callers | redis-benchmark GET/s | SET/s | engine calls/s | issue+verify pairs/s "
@@ -124,6 +131,14 @@ def main() -> None:
         print(f"| {c} | {m['get']:,.0f} | {m['set']:,.0f} | {m['calls_per_sec']:,.0f} | {m['pairs_per_sec']:,.0f} "
               f"| {m['calls_per_get']:.2f} | {m['calls_per_set']:.2f} "
               f"| {m['issue_p50_us']:.0f}, {m['verify_p50_us']:.0f} | {m['issue_p99_us']:.0f}, {m['verify_p99_us']:.0f} |")
+    print(f"\nbatches of {BATCH} (issue_many / verify_many, one pipeline each) against one call at a time")
+    print("| callers | calls/s one at a time | calls/s in batches | ratio | server CPU per call in batches |")
+    print("|---|---|---|---|---|")
+    for c in CALLERS:
+        m = summary[c]
+        m["batch_ratio"] = statistics.median(run["batch_calls_per_sec"] / run["calls_per_sec"] for run in runs[c])
+        print(f"| {c} | {m['calls_per_sec']:,.0f} | {m['batch_calls_per_sec']:,.0f} | {m['batch_ratio']:.2f} "
+              f"| {m['batch_call_cpu_us']:.1f} µs |")
     print("\nredis-server CPU per request (medians)")
     print("| callers | GET | SET | engine call (issue or verify) | call / GET |")
     print("|---|---|---|---|---|")

@@ -127,11 +127,14 @@ impl Engine {
     /// is issued twice, the second time inside its own cooldown.
     ///
     /// In memory every key is checked and hashed before the first is issued, so
-    /// the locked part of the calls runs back to back. With the Redis backend the
-    /// calls are made one after the other; once one finds Redis unavailable, the
-    /// keys after it are not tried and answer the same [`Error::Unavailable`] at
-    /// once (a batch against a server that is down would otherwise wait out one
-    /// timeout per key); those answers are not counted in [`Engine::stats`].
+    /// the locked part of the calls runs back to back. On a standalone Redis the
+    /// scripts go in one pipeline, one round trip for the batch (Redis runs them
+    /// in order); if its reply is lost, every key answers that
+    /// [`Error::Unavailable`], counted once in [`Engine::stats`]: each may or may
+    /// not have been issued, as for a single call. On a Redis Cluster the calls
+    /// are made one after the other (each following redirects); once one finds
+    /// Redis unavailable, the keys after it are not tried and answer the same
+    /// error at once, uncounted.
     pub fn issue_many<K: AsRef<[u8]>>(
         &self,
         keys: impl IntoIterator<Item = K>,
@@ -150,7 +153,25 @@ impl Engine {
                 m.issue_many(checked, context, ttl)
             }
             #[cfg(feature = "redis")]
-            Backend::Redis(_) => until_unavailable(keys, |key| self.issue(key, context)),
+            Backend::Redis(r) => {
+                let checked = keys
+                    .into_iter()
+                    .map(|key| {
+                        check_key(key.as_ref())?;
+                        context_ok.clone()?;
+                        Ok(key)
+                    })
+                    .collect();
+                r.issue_many(checked, context, ttl)
+                    .into_iter()
+                    .map(|answer| {
+                        answer.map(|code| Issued {
+                            code,
+                            expires_in: Duration::from_millis(ttl),
+                        })
+                    })
+                    .collect()
+            }
         }
     }
 
@@ -158,8 +179,9 @@ impl Engine {
     /// none), and answers per item: exactly what [`Engine::verify`] would answer
     /// for each in turn. A bad key or context is an [`Error::InvalidInput`] for
     /// that item alone. As with [`Engine::issue_many`], in memory every item is
-    /// checked and hashed first, and with the Redis backend the items after the
-    /// first that finds Redis unavailable answer the same error untried.
+    /// checked and hashed first, on a standalone Redis the batch is one
+    /// pipeline, and on a cluster the items after the first that finds Redis
+    /// unavailable answer the same error untried.
     pub fn verify_many<K, C, X>(
         &self,
         items: impl IntoIterator<Item = (K, C, X)>,
@@ -179,9 +201,17 @@ impl Engine {
                 m.verify_many(checked)
             }
             #[cfg(feature = "redis")]
-            Backend::Redis(_) => until_unavailable(items, |(key, typed, context)| {
-                self.verify(key, typed, context)
-            }),
+            Backend::Redis(r) => {
+                let checked = items
+                    .into_iter()
+                    .map(|item| {
+                        check_key(item.0.as_ref())?;
+                        check_context(item.2.as_ref())?;
+                        Ok(item)
+                    })
+                    .collect();
+                r.verify_many(checked)
+            }
         }
     }
 
@@ -432,29 +462,6 @@ impl Engine {
             m.validate();
         }
     }
-}
-
-/// Runs `call` for each item in order until one answers [`Error::Unavailable`];
-/// the items after it answer that same error without being tried.
-#[cfg(feature = "redis")]
-fn until_unavailable<I, T>(
-    items: impl IntoIterator<Item = I>,
-    mut call: impl FnMut(I) -> Result<T, Error>,
-) -> Vec<Result<T, Error>> {
-    let mut down: Option<Error> = None;
-    items
-        .into_iter()
-        .map(|item| {
-            if let Some(e) = &down {
-                return Err(e.clone());
-            }
-            let answer = call(item);
-            if let Err(e @ Error::Unavailable { .. }) = &answer {
-                down = Some(e.clone());
-            }
-            answer
-        })
-        .collect()
 }
 
 impl std::fmt::Debug for Engine {

@@ -488,6 +488,47 @@ fn a_server_that_evicts_keys_is_refused_unless_accepted() {
 }
 
 #[test]
+fn a_pipelined_batch_reloads_scripts_a_server_lost_and_answers_in_order() {
+    let Some(server) = common::OwnServer::start() else {
+        return;
+    };
+    let engine = common::engine(&server.url(), config(&ManualClock::new(), no_limits));
+    let _: () = ::redis::cmd("SCRIPT")
+        .arg("FLUSH")
+        .query(&mut connection(&server.url()))
+        .unwrap();
+    // The same key twice: the second issue replaces the first code, as in turn.
+    let issued = engine.issue_many(["a", "b", "a"], "");
+    let codes: Vec<String> = issued
+        .iter()
+        .map(|i| i.as_ref().expect("issued").code.to_string())
+        .collect();
+    let answers = engine.verify_many([
+        ("a", codes[0].as_str(), ""),
+        ("a", codes[2].as_str(), ""),
+        ("b", codes[1].as_str(), ""),
+        ("b", codes[1].as_str(), ""),
+    ]);
+    let answers: Vec<Verdict> = answers.into_iter().map(Result::unwrap).collect();
+    let replaced = if codes[0] == codes[2] {
+        Verdict::Verified
+    } else {
+        Verdict::Mismatch { attempts_left: 4 }
+    };
+    assert_eq!(answers[0], replaced);
+    assert_eq!(
+        answers[1],
+        if codes[0] == codes[2] {
+            Verdict::NotFound
+        } else {
+            Verdict::Verified
+        }
+    );
+    assert_eq!(answers[2..], [Verdict::Verified, Verdict::NotFound]);
+    assert_eq!(engine.stats().unavailable, 0);
+}
+
+#[test]
 fn ping_says_whether_the_store_answers_now() {
     on_both(|url| {
         let engine = common::engine(url, Config::default());

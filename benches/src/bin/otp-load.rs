@@ -84,6 +84,12 @@ struct Args {
     /// call is a round trip
     #[arg(long, value_name = "URL")]
     redis: Option<String>,
+    /// Make the calls in batches of this many users (`issue_many` for those
+    /// who need a code, `verify_many` for those who have one; each item counts
+    /// as a call) instead of one at a time; 0: one at a time. Latency is then
+    /// per batch, divided by its items
+    #[arg(long, default_value_t = 0)]
+    batch: usize,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -212,6 +218,10 @@ impl Worker {
         if let Some(start) = start {
             let _ = self.issue_latency.record(start.elapsed().as_nanos() as u64);
         }
+        self.record_issue(i, result);
+    }
+
+    fn record_issue(&mut self, i: usize, result: Result<otpengine_core::Issued, Error>) {
         self.tally.calls += 1;
         match result {
             Ok(issued) => {
@@ -227,14 +237,19 @@ impl Worker {
         }
     }
 
-    fn verify(&mut self, i: usize, code_len: usize) {
-        let key = self.key(i);
-        let mistype = self.users[i].flags & MISTYPE != 0;
+    /// What user `i` types now: the code, or (mistyping) one digit off it.
+    fn typed(&self, i: usize) -> [u8; 10] {
         let mut typed = self.users[i].code;
-        if mistype {
+        if self.users[i].flags & MISTYPE != 0 {
             // One digit off: the same shape, never the right code.
             typed[0] = if typed[0] == b'9' { b'0' } else { typed[0] + 1 };
         }
+        typed
+    }
+
+    fn verify(&mut self, i: usize, code_len: usize) {
+        let key = self.key(i);
+        let typed = self.typed(i);
         let timed = self.tally.calls.is_multiple_of(LATENCY_SAMPLE);
         let start = timed.then(Instant::now);
         let verdict = self
@@ -246,6 +261,46 @@ impl Worker {
                 .verify_latency
                 .record(start.elapsed().as_nanos() as u64);
         }
+        self.record_verify(i, verdict);
+    }
+
+    /// One step for `batch` distinct users: one `issue_many` for those who
+    /// need a code, one `verify_many` for those who have one.
+    fn step_batch(&mut self, batch: usize, code_len: usize) {
+        let mut picked: Vec<usize> = (0..batch).map(|_| self.pick()).collect();
+        picked.sort_unstable();
+        picked.dedup();
+        let (verifying, issuing): (Vec<usize>, Vec<usize>) = picked
+            .into_iter()
+            .partition(|&i| self.users[i].flags & PENDING != 0);
+        if !issuing.is_empty() {
+            let keys: Vec<[u8; 8]> = issuing.iter().map(|&i| self.key(i)).collect();
+            let start = Instant::now();
+            let results = self.engine.issue_many(&keys, "");
+            let each = start.elapsed().as_nanos() as u64 / issuing.len() as u64;
+            let _ = self.issue_latency.record(each.max(1));
+            for (&i, result) in issuing.iter().zip(results) {
+                self.record_issue(i, result);
+            }
+        }
+        if !verifying.is_empty() {
+            let typed: Vec<([u8; 8], [u8; 10])> = verifying
+                .iter()
+                .map(|&i| (self.key(i), self.typed(i)))
+                .collect();
+            let items = typed.iter().map(|(k, t)| (k, &t[..code_len], ""));
+            let start = Instant::now();
+            let verdicts = self.engine.verify_many(items);
+            let each = start.elapsed().as_nanos() as u64 / verifying.len() as u64;
+            let _ = self.verify_latency.record(each.max(1));
+            for (&i, verdict) in verifying.iter().zip(verdicts) {
+                self.record_verify(i, verdict.expect("valid key"));
+            }
+        }
+    }
+
+    fn record_verify(&mut self, i: usize, verdict: Verdict) {
+        let mistype = self.users[i].flags & MISTYPE != 0;
         self.tally.calls += 1;
         match verdict {
             Verdict::Verified => self.tally.verified += 1,
@@ -272,10 +327,18 @@ impl Worker {
         };
     }
 
-    fn run(&mut self, stop: &AtomicBool, progress: &AtomicU64, code_len: usize) {
+    fn run(&mut self, stop: &AtomicBool, progress: &AtomicU64, code_len: usize, batch: usize) {
         let start = Instant::now();
         let mut published = 0;
         while !stop.load(Ordering::Relaxed) {
+            if batch > 0 {
+                self.step_batch(batch, code_len);
+                if self.tally.calls - published >= PUBLISH_EVERY {
+                    progress.fetch_add(self.tally.calls - published, Ordering::Relaxed);
+                    published = self.tally.calls;
+                }
+                continue;
+            }
             let i = self.pick();
             if self.churn > 0.0 && self.rng.next_f64() < self.churn {
                 // The user walks away, pending code and all, and starts over under a
@@ -448,10 +511,10 @@ fn main() {
     };
     let wall = std::thread::scope(|s| {
         for w in workers.iter_mut() {
-            let (stop, progress, go) = (&stop, &progress, &go);
+            let (stop, progress, go, batch) = (&stop, &progress, &go, args.batch);
             s.spawn(move || {
                 go.wait();
-                w.run(stop, progress, code_len);
+                w.run(stop, progress, code_len, batch);
             });
         }
         go.wait();
@@ -773,7 +836,7 @@ impl Report<'_> {
                 r#"{{"calls_per_sec":{:.0},"threads":{},"keys":{},"seconds":{:.3},"dist":"{}","wrong":{},"limits":{},"#,
                 r#""calls":{},"issue":{},"verify":{},"live_entries":{},"held_keys":{},"rss_bytes":{},"bytes_per_live_entry":{:.1},"bytes_per_held_key":{:.1},"#,
                 r#""issued":{},"verified":{},"mismatch":{},"locked":{},"expired":{},"not_found":{},"rate_limited":{},"capacity_exceeded":{},"#,
-                r#""backend":"{}","counts_add_up":{}}}"#
+                r#""backend":"{}","counts_add_up":{},"batch":{}}}"#
             ),
             self.calls_per_sec,
             self.threads,
@@ -803,7 +866,8 @@ impl Report<'_> {
             } else {
                 "memory"
             },
-            ok
+            ok,
+            self.args.batch
         )
     }
 }

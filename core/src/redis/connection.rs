@@ -213,6 +213,52 @@ impl Link {
         })
     }
 
+    /// Sends `commands` (`EVALSHA`s of `script`, each answering
+    /// `(reply code, number)`) in one pipeline to a standalone server, and
+    /// answers per command. A server that lost its scripts (a restart) answers
+    /// `NOSCRIPT` to all of them, having run none: the script is loaded and
+    /// the pipeline sent again.
+    pub(crate) fn pipeline(
+        &self,
+        script: &::redis::Script,
+        commands: &[::redis::Cmd],
+    ) -> Result<Vec<ScriptAnswer>, Error> {
+        if commands.is_empty() {
+            return Ok(Vec::new());
+        }
+        let values = self.run_conn(|conn, _| {
+            let Conn::Standalone(con) = conn else {
+                return Err((ErrorKind::Client, "pipelines go to a standalone server").into());
+            };
+            let send = |con: &mut Connection| {
+                let mut pipe = ::redis::pipe();
+                pipe.ignore_errors();
+                for cmd in commands {
+                    pipe.add_command(cmd.clone());
+                }
+                pipe.query::<Vec<::redis::Value>>(con)
+            };
+            let values = send(con)?;
+            let no_script = |v: &::redis::Value| {
+                matches!(v, ::redis::Value::ServerError(e) if e.code() == "NOSCRIPT")
+            };
+            if values.iter().all(no_script) {
+                script.load(con)?;
+                return send(con);
+            }
+            Ok(values)
+        })?;
+        Ok(values
+            .into_iter()
+            .map(|value| {
+                value
+                    .extract_error()
+                    .and_then(|v| ::redis::from_redis_value::<(i64, i64)>(v).map_err(Into::into))
+                    .map_err(|e| self.unavailable(&e, false))
+            })
+            .collect())
+    }
+
     /// `PING`: on a cluster, the redis crate sends it to every primary and
     /// fails if one does not answer.
     pub(crate) fn ping(&self) -> Result<(), Error> {
@@ -409,6 +455,9 @@ impl Link {
         }
     }
 }
+
+/// One script's answer in a pipeline: `(reply code, number)`, or why there is none.
+pub(crate) type ScriptAnswer = Result<(i64, i64), Error>;
 
 /// How long to wait before trying again after a `TRYAGAIN` or `CLUSTERDOWN`.
 const REDIRECT_PAUSE: Duration = Duration::from_millis(10);

@@ -156,6 +156,46 @@ impl fmt::Debug for RedisOptions {
     }
 }
 
+/// [`CallContext`] with its own `now`.
+struct OwnedCallContext<'a> {
+    now: String,
+    expiry_slack: u64,
+    policy: &'a [u64],
+}
+
+impl OwnedCallContext<'_> {
+    fn as_context(&self) -> CallContext<'_> {
+        CallContext {
+            now: &self.now,
+            expiry_slack: self.expiry_slack,
+            policy: self.policy,
+        }
+    }
+}
+
+/// Calls `call` for each item in order; once one finds Redis unavailable, the
+/// items after it are not tried and answer the same error at once (a batch
+/// against a server that is down would otherwise wait out one timeout each).
+pub(crate) fn until_unavailable<I, T>(
+    items: impl IntoIterator<Item = I>,
+    mut call: impl FnMut(I) -> Result<T, Error>,
+) -> Vec<Result<T, Error>> {
+    let mut down: Option<Error> = None;
+    items
+        .into_iter()
+        .map(|item| {
+            if let Some(e) = &down {
+                return Err(e.clone());
+            }
+            let answer = call(item);
+            if let Err(e @ Error::Unavailable { .. }) = &answer {
+                down = Some(e.clone());
+            }
+            answer
+        })
+        .collect()
+}
+
 /// Refuses a server that evicts keys, unless the policy cannot be read.
 fn refuse_eviction(link: &Link) -> Result<(), Error> {
     let policies = link.eviction_policies()?;
@@ -327,16 +367,32 @@ impl RedisStore {
     }
 
     pub(crate) fn issue(&self, key: &[u8], context: &[u8], ttl: Millis) -> Result<Code, Error> {
+        let (code, names, args) = self.prepare_issue(key, context, ttl);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let (reply, value) = self.run(&self.scripts.issue, &names, &args)?;
+        self.issued(code, reply, value)
+    }
+
+    /// An issue's code (drawn before the script runs; a refusal drops it, and
+    /// wipes it, unseen), key names and script arguments.
+    fn prepare_issue(
+        &self,
+        key: &[u8],
+        context: &[u8],
+        ttl: Millis,
+    ) -> (Code, keys::KeyNames, [String; 2]) {
         let key_id = self.digester.key_id(key);
-        // Drawn before the script runs; a refusal drops it (and wipes it) unseen.
         let code = self.draw();
         let digest = self
             .digester
             .code_prefix(key_id, context)
             .finish(code.as_bytes());
         let names = self.keys.names(key_id);
-        let (digest, ttl_arg) = (format!("{:016x}", digest.0), ttl.to_string());
-        let (reply, value) = self.run(&self.scripts.issue, &names, &[&digest, &ttl_arg])?;
+        (code, names, [format!("{:016x}", digest.0), ttl.to_string()])
+    }
+
+    /// An issue script's reply as the answer, counted.
+    fn issued(&self, code: Code, reply: i64, value: i64) -> Result<Code, Error> {
         let c = &self.counters;
         let wait = Duration::from_millis(value.max(0) as u64);
         match reply {
@@ -369,6 +425,14 @@ impl RedisStore {
         typed: &[u8],
         context: &[u8],
     ) -> Result<Verdict, Error> {
+        let (names, guess) = self.prepare_verify(key, typed, context);
+        let (reply, value) = self.run(&self.scripts.verify, &names, &[&guess])?;
+        self.verdict(reply, value)
+    }
+
+    /// A verify's key names and guess: the digest of the normalised code typed,
+    /// or "" when what was typed cannot be a code.
+    fn prepare_verify(&self, key: &[u8], typed: &[u8], context: &[u8]) -> (keys::KeyNames, String) {
         let p = &self.policy;
         let key_id = self.digester.key_id(key);
         let guess = code::normalize(typed, p.alphabet, p.code_length)
@@ -380,9 +444,78 @@ impl RedisStore {
                 format!("{:016x}", digest.0)
             })
             .unwrap_or_default();
-        let names = self.keys.names(key_id);
-        let (reply, value) = self.run(&self.scripts.verify, &names, &[&guess])?;
-        self.verdict(reply, value)
+        (self.keys.names(key_id), guess)
+    }
+
+    /// Issues for every checked key: on a standalone server in one pipeline
+    /// (one round trip; Redis runs the scripts in order, so the answers are
+    /// those of single calls in turn), on a cluster one call after another
+    /// (a cluster pipeline could not tell which of its scripts ran when a slot
+    /// moves under it).
+    pub(crate) fn issue_many<K: AsRef<[u8]>>(
+        &self,
+        keys: Vec<Result<K, Error>>,
+        context: &[u8],
+        ttl: Millis,
+    ) -> Vec<Result<Code, Error>> {
+        if self.link.is_cluster() {
+            return until_unavailable(keys, |key| self.issue(key?.as_ref(), context, ttl));
+        }
+        let prepared: Vec<Result<_, Error>> = keys
+            .into_iter()
+            .map(|key| Ok(self.prepare_issue(key?.as_ref(), context, ttl)))
+            .collect();
+        let calls = prepared.iter().map(|item| {
+            item.as_ref()
+                .map(|(_, names, args)| (names, [args[0].as_str(), args[1].as_str()]))
+        });
+        let replies = self.run_many(&self.scripts.issue, calls);
+        prepared
+            .into_iter()
+            .zip(replies)
+            .map(|(item, reply)| {
+                let (code, _, _) = item?;
+                let (reply, value) = reply?;
+                self.issued(code, reply, value)
+            })
+            .collect()
+    }
+
+    /// Verifies every checked item, as [`RedisStore::issue_many`] issues.
+    pub(crate) fn verify_many<K, C, X>(
+        &self,
+        items: Vec<Result<(K, C, X), Error>>,
+    ) -> Vec<Result<Verdict, Error>>
+    where
+        K: AsRef<[u8]>,
+        C: AsRef<[u8]>,
+        X: AsRef<[u8]>,
+    {
+        if self.link.is_cluster() {
+            return until_unavailable(items, |item| {
+                let (key, typed, context) = item?;
+                self.verify(key.as_ref(), typed.as_ref(), context.as_ref())
+            });
+        }
+        let prepared: Vec<Result<_, Error>> = items
+            .into_iter()
+            .map(|item| {
+                let (key, typed, context) = item?;
+                Ok(self.prepare_verify(key.as_ref(), typed.as_ref(), context.as_ref()))
+            })
+            .collect();
+        let calls = prepared.iter().map(|item| {
+            item.as_ref()
+                .map(|(names, guess)| (names, [guess.as_str()]))
+        });
+        let replies = self.run_many(&self.scripts.verify, calls);
+        replies
+            .into_iter()
+            .map(|reply| {
+                let (reply, value) = reply?;
+                self.verdict(reply, value)
+            })
+            .collect()
     }
 
     /// A verify script's reply as a verdict, counted.
@@ -501,35 +634,84 @@ impl RedisStore {
         names: &keys::KeyNames,
         args: &[&str],
     ) -> Result<(i64, i64), Error> {
-        let now = match self.time.manual() {
-            Some(_) => self.time.now().to_string(),
-            None => String::new(),
-        };
-        let context = CallContext {
-            now: &now,
-            expiry_slack: if self.time.manual().is_some() {
-                MANUAL_CLOCK_EXPIRY_SLACK
-            } else {
-                0
-            },
-            policy: &self.policy_args,
-        };
+        let context = self.call_context();
         let is_issue = std::ptr::eq(script, &self.scripts.issue);
         self.link
-            .run(|con| call(script, con, names, &context, args))
-            .map_err(|e| match e {
-                Error::Unavailable { server, reason } if is_issue && reason == OUT_OF_MEMORY => {
-                    AtomicCounters::bump(&self.counters.capacity_exceeded);
-                    Error::CapacityExceeded {
-                        capacity: self.policy.capacity,
-                        out_of_memory: Some(server),
-                    }
+            .run(|con| call(script, con, names, &context.as_context(), args))
+            .map_err(|e| self.script_failure(e, is_issue))
+    }
+
+    /// What every call passes besides its own arguments.
+    fn call_context(&self) -> OwnedCallContext<'_> {
+        let manual = self.time.manual().is_some();
+        OwnedCallContext {
+            now: if manual {
+                self.time.now().to_string()
+            } else {
+                String::new()
+            },
+            expiry_slack: if manual { MANUAL_CLOCK_EXPIRY_SLACK } else { 0 },
+            policy: &self.policy_args,
+        }
+    }
+
+    /// A script that did not answer, counted as the answer it becomes: an issue
+    /// refused by a server that is out of memory is `CapacityExceeded`, as on a
+    /// full memory engine; anything else is `Unavailable`.
+    fn script_failure(&self, e: Error, is_issue: bool) -> Error {
+        match e {
+            Error::Unavailable { server, reason } if is_issue && reason == OUT_OF_MEMORY => {
+                AtomicCounters::bump(&self.counters.capacity_exceeded);
+                Error::CapacityExceeded {
+                    capacity: self.policy.capacity,
+                    out_of_memory: Some(server),
                 }
-                e => {
-                    AtomicCounters::bump(&self.counters.unavailable);
-                    e
+            }
+            e => {
+                AtomicCounters::bump(&self.counters.unavailable);
+                e
+            }
+        }
+    }
+
+    /// Runs `script` once per call in one pipeline, in order; an item that is
+    /// already an error stays one and sends nothing. A pipeline whose reply is
+    /// lost (or that cannot be sent) answers that `Unavailable` for every item
+    /// it carried, counted once: each may or may not have run, as for a single
+    /// call. A script's own failure is that item's answer, as in [`RedisStore::run`].
+    fn run_many<'a, const N: usize>(
+        &self,
+        script: &::redis::Script,
+        calls: impl Iterator<Item = Result<(&'a keys::KeyNames, [&'a str; N]), &'a Error>>,
+    ) -> Vec<Result<(i64, i64), Error>> {
+        let context = self.call_context();
+        let calls: Vec<_> = calls.collect();
+        let commands: Vec<::redis::Cmd> = calls
+            .iter()
+            .filter_map(|call| call.as_ref().ok())
+            .map(|(names, args)| scripts::command(script, names, &context.as_context(), args))
+            .collect();
+        let mut replies = match self.link.pipeline(script, &commands) {
+            Ok(replies) => replies.into_iter(),
+            Err(e) => {
+                AtomicCounters::bump(&self.counters.unavailable);
+                return calls
+                    .into_iter()
+                    .map(|call| Err(call.err().cloned().unwrap_or_else(|| e.clone())))
+                    .collect();
+            }
+        };
+        let is_issue = std::ptr::eq(script, &self.scripts.issue);
+        calls
+            .into_iter()
+            .map(|call| {
+                if let Err(e) = call {
+                    return Err(e.clone());
                 }
+                let reply = replies.next().expect("one reply per command");
+                reply.map_err(|e| self.script_failure(e, is_issue))
             })
+            .collect()
     }
 
     /// A reply this version does not know (a newer script in the same

@@ -101,3 +101,25 @@ pub(crate) fn call(
         .arg(args)
         .invoke(con)
 }
+
+/// [`call`] as a command to pipeline: `EVALSHA` of `script`, which must be
+/// loaded (see `Link::pipeline`).
+pub(crate) fn command(
+    script: &Script,
+    names: &KeyNames,
+    context: &CallContext<'_>,
+    args: &[&str],
+) -> ::redis::Cmd {
+    let mut cmd = ::redis::cmd("EVALSHA");
+    cmd.arg(script.get_hash())
+        .arg(3)
+        .arg(&names.state)
+        .arg(&names.held)
+        .arg(&names.live)
+        .arg(&names.member)
+        .arg(context.now)
+        .arg(context.expiry_slack)
+        .arg(context.policy)
+        .arg(args);
+    cmd
+}
