@@ -914,9 +914,9 @@ mod differential {
     proptest! {
         #![proptest_config(ProptestConfig { cases: 128, failure_persistence: None, ..ProptestConfig::default() })]
 
-        /// Every answer, and the stats, of a Redis engine equal the memory engine's
-        /// on the same random history (codes themselves are random, so each side
-        /// types its own).
+        /// Every answer, and the stats, of a Redis engine (on the standalone server,
+        /// and over mutual TLS) equal the memory engine's on the same random
+        /// history (codes themselves are random, so each side types its own).
         #[test]
         fn memory_and_redis_answer_alike(config in config(), ops in prop::collection::vec(op(), 1..80)) {
             let Some(url) = common::redis_url(STANDALONE) else {
@@ -924,10 +924,14 @@ mod differential {
             };
             let clock = ManualClock::new();
             let with_clock = |c: &Config| Config { clock: Clock::manual(&clock), ..c.clone() };
-            let mut sides = [
+            let mut sides = vec![
                 Side { engine: Engine::new(with_clock(&config)).unwrap(), codes: Default::default() },
                 Side { engine: common::engine(&url, with_clock(&config)), codes: Default::default() },
             ];
+            if common::redis_url(common::MTLS).is_some() {
+                let tls = Engine::new_redis(with_clock(&config), common::mtls_options("diff")).unwrap();
+                sides.push(Side { engine: tls, codes: Default::default() });
+            }
             for (step, op) in ops.iter().enumerate() {
                 let answers: Vec<String> = sides
                     .iter_mut()
@@ -968,9 +972,13 @@ mod differential {
                 if let Op::Advance { ms } = *op {
                     clock.advance(Duration::from_millis(ms));
                 }
-                prop_assert_eq!(&answers[0], &answers[1], "step {} {:?} of {:?}", step, op, ops);
+                for other in &answers[1..] {
+                    prop_assert_eq!(&answers[0], other, "step {} {:?} of {:?}", step, op, ops);
+                }
             }
-            prop_assert_eq!(sides[0].engine.stats(), sides[1].engine.stats());
+            for side in &sides[1..] {
+                prop_assert_eq!(sides[0].engine.stats(), side.engine.stats());
+            }
         }
     }
 }
