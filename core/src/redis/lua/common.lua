@@ -19,11 +19,10 @@
 --          durations in ms
 -- ARGV[13..] the operation's own arguments
 --
--- The hash: a0 attempts left; ws, wc window start and count; lf, f last failure
--- time and failure count; k strikes (budgets spent since the last success;
--- absent: none); per code i (0 newest, up to 3 older): d<i> digest
--- (16 hex digits of the 64-bit keyed digest; never the code), e<i> expiry,
--- t<i> ttl, s<i> state.
+-- The state (see load): attempts left; window start and count; last failure
+-- time, failure count and strikes (budgets spent since the last success); per
+-- code (newest first, up to 4): its digest (16 hex digits of the 64-bit keyed
+-- digest; never the code), expiry, ttl and state.
 --
 -- Ground rules (as in shard.rs):
 -- - A key's hash exists while anything about it must be remembered: a code
@@ -92,39 +91,45 @@ local function int(x)
   return string.format('%d', x)
 end
 
+-- The key's state is one string (struct, which Redis ships with its Lua):
+-- a header, then one record per code, newest first. Times are doubles (whole
+-- milliseconds, exact below 2^53), digests 16 characters: the code digest in
+-- hex, or for TOTP state the last accepted step plus one in decimal.
+local HEADER = '>BBBHHBdd' -- version, codes, attempts left, window count,
+                            -- failures, strikes, window start, last failure
+local CODE = '>c16dI4B'    -- digest, expiry, ttl, state
+local VERSION = 1
+
 local function load()
-  local raw = redis.call('HGETALL', state_key)
-  if #raw == 0 then
+  local raw = redis.call('GET', state_key)
+  if not raw then
     return nil
   end
-  local h = {}
-  for i = 1, #raw, 2 do
-    h[raw[i]] = raw[i + 1]
+  local version, codes, attempts, window_count, failures, strikes, window_start, last_failure, at =
+    struct.unpack(HEADER, raw)
+  if version ~= VERSION then
+    error('otpengine: state in an unknown layout (version ' .. tostring(version) .. ')')
   end
   local st = {
-    attempts = tonumber(h.a0),
-    window_start = tonumber(h.ws),
-    window_count = tonumber(h.wc),
-    last_failure = tonumber(h.lf),
-    failures = tonumber(h.f),
-    strikes = tonumber(h.k) or 0,
+    attempts = attempts,
+    window_start = window_start,
+    window_count = window_count,
+    last_failure = last_failure,
+    failures = failures,
+    strikes = strikes,
     codes = {},
   }
-  st.stored_strikes = st.strikes
-  for i = 0, 3 do
-    local d = h['d' .. i]
-    if not d then
-      break
-    end
-    st.codes[i + 1] = {
-      digest = d,
-      expires_at = tonumber(h['e' .. i]),
-      ttl = tonumber(h['t' .. i]),
-      state = tonumber(h['s' .. i]),
-    }
+  for i = 1, codes do
+    local digest, expires_at, ttl, state
+    digest, expires_at, ttl, state, at = struct.unpack(CODE, raw, at)
+    st.codes[i] = { digest = digest, expires_at = expires_at, ttl = ttl, state = state }
   end
-  st.stored_codes = #st.codes
   return st
+end
+
+-- A TOTP step (plus one) as a digest field.
+local function step_digest(step)
+  return string.format('%016d', step)
 end
 
 local function live_until(st)
@@ -281,8 +286,8 @@ local function clear_codes(st, state)
   st.codes[1].state = state
 end
 
--- Writes the key back (or deletes it when nothing needs remembering), and its
--- expiry and index entries where they changed.
+-- Writes the key back with its expiry (or deletes it when nothing needs
+-- remembering), and its index entries where they changed.
 local function settle(st)
   expire_due_codes(st)
   local at = forget_at(st)
@@ -290,36 +295,16 @@ local function settle(st)
     forget()
     return
   end
-  local fields = {
-    'a0', int(st.attempts),
-    'ws', int(st.window_start),
-    'wc', int(st.window_count),
-    'lf', int(st.last_failure),
-    'f', int(st.failures),
+  local parts = {
+    struct.pack(HEADER, VERSION, #st.codes, st.attempts, st.window_count, st.failures,
+      st.strikes, st.window_start, st.last_failure),
   }
-  if st.strikes > 0 then
-    fields[#fields + 1] = 'k'
-    fields[#fields + 1] = int(st.strikes)
-  elseif (st.stored_strikes or 0) > 0 then
-    redis.call('HDEL', state_key, 'k')
+  for _, c in ipairs(st.codes) do
+    parts[#parts + 1] = struct.pack(CODE, c.digest, c.expires_at, c.ttl, c.state)
   end
-  for i, c in ipairs(st.codes) do
-    local n = i - 1
-    fields[#fields + 1] = 'd' .. n
-    fields[#fields + 1] = c.digest
-    fields[#fields + 1] = 'e' .. n
-    fields[#fields + 1] = int(c.expires_at)
-    fields[#fields + 1] = 't' .. n
-    fields[#fields + 1] = int(c.ttl)
-    fields[#fields + 1] = 's' .. n
-    fields[#fields + 1] = int(c.state)
-  end
-  redis.call('HSET', state_key, unpack(fields))
-  for n = #st.codes, (st.stored_codes or 0) - 1 do
-    redis.call('HDEL', state_key, 'd' .. n, 'e' .. n, 't' .. n, 's' .. n)
-  end
+  -- One command writes the state and its expiry.
+  redis.call('SET', state_key, table.concat(parts), 'PX', int(at - now + slack))
   if at ~= st.stored_forget_at then
-    redis.call('PEXPIRE', state_key, int(at - now + slack))
     redis.call('ZADD', held_key, int(at), member)
   end
   local live = live_until(st)
@@ -362,6 +347,5 @@ local function new_state()
     failures = 0,
     strikes = 0,
     codes = {},
-    stored_codes = 0,
   }
 end

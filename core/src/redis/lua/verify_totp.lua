@@ -23,7 +23,7 @@ if not st then
   if not st then
     return { FULL, 0 }
   end
-  st.codes = { { digest = '0', expires_at = 0, ttl = 0, state = EMPTY } }
+  st.codes = { { digest = step_digest(0), expires_at = 0, ttl = 0, state = EMPTY } }
 end
 local left = lockout_left(st)
 if left then
@@ -52,7 +52,7 @@ if best and first + best > last then
   local until_ = math.max(before, now + replay_for(best))
   st.codes = {
     {
-      digest = int(first + best),
+      digest = step_digest(first + best),
       expires_at = now,
       ttl = until_ - now,
       state = EXPIRED,
