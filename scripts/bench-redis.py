@@ -158,7 +158,7 @@ def main() -> None:
     grown = int(info(port, "memory")["used_memory"]) - before
     per_key = grown / report["held_keys"]
     print(f"\nRedis memory: {grown / 2**20:.1f} MiB for {report['held_keys']} keys held "
-          f"= {per_key:.0f} bytes per key (its hash and its two index entries)")
+          f"= {per_key:.0f} bytes per key (its state and its two index entries)")
 
     out = ROOT / "build/bench-redis.json"
     out.parent.mkdir(exist_ok=True)

@@ -6,7 +6,7 @@
 //!
 //! | Redis key | type | holds |
 //! |---|---|---|
-//! | `otpengine:{k}` | hash | everything about the key: its codes (digests only), attempts, rate history, failures |
+//! | `otpengine:{k}` | string | everything about the key, packed: its codes (digests only), attempts, rate history, failures |
 //! | `otpengine:held` | sorted set | standalone server: every key id with state, scored by the time it may be forgotten |
 //! | `otpengine:live` | sorted set | standalone server: every key id with a pending code, scored by its last pending expiry |
 //! | `otpengine:{i-N}:held`, `…:live` | sorted sets | cluster: the same, one pair per hash slot |
@@ -34,7 +34,7 @@ pub(crate) struct KeySpace {
 
 /// The three Redis keys a call touches, and the key id as the indexes' member.
 pub(crate) struct KeyNames {
-    /// The key's hash.
+    /// The key's state (one packed string).
     pub(crate) state: String,
     /// The sorted set of key ids with state, by forget time.
     pub(crate) held: String,

@@ -5,7 +5,7 @@
 -- updated, so single use, attempt counting and rate limits hold however many
 -- engines call at once.
 --
--- KEYS[1]  the key's hash       {ns}:{<key id>}
+-- KEYS[1]  the key's state      {ns}:{<key id>}
 -- KEYS[2]  held index (zset)    key ids with any state, scored by forget time
 -- KEYS[3]  live index (zset)    key ids with a pending code, by last pending expiry
 --          (the three always hash to one slot; see keys.rs)
@@ -25,10 +25,10 @@
 -- digest; never the code), expiry, ttl and state.
 --
 -- Ground rules (as in shard.rs):
--- - A key's hash exists while anything about it must be remembered: a code
+-- - A key's state exists while anything about it must be remembered: a code
 --   (pending, expired or burned) until its expiry plus its ttl; the cooldown
 --   and window of its last issues; its failure history for failure_memory(st)
---   after the last failure. PEXPIRE is set to that moment, so Redis reclaims the memory; a script
+--   after the last failure. its expiry (SET ... PX) is that moment, so Redis reclaims the memory; a script
 --   that finds everything past treats the key as gone, so answers never depend
 --   on when Redis gets to it.
 -- - The newest code's expiry minus its ttl is the key's last issue time, kept
