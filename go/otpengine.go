@@ -177,6 +177,11 @@ type Config struct {
 	// keys (an evicted key is a lost lockout or replay guard); without it such
 	// a server is refused with ErrInvalidArgument.
 	RedisAcceptEviction bool
+	// RedisExactCounts keeps the store's key indexes, so that Stats.Live
+	// counts and a standalone server enforces Capacity (they cost more than
+	// half of each key's memory in Redis); without it Live reads 0 and
+	// maxmemory bounds the store.
+	RedisExactCounts bool
 }
 
 // Password is a credential: printing it (%v, %+v, %#v) shows *** instead.
@@ -338,6 +343,9 @@ func New(cfg Config) (*Engine, error) {
 		o.password = optional(string(cfg.RedisPassword))
 		if cfg.RedisAcceptEviction {
 			o.accept_eviction = 1
+		}
+		if cfg.RedisExactCounts {
+			o.exact_counts = 1
 		}
 		defer func() {
 			for _, p := range cStrings {

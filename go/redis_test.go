@@ -308,3 +308,28 @@ func TestRedisOverMutualTLSAndAsAnACLUser(t *testing.T) {
 		}
 	}
 }
+
+func TestRedisExactCountsCountTheKeys(t *testing.T) {
+	url := redisEnv(t, "OTPENGINE_REDIS_URL")
+	for _, exact := range []bool{false, true} {
+		cfg := DefaultConfig()
+		cfg.RedisURL, cfg.Secret = url, testSecret
+		cfg.RedisNamespace = fmt.Sprintf("otpengine-go-counts-%v-%d", exact, time.Now().UnixNano())
+		cfg.RedisExactCounts = exact
+		e, err := New(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := e.Issue([]byte("alice"), nil); err != nil {
+			t.Fatal(err)
+		}
+		want := uint64(0)
+		if exact {
+			want = 1
+		}
+		if live := e.Stats().Live; live != want {
+			t.Fatalf("exact counts %v: live %d, want %d", exact, live, want)
+		}
+		e.Close()
+	}
+}

@@ -167,6 +167,11 @@ typedef struct otp_redis_options {
   // (an evicted key is a lost lockout or replay guard). 0 (default): such a
   // server is refused with `OTP_INVALID_ARGUMENT` naming `accept_eviction`.
   uint32_t accept_eviction;
+  // Non-zero: keep the store's key indexes, so that `live` in `otp_stats`
+  // counts and a standalone server enforces `capacity` (they cost more
+  // than half of each key's memory). 0 (default): `live` reads 0 and
+  // `maxmemory` bounds the store.
+  uint32_t exact_counts;
 } otp_redis_options;
 
 // TOTP parameters; fill them with `otp_totp_params_default`, then change fields.

@@ -41,6 +41,11 @@ def info(port: int, section: str) -> dict[str, str]:
     return dict(line.split(":", 1) for line in out.splitlines() if ":" in line)
 
 
+def dbsize(port: int) -> int:
+    out = subprocess.run(["redis-cli", "-p", str(port), "dbsize"], check=True, capture_output=True, text=True)
+    return int(out.stdout.strip())
+
+
 def server_cpu(port: int) -> float:
     """Seconds of CPU redis-server has used (user + system)."""
     cpu = info(port, "cpu")
@@ -148,17 +153,21 @@ def main() -> None:
         print(f"| {c} | {m['get_cpu_us']:.1f} µs | {m['set_cpu_us']:.1f} µs | {m['call_cpu_us']:.1f} µs "
               f"| {m['cpu_call_per_get']:.2f} |")
 
-    # Memory: a fresh namespace of 20,000 keys, each with a pending code.
-    before = int(info(port, "memory")["used_memory"])
-    report = json.loads(subprocess.run(
-        [str(ROOT / "target/release/otp-load"), "--redis", url, "--threads", "2", "--seconds", "0.1",
-         "--keys", "20000", "--wrong", "0", "--json"],
-        check=True, capture_output=True, text=True,
-    ).stdout.strip().splitlines()[-1])
-    grown = int(info(port, "memory")["used_memory"]) - before
-    per_key = grown / report["held_keys"]
-    print(f"\nRedis memory: {grown / 2**20:.1f} MiB for {report['held_keys']} keys held "
-          f"= {per_key:.0f} bytes per key (its state and its two index entries)")
+    # Memory: a fresh namespace of 20,000 users, each with a pending code, with
+    # the default options and with exact counts (the two indexes).
+    per_key = {}
+    for label, flags in (("default", []), ("exact_counts", ["--redis-exact-counts"])):
+        before, keys_before = int(info(port, "memory")["used_memory"]), dbsize(port)
+        subprocess.run(
+            [str(ROOT / "target/release/otp-load"), "--redis", url, "--threads", "2", "--seconds", "0.1",
+             "--keys", "20000", "--wrong", "0", "--json", *flags],
+            check=True, capture_output=True, text=True,
+        )
+        grown = int(info(port, "memory")["used_memory"]) - before
+        keys = dbsize(port) - keys_before - (2 if flags else 0)  # the two index keys
+        per_key[label] = grown / keys
+        print(f"\nRedis memory, {label}: {grown / 2**20:.1f} MiB for {keys} keys held "
+              f"= {per_key[label]:.0f} bytes per key")
 
     out = ROOT / "build/bench-redis.json"
     out.parent.mkdir(exist_ok=True)

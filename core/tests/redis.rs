@@ -689,7 +689,8 @@ fn a_server_stopped_mid_run_fails_every_call_closed_and_is_used_again_once_back(
             let (engine, stop) = (Arc::clone(&engine), Arc::clone(&stop));
             let (verified, failed) = (Arc::clone(&verified), Arc::clone(&failed));
             std::thread::spawn(move || {
-                let mut log: Vec<(Instant, Result<bool, Error>)> = Vec::new();
+                // (started, finished, answer)
+                let mut log: Vec<(Instant, Instant, Result<bool, Error>)> = Vec::new();
                 let mut n = 0u64;
                 while !stop.load(Ordering::Relaxed) {
                     n += 1;
@@ -697,7 +698,7 @@ fn a_server_stopped_mid_run_fails_every_call_closed_and_is_used_again_once_back(
                     let started = Instant::now();
                     match engine.issue(&key, "") {
                         Ok(issued) => {
-                            log.push((started, Ok(false)));
+                            log.push((started, Instant::now(), Ok(false)));
                             let started = Instant::now();
                             let verdict = engine.verify(&key, &issued.code, "");
                             let counter = match verdict {
@@ -705,11 +706,11 @@ fn a_server_stopped_mid_run_fails_every_call_closed_and_is_used_again_once_back(
                                 _ => &failed,
                             };
                             counter.fetch_add(1, Ordering::Relaxed);
-                            log.push((started, verdict.map(|v| v.is_verified())));
+                            log.push((started, Instant::now(), verdict.map(|v| v.is_verified())));
                         }
                         Err(e) => {
                             failed.fetch_add(1, Ordering::Relaxed);
-                            log.push((started, Err(e)));
+                            log.push((started, Instant::now(), Err(e)));
                         }
                     }
                 }
@@ -751,9 +752,11 @@ fn a_server_stopped_mid_run_fails_every_call_closed_and_is_used_again_once_back(
 
     let (mut verified_before, mut failed_during, mut verified_after) = (0, 0, 0);
     for worker in workers {
-        for (started, result) in worker.join().unwrap() {
-            if started >= down && started < restarting {
-                // Started while the server was gone: fails closed, as Unavailable.
+        for (started, finished, result) in worker.join().unwrap() {
+            if started >= down && finished < restarting {
+                // Made while the server was gone (a call that started before the
+                // restart but was not scheduled until after it may find the new
+                // server): fails closed, as Unavailable.
                 assert!(
                     matches!(result, Err(Error::Unavailable { .. })),
                     "during the outage: {result:?}"

@@ -40,6 +40,11 @@ pub struct otp_redis_options {
     /// (an evicted key is a lost lockout or replay guard). 0 (default): such a
     /// server is refused with `OTP_INVALID_ARGUMENT` naming `accept_eviction`.
     pub accept_eviction: u32,
+    /// Non-zero: keep the store's key indexes, so that `live` in `otp_stats`
+    /// counts and a standalone server enforces `capacity` (they cost more
+    /// than half of each key's memory). 0 (default): `live` reads 0 and
+    /// `maxmemory` bounds the store.
+    pub exact_counts: u32,
 }
 
 /// Fills `options` with every field NULL: nothing beyond the URL. NULL: does
@@ -60,6 +65,7 @@ pub unsafe extern "C" fn otp_redis_options_default(options: *mut otp_redis_optio
                 username: std::ptr::null(),
                 password: std::ptr::null(),
                 accept_eviction: 0,
+                exact_counts: 0,
             };
         }
         Ok(otp_status::OTP_OK)
@@ -161,6 +167,7 @@ pub unsafe extern "C" fn otp_engine_new_redis_opts(
             redis.password = unsafe { text(options.password, "password") }?
                 .map(|p| Zeroizing::new(p.to_string()));
             redis.accept_eviction = options.accept_eviction != 0;
+            redis.exact_counts = options.exact_counts != 0;
         }
         let config = to_config(config)?;
         let engine = signals::connecting(|| Engine::new_redis(config, redis))?;

@@ -241,7 +241,10 @@ impl PyEngine {
     /// certificate; ``redis_username`` and ``redis_password`` override the
     /// URL's credentials; ``redis_namespace`` prefixes every key. A server whose
     /// ``maxmemory-policy`` evicts keys is refused (``ValueError``) unless
-    /// ``redis_accept_eviction``: an evicted key is a lost lockout.
+    /// ``redis_accept_eviction``: an evicted key is a lost lockout. With
+    /// ``redis_exact_counts`` the store keeps key indexes, so ``len()``,
+    /// ``stats()["live"]`` and ``["held"]`` count and a standalone server holds
+    /// ``capacity``; without (the default) they read 0.
     #[new]
     #[pyo3(signature = (
         *,
@@ -271,6 +274,7 @@ impl PyEngine {
         redis_username=None,
         redis_password=None,
         redis_accept_eviction=false,
+        redis_exact_counts=false,
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -301,6 +305,7 @@ impl PyEngine {
         redis_username: Option<String>,
         redis_password: Option<String>,
         redis_accept_eviction: bool,
+        redis_exact_counts: bool,
     ) -> PyResult<Self> {
         let mut c = Config::default();
         if let Some(v) = code_length {
@@ -374,6 +379,7 @@ impl PyEngine {
                     ("redis_username", redis_username.is_some()),
                     ("redis_password", redis_password.is_some()),
                     ("redis_accept_eviction", redis_accept_eviction),
+                    ("redis_exact_counts", redis_exact_counts),
                 ];
                 if let Some((name, _)) = redis_only.iter().find(|(_, given)| *given) {
                     return Err(PyValueError::new_err(format!(
@@ -405,6 +411,7 @@ impl PyEngine {
                 options.username = redis_username;
                 options.password = redis_password.map(Zeroizing::new);
                 options.accept_eviction = redis_accept_eviction;
+                options.exact_counts = redis_exact_counts;
                 // Connecting and loading the scripts takes a round trip or two.
                 py.detach(|| Engine::new_redis(c, options))
             }

@@ -73,6 +73,16 @@ def test_two_instances_share_one_store(var: str) -> None:
     assert (stats["issued"], stats["mismatched"], stats["verified"], stats["unavailable"]) == (1, 1, 20, 0)
 
 
+def test_key_counts_need_exact_counts() -> None:
+    url = env("OTPENGINE_REDIS_URL")
+    lean = otpengine.Engine(redis_url=url, secret=SECRET, redis_namespace=unique("lean"))
+    lean.issue("alice")
+    assert (len(lean), lean.stats()["live"], lean.stats()["held"]) == (0, 0, 0), "not counted by default"
+    exact = otpengine.Engine(redis_url=url, secret=SECRET, redis_namespace=unique("exact"), redis_exact_counts=True)
+    exact.issue("alice")
+    assert (len(exact), exact.stats()["live"], exact.stats()["held"]) == (1, 1, 1)
+
+
 def test_redis_arguments_are_checked() -> None:
     with pytest.raises(ValueError, match="secret is required with redis_url"):
         otpengine.Engine(redis_url="redis://127.0.0.1:1/0")

@@ -84,6 +84,10 @@ struct Args {
     /// call is a round trip
     #[arg(long, value_name = "URL")]
     redis: Option<String>,
+    /// With --redis: keep the store's key indexes (`RedisOptions::exact_counts`),
+    /// so that live and held keys are counted (they read 0 without)
+    #[arg(long)]
+    redis_exact_counts: bool,
     /// Make the calls in batches of this many users (`issue_many` for those
     /// who need a code, `verify_many` for those who have one; each item counts
     /// as a call) instead of one at a time; 0: one at a time. Latency is then
@@ -440,6 +444,7 @@ fn main() {
                 config,
                 RedisOptions {
                     namespace,
+                    exact_counts: args.redis_exact_counts,
                     ..RedisOptions::new(url.as_str(), Secret::random())
                 },
             )

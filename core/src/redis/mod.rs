@@ -73,9 +73,10 @@ const MAX_NAMESPACE_LEN: usize = 64;
 /// limits), the digest algorithm and the clock. It has no shards and no reaper
 /// (`shards` and `reaper_interval` are checked but unused: Redis expires keys
 /// itself), takes its secret from here (`Config::secret` must be `None`), and
-/// enforces `capacity` on a standalone server; on a cluster, where no single
-/// script can see every key, `capacity` is not enforced and Redis's `maxmemory`
-/// bounds the store instead.
+/// enforces `capacity` on a standalone server with
+/// [`RedisOptions::exact_counts`]; on a cluster, where no single script can see
+/// every key, or without the indexes, `capacity` is not enforced and Redis's
+/// `maxmemory` bounds the store instead.
 #[derive(Clone)]
 pub struct RedisOptions {
     /// Where Redis is: `redis://[user:password@]host:port[/db]`, the same over
@@ -117,6 +118,14 @@ pub struct RedisOptions {
     /// evicted key is a lost lockout, failure count or replay guard. A policy
     /// that cannot be read (`INFO` refused) is not checked.
     pub accept_eviction: bool,
+    /// Keep two indexes of the store's keys (sorted sets: every key id with
+    /// state, and every key id with a pending code), so that `len()`,
+    /// `stats().live` and `held` are exact and a standalone server enforces
+    /// `capacity`. Off by default: the indexes cost more than half of each
+    /// key's memory in Redis and a third of the commands of a call; without
+    /// them `len()`, `live` and `held` read 0 and `maxmemory` (with
+    /// `noeviction`) bounds the store, as on a cluster.
+    pub exact_counts: bool,
 }
 
 impl RedisOptions {
@@ -134,6 +143,7 @@ impl RedisOptions {
             username: None,
             password: None,
             accept_eviction: false,
+            exact_counts: false,
         }
     }
 }
@@ -152,6 +162,7 @@ impl fmt::Debug for RedisOptions {
             .field("username", &self.username)
             .field("password", &self.password.as_ref().map(|_| "***"))
             .field("accept_eviction", &self.accept_eviction)
+            .field("exact_counts", &self.exact_counts)
             .finish()
     }
 }
@@ -260,8 +271,10 @@ impl AtomicCounters {
 /// An engine's state in Redis.
 pub(crate) struct RedisStore {
     policy: Policy,
-    /// The policy as the scripts read it (ARGV[4..12] of common.lua).
+    /// The policy as the scripts read it (ARGV[4..13] of common.lua).
     policy_args: Vec<u64>,
+    /// The held and live indexes are kept (`RedisOptions::exact_counts`).
+    exact_counts: bool,
     digester: Digester,
     time: TimeSource,
     link: Link,
@@ -312,8 +325,9 @@ impl RedisStore {
         )?;
         fork::register();
         let keys = KeySpace::new(&options.namespace, link.is_cluster());
-        // On a cluster no script sees every key, so the capacity cannot be held.
-        let capacity = if link.is_cluster() {
+        // On a cluster no script sees every key, so the capacity cannot be held;
+        // without the indexes nothing counts the keys.
+        let capacity = if link.is_cluster() || !options.exact_counts {
             0
         } else {
             policy.capacity
@@ -332,6 +346,7 @@ impl RedisStore {
             } else {
                 0
             },
+            options.exact_counts.into(),
         ];
         let scripts = Scripts::new();
         // Loading the scripts now proves that Redis is there and answers, and
@@ -343,6 +358,7 @@ impl RedisStore {
         Ok(RedisStore {
             policy,
             policy_args,
+            exact_counts: options.exact_counts,
             digester: Digester::new(&options.secret, config.digest),
             time: config.clock.start(),
             link,
@@ -609,6 +625,9 @@ impl RedisStore {
     }
 
     pub(crate) fn try_stats(&self) -> Result<Stats, Error> {
+        if !self.exact_counts {
+            return Ok(self.stats_with(0, 0));
+        }
         let manual_now = self.time.manual().map(|_| self.time.now());
         let (live, held) = self
             .link

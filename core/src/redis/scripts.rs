@@ -30,7 +30,7 @@ pub(crate) struct Scripts {
     pub(crate) unlock: Script,
 }
 
-/// What every call passes besides its own arguments (ARGV[2..12] of common.lua).
+/// What every call passes besides its own arguments (ARGV[2..13] of common.lua).
 pub(crate) struct CallContext<'a> {
     /// Milliseconds on a manual clock, or "" for Redis `TIME`.
     pub(crate) now: &'a str,

@@ -18,10 +18,12 @@ mod with_redis {
         Secret::new(b"otpengine test secret, 32 bytes").expect("a valid secret")
     }
 
-    /// Options for `url` in a fresh namespace.
+    /// Options for `url` in a fresh namespace, with exact counts (the tests
+    /// read `len()`, `live` and `held`; [`acl_options`] has the default, none).
     pub fn options(url: &str, label: &str) -> RedisOptions {
         RedisOptions {
             namespace: super::unique_namespace(label),
+            exact_counts: true,
             ..RedisOptions::new(url, secret())
         }
     }
@@ -41,11 +43,13 @@ mod with_redis {
         }
     }
 
-    /// Options for the password server's ACL user, given apart from the URL.
+    /// Options for the password server's ACL user, given apart from the URL,
+    /// and the default of no indexes (`exact_counts` off).
     pub fn acl_options(label: &str) -> RedisOptions {
         RedisOptions {
             username: Some(super::var(super::ACL_USER)),
             password: Some(super::var(super::ACL_PASSWORD).into()),
+            exact_counts: false,
             ..options(&super::var(super::AUTH), label)
         }
     }

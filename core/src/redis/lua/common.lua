@@ -13,11 +13,12 @@
 -- ARGV[2]  now in ms, or "" to read Redis TIME (the one clock of all engines)
 -- ARGV[3]  ms added to every PEXPIRE (0; an hour on a manual clock, whose time
 --          does not follow Redis's)
--- ARGV[4..12] the policy: resend_cooldown, max_issues_per_window, issue_window,
+-- ARGV[4..13] the policy: resend_cooldown, max_issues_per_window, issue_window,
 --          max_failures_per_key, lockout, max_attempts, codes_per_key, capacity
---          (0: not enforced), max_lockout (0: lockouts do not escalate);
---          durations in ms
--- ARGV[13..] the operation's own arguments
+--          (0: not enforced), max_lockout (0: lockouts do not escalate),
+--          indexed (1: keep the held and live indexes; 0: none, and no
+--          capacity); durations in ms
+-- ARGV[14..] the operation's own arguments
 --
 -- The state (see load): attempts left; window start and count; last failure
 -- time, failure count and strikes (budgets spent since the last success); per
@@ -61,6 +62,9 @@ local max_attempts = tonumber(ARGV[9])
 local codes_per_key = tonumber(ARGV[10])
 local capacity = tonumber(ARGV[11])
 local max_lockout = tonumber(ARGV[12])
+-- Without the indexes a key is its state alone: nothing counts the keys
+-- (len, live, held read 0) and nothing holds a capacity (maxmemory does).
+local indexed = ARGV[13] == '1'
 -- The most strikes a key counts (rules.rs: MAX_STRIKES).
 local MAX_STRIKES = 31
 
@@ -206,8 +210,10 @@ end
 
 local function forget()
   redis.call('DEL', state_key)
-  redis.call('ZREM', held_key, member)
-  redis.call('ZREM', live_key, member)
+  if indexed then
+    redis.call('ZREM', held_key, member)
+    redis.call('ZREM', live_key, member)
+  end
 end
 
 -- The key's state as of now: old failures forgotten, due codes expired, and
@@ -304,6 +310,9 @@ local function settle(st)
   end
   -- One command writes the state and its expiry.
   redis.call('SET', state_key, table.concat(parts), 'PX', int(at - now + slack))
+  if not indexed then
+    return
+  end
   if at ~= st.stored_forget_at then
     redis.call('ZADD', held_key, int(at), member)
   end
@@ -331,14 +340,16 @@ end
 -- so pruning here, up to PRUNE_BUDGET each time, keeps the indexes from growing
 -- with stale ones.
 local function new_state()
-  if capacity > 0 then
-    redis.call('ZREMRANGEBYSCORE', held_key, '-inf', int(now))
-    if redis.call('ZCARD', held_key) >= capacity then
-      return nil
+  if indexed then
+    if capacity > 0 then
+      redis.call('ZREMRANGEBYSCORE', held_key, '-inf', int(now))
+      if redis.call('ZCARD', held_key) >= capacity then
+        return nil
+      end
     end
+    prune(held_key, PRUNE_BUDGET)
+    prune(live_key, PRUNE_BUDGET)
   end
-  prune(held_key, PRUNE_BUDGET)
-  prune(live_key, PRUNE_BUDGET)
   return {
     attempts = 0,
     window_start = 0,

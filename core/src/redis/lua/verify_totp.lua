@@ -1,16 +1,16 @@
 
--- verify_totp: ARGV[13] the earliest allowed time step plus one, ARGV[14] the
+-- verify_totp: ARGV[14] the earliest allowed time step plus one, ARGV[15] the
 -- bitmask of the allowed steps the typed code matched (bit i: that step plus
--- i), ARGV[15] the step length and ARGV[16] the call's wall time, in ms. The
+-- i), ARGV[16] the step length and ARGV[17] the call's wall time, in ms. The
 -- codes were computed and compared by the engine: the secret never comes here.
 -- The key's state is a random-code key's, with the newest code standing for
 -- the last accepted step: its digest field holds the step plus one (0: none),
 -- its expiry the time it was accepted and its ttl how long it must be
 -- remembered from then.
 -- Replies {OK, 0}, {REPLAYED, 0}, {MISMATCH, failures left} or {LOCKED, wait}.
-local first = tonumber(ARGV[13])
-local matched = tonumber(ARGV[14])
-local period, wall = tonumber(ARGV[15]), tonumber(ARGV[16])
+local first = tonumber(ARGV[14])
+local matched = tonumber(ARGV[15])
+local period, wall = tonumber(ARGV[16]), tonumber(ARGV[17])
 -- As TotpCheck::replay_for: a step is acceptable until wall time
 -- (step + 1 + the largest skew back, 10) * period. `first + b` is step + 1.
 local function replay_for(b)
