@@ -182,13 +182,20 @@ func TOTPURI(secret []byte, issuer, account string, p TOTPParams) (string, error
 	cIssuer, cAccount := C.CString(issuer), C.CString(account)
 	defer C.free(unsafe.Pointer(cIssuer))
 	defer C.free(unsafe.Pointer(cAccount))
-	buf := make([]C.char, 256)
+	return grownText(256, func(buf *C.char, n C.size_t, needed *C.size_t, msg **C.char) C.otp_status {
+		return C.go_totp_uri(bytes(secret), C.size_t(len(secret)), cIssuer, cAccount, &params,
+			buf, n, needed, msg)
+	})
+}
+
+// grownText runs call with a buffer of first bytes, and again with the size it
+// reports on OTP_BUFFER_TOO_SMALL, and returns the text it wrote.
+func grownText(first int, call func(buf *C.char, n C.size_t, needed *C.size_t, msg **C.char) C.otp_status) (string, error) {
+	buf := make([]C.char, first)
 	for {
 		var needed C.size_t
 		var msg *C.char
-		s := C.go_totp_uri(bytes(secret), C.size_t(len(secret)), cIssuer, cAccount, &params,
-			&buf[0], C.size_t(len(buf)), &needed, &msg)
-		switch s {
+		switch s := call(&buf[0], C.size_t(len(buf)), &needed, &msg); s {
 		case C.OTP_OK:
 			return C.GoString(&buf[0]), nil
 		case C.OTP_BUFFER_TOO_SMALL:
@@ -204,20 +211,9 @@ func TOTPURI(secret []byte, issuer, account string, p TOTPParams) (string, error
 // enrolment page. The SVG of an enrolment URI holds the secret.
 func QRSVG(text string) (string, error) {
 	raw := []byte(text)
-	buf := make([]C.char, 4096)
-	for {
-		var needed C.size_t
-		var msg *C.char
-		s := C.go_qr_svg(bytes(raw), C.size_t(len(raw)), &buf[0], C.size_t(len(buf)), &needed, &msg)
-		switch s {
-		case C.OTP_OK:
-			return C.GoString(&buf[0]), nil
-		case C.OTP_BUFFER_TOO_SMALL:
-			buf = make([]C.char, needed)
-		default:
-			return "", statusError(s, msg)
-		}
-	}
+	return grownText(4096, func(buf *C.char, n C.size_t, needed *C.size_t, msg **C.char) C.otp_status {
+		return C.go_qr_svg(bytes(raw), C.size_t(len(raw)), buf, n, needed, msg)
+	})
 }
 
 // VerifyTOTP checks an authenticator-app code (RFC 6238) for key, computed from
