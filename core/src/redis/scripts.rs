@@ -4,10 +4,10 @@
 //! `shard.rs`) followed by the operation's own file, compiled into the library
 //! with `include_str!`. They are loaded once when the engine is built and called
 //! by SHA1 with `EVALSHA`; a server that has lost them (restarted, or a new
-//! cluster node) answers `NOSCRIPT`, and `redis::Script` loads them again and
-//! repeats the call, which is safe because a `NOSCRIPT` call ran nothing.
+//! cluster node) answers `NOSCRIPT`, and `call` loads them again and repeats
+//! the call, which is safe because a `NOSCRIPT` call ran nothing.
 
-use ::redis::{ConnectionLike, RedisError, Script};
+use ::redis::{ConnectionLike, ErrorKind, RedisError, Script, ServerErrorKind};
 
 use super::keys::KeyNames;
 
@@ -82,7 +82,8 @@ impl Scripts {
 }
 
 /// Runs `script` for the key `names` with the operation's `args`; the answer is
-/// `(reply code, number)`.
+/// `(reply code, number)`. A server that lost the script answers `NOSCRIPT`,
+/// having run nothing: the script is loaded and the call made again.
 pub(crate) fn call(
     script: &Script,
     con: &mut dyn ConnectionLike,
@@ -90,20 +91,18 @@ pub(crate) fn call(
     context: &CallContext<'_>,
     args: &[&str],
 ) -> Result<(i64, i64), RedisError> {
-    script
-        .key(&names.state)
-        .key(&names.held)
-        .key(&names.live)
-        .arg(&names.member)
-        .arg(context.now)
-        .arg(context.expiry_slack)
-        .arg(context.policy)
-        .arg(args)
-        .invoke(con)
+    let cmd = command(script, names, context, args);
+    match cmd.query(con) {
+        Err(e) if e.kind() == ErrorKind::Server(ServerErrorKind::NoScript) => {
+            script.load(con)?;
+            cmd.query(con)
+        }
+        answer => answer,
+    }
 }
 
-/// [`call`] as a command to pipeline: `EVALSHA` of `script`, which must be
-/// loaded (see `Link::pipeline`).
+/// A call as one command (`EVALSHA` of `script`), to send alone or in a
+/// pipeline (see `Link::pipeline`).
 pub(crate) fn command(
     script: &Script,
     names: &KeyNames,
