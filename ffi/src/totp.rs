@@ -83,6 +83,32 @@ unsafe fn text<'a>(ptr: *const c_char, name: &str) -> Result<&'a str, Failure> {
         .map_err(|_| Failure::invalid(format!("{name} must be UTF-8")))
 }
 
+/// [`write_text`], and the text's length with its NUL to `*len_out` (may be
+/// NULL) on success and on `OTP_BUFFER_TOO_SMALL`, so a caller can size its
+/// buffer from a first call.
+///
+/// # Safety
+/// As [`write_text`]; `len_out` is NULL or valid for a write of a `size_t`.
+unsafe fn write_text_with_length(
+    text: &str,
+    out: *mut c_char,
+    out_len: usize,
+    len_out: *mut usize,
+    name: &str,
+) -> Result<otp_status, Failure> {
+    // SAFETY: forwarded from the caller.
+    let written = unsafe { write_text(text, out, out_len, name) };
+    let reports_length = matches!(
+        written,
+        Ok(_) | Err(Failure(otp_status::OTP_BUFFER_TOO_SMALL, _))
+    );
+    // SAFETY: forwarded from the caller.
+    if let (true, Some(len_out)) = (reports_length, unsafe { len_out.as_mut() }) {
+        *len_out = text.len() + 1;
+    }
+    written
+}
+
 /// Writes `text` and a NUL to `out` (`out_len` bytes), or says how much is needed.
 ///
 /// # Safety
@@ -222,16 +248,7 @@ pub unsafe extern "C" fn otp_totp_uri(
         let params = unsafe { self::params(params) }?;
         let uri = zeroize::Zeroizing::new(totp::otpauth_uri(secret, issuer, account, &params)?);
         // SAFETY: forwarded from the caller.
-        let written = unsafe { write_text(&uri, uri_out, uri_out_len, "uri_out") };
-        let reports_length = matches!(
-            written,
-            Ok(_) | Err(Failure(otp_status::OTP_BUFFER_TOO_SMALL, _))
-        );
-        // SAFETY: forwarded from the caller.
-        if let (true, Some(len_out)) = (reports_length, unsafe { uri_len_out.as_mut() }) {
-            *len_out = uri.len() + 1;
-        }
-        written
+        unsafe { write_text_with_length(&uri, uri_out, uri_out_len, uri_len_out, "uri_out") }
     })
 }
 
@@ -264,16 +281,7 @@ pub unsafe extern "C" fn otp_qr_svg(
             std::str::from_utf8(bytes).map_err(|_| Failure::invalid("text must be UTF-8"))?;
         let svg = zeroize::Zeroizing::new(totp::qr_svg(text)?);
         // SAFETY: forwarded from the caller.
-        let written = unsafe { write_text(&svg, svg_out, svg_out_len, "svg_out") };
-        let reports_length = matches!(
-            written,
-            Ok(_) | Err(Failure(otp_status::OTP_BUFFER_TOO_SMALL, _))
-        );
-        // SAFETY: forwarded from the caller.
-        if let (true, Some(len_out)) = (reports_length, unsafe { svg_len_out.as_mut() }) {
-            *len_out = svg.len() + 1;
-        }
-        written
+        unsafe { write_text_with_length(&svg, svg_out, svg_out_len, svg_len_out, "svg_out") }
     })
 }
 
