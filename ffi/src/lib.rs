@@ -19,7 +19,6 @@
 #![warn(missing_docs)]
 
 mod redis;
-mod signals;
 mod totp;
 
 pub use redis::{
@@ -522,13 +521,11 @@ pub unsafe extern "C" fn otp_issue(
                 ),
             ));
         }
-        let result = signals::shielded(engine, || {
-            if ttl_ms == 0 {
-                engine.issue(key, context)
-            } else {
-                engine.issue_with_ttl(key, context, Duration::from_millis(ttl_ms))
-            }
-        });
+        let result = if ttl_ms == 0 {
+            engine.issue(key, context)
+        } else {
+            engine.issue_with_ttl(key, context, Duration::from_millis(ttl_ms))
+        };
         let (status, report) = match result {
             Ok(issued) => {
                 // SAFETY: code_out is non-NULL and holds at least code_length + 1 bytes.
@@ -594,7 +591,7 @@ pub unsafe extern "C" fn otp_verify(
         let typed = unsafe {
             std::slice::from_raw_parts(code.cast::<u8>(), code_len.min(MAX_TYPED_LEN + 1))
         };
-        let verdict = signals::shielded(engine, || engine.verify(key, typed, context))?;
+        let verdict = engine.verify(key, typed, context)?;
         let (status, attempts_left) = match verdict {
             Verdict::Verified => (otp_status::OTP_OK, 0),
             Verdict::Mismatch { attempts_left } => (otp_status::OTP_MISMATCH, attempts_left),
@@ -660,7 +657,7 @@ unsafe fn key_call(
     guard(|| {
         // SAFETY: forwarded from the caller.
         let (engine, key, _) = unsafe { call_args(engine, key, key_len, None) }?;
-        Ok(match signals::shielded(engine, || op(engine, key))? {
+        Ok(match op(engine, key)? {
             true => otp_status::OTP_OK,
             false => otp_status::OTP_NOT_FOUND,
         })
@@ -681,7 +678,7 @@ pub unsafe extern "C" fn otp_engine_stats(
         // SAFETY (both): forwarded from the caller.
         let engine = unsafe { self::engine(engine) }?;
         let stats_out = unsafe { out(stats_out, "stats_out") }?;
-        let s = signals::shielded(engine, || engine.stats());
+        let s = engine.stats();
         *stats_out = otp_stats {
             issued: s.issued,
             verified: s.verified,
@@ -710,7 +707,7 @@ pub unsafe extern "C" fn otp_ping(engine: *const otp_engine) -> otp_status {
     guard(|| {
         // SAFETY: forwarded from the caller.
         let engine = unsafe { self::engine(engine) }?;
-        signals::shielded(engine, || engine.ping())?;
+        engine.ping()?;
         Ok(otp_status::OTP_OK)
     })
 }

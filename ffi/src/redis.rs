@@ -9,8 +9,7 @@ use std::time::Duration;
 use otpengine_core::{Engine, RedisOptions, Secret, Zeroizing};
 
 use crate::{
-    bytes, check_secret_length, guard, otp_config, otp_engine, otp_status, out, signals, to_config,
-    Failure,
+    bytes, check_secret_length, guard, otp_config, otp_engine, otp_status, out, to_config, Failure,
 };
 
 /// What `otp_engine_new_redis_opts` takes besides the URL and secret. Fill it
@@ -170,7 +169,7 @@ pub unsafe extern "C" fn otp_engine_new_redis_opts(
             redis.exact_counts = options.exact_counts != 0;
         }
         let config = to_config(config)?;
-        let engine = signals::connecting(|| Engine::new_redis(config, redis))?;
+        let engine = Engine::new_redis(config, redis)?;
         *engine_out = Box::into_raw(Box::new(otp_engine { engine }));
         Ok(otp_status::OTP_OK)
     })

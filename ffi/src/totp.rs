@@ -8,7 +8,7 @@ use otpengine_core::code::MAX_TYPED_LEN;
 use otpengine_core::totp::{self, HashAlgorithm, TotpParams};
 use otpengine_core::Verdict;
 
-use crate::{call_args, guard, key_call, ms, otp_engine, otp_status, signals, Failure};
+use crate::{call_args, guard, key_call, ms, otp_engine, otp_status, Failure};
 
 /// A whole verdict: what `otp_verify` cannot say (`retry_after_ms` on
 /// `OTP_LOCKED`). Written by `otp_verify_totp` on every verdict.
@@ -338,9 +338,7 @@ pub unsafe extern "C" fn otp_verify_totp(
                 Some(std::time::UNIX_EPOCH + Duration::from_secs(secs))
             }
         };
-        let verdict = signals::shielded(engine, || {
-            engine.verify_totp(key, secret, typed, &params, at)
-        })?;
+        let verdict = engine.verify_totp(key, secret, typed, &params, at)?;
         let verdict = match verdict {
             Verdict::Verified => otp_verdict::of(otp_status::OTP_OK),
             Verdict::Replayed => otp_verdict::of(otp_status::OTP_REPLAYED),

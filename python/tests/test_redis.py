@@ -8,9 +8,11 @@ OTPENGINE_REQUIRE_REDIS=1.
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -71,6 +73,42 @@ def test_two_instances_share_one_store(var: str) -> None:
     assert a.revoke(key) is False
     stats = a.stats()
     assert (stats["issued"], stats["mismatched"], stats["verified"], stats["unavailable"]) == (1, 1, 20, 0)
+
+
+def test_signal_handlers_do_not_cut_redis_calls_short() -> None:
+    """Python installs its signal handlers without SA_RESTART, and a socket read
+    with a timeout is never restarted after a handler: a signal arriving while a
+    call waits for Redis must not turn it into BackendUnavailable (the engine
+    blocks signals on the calling thread for the exchange; the handler runs
+    right after)."""
+    url = env("OTPENGINE_REDIS_CLUSTER")
+    engine = redis_engine(url)
+    handled = []
+    previous = signal.signal(signal.SIGUSR1, lambda *_: handled.append(1))
+    caller = threading.get_ident()
+    stop = threading.Event()
+
+    def pester() -> None:
+        # Runs while the caller is in a call (which releases the GIL).
+        while not stop.is_set():
+            signal.pthread_kill(caller, signal.SIGUSR1)
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-4)
+    sender = threading.Thread(target=pester)
+    sender.start()
+    try:
+        for i in range(1000):
+            key = unique(f"signals-{i}")
+            code = engine.issue(key)
+            assert engine.verify(key, code).status is Status.VERIFIED, i
+    finally:
+        stop.set()
+        sender.join()
+        sys.setswitchinterval(interval)
+        signal.signal(signal.SIGUSR1, previous)
+    assert handled, "the signals arrived, and were handled"
+    assert engine.stats()["unavailable"] == 0
 
 
 def test_key_counts_need_exact_counts() -> None:

@@ -40,6 +40,8 @@ use crate::error::{
 };
 use crate::fork;
 
+use super::signals::Blocked;
+
 /// Idle connections kept for reuse; calls beyond this many at once open
 /// connections of their own and close them afterwards.
 const MAX_IDLE: usize = 64;
@@ -343,6 +345,8 @@ impl Link {
         &self,
         mut call: impl FnMut(&mut Conn, Option<(&str, u16)>) -> Result<T, RedisError>,
     ) -> Result<T, Error> {
+        // No signal handler cuts the exchange short (see signals.rs).
+        let _blocked = Blocked::new();
         let deadline = Instant::now() + self.response_timeout;
         let mut conn = self.checkout()?;
         let mut ask: Option<(String, u16)> = None;

@@ -19,6 +19,7 @@
 mod connection;
 mod keys;
 mod scripts;
+mod signals;
 
 use std::fmt;
 use std::path::PathBuf;

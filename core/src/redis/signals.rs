@@ -4,41 +4,29 @@
 //! read with a timeout is one of the calls the kernel never restarts after a
 //! signal handler, whatever `SA_RESTART` says (signal(7)): it fails with `EINTR`,
 //! the client drops the connection as lost, and the call answers
-//! `OTP_BACKEND_UNAVAILABLE`, though Redis may well have run the script. Go's
-//! runtime sends its threads a signal (`SIGURG`) to preempt goroutines, so under
-//! Go this happened in practice (twice in the CI's Redis Cluster test).
+//! [`Error::Unavailable`](crate::Error::Unavailable), though Redis may well have
+//! run the script. Such handlers are common in the processes that embed the
+//! engine: Go's runtime sends its threads a signal (`SIGURG`) to preempt
+//! goroutines (this failed calls in practice, twice in the CI's cluster test),
+//! and Python installs its handlers (SIGINT's, and any `signal.signal`)
+//! without `SA_RESTART`.
 //!
-//! So a call on a Redis engine runs with the calling thread's asynchronous
-//! signals blocked, and restores the mask when it returns. A signal sent to the
-//! thread meanwhile stays pending and is handled right after (at most the
-//! response timeout later); one sent to the process goes to another thread. The
-//! in-memory engine makes no system call that a signal could cut short and is
-//! not shielded (two `pthread_sigmask` calls would double its cost).
+//! So every exchange with Redis runs with the calling thread's asynchronous
+//! signals blocked, and restores the mask when it returns, in every language.
+//! A signal sent to the thread meanwhile stays pending and is handled right
+//! after (at most the response timeout later: a Python `KeyboardInterrupt`
+//! arrives once the call has its answer); one sent to the process goes to
+//! another thread. Two `pthread_sigmask` calls cost well under a microsecond,
+//! nothing beside a round trip; the in-memory engine makes no system call that
+//! a signal could cut short and never comes here.
 
-use otpengine_core::Engine;
-
-/// Runs `call` with asynchronous signals blocked on this thread when `engine`
-/// talks to Redis.
-pub(crate) fn shielded<R>(engine: &Engine, call: impl FnOnce() -> R) -> R {
-    if engine.redis_server().is_none() {
-        return call();
-    }
-    let _blocked = Blocked::new();
-    call()
-}
-
-/// Runs `call` (a connection to Redis being made) with asynchronous signals
-/// blocked on this thread.
-pub(crate) fn connecting<R>(call: impl FnOnce() -> R) -> R {
-    let _blocked = Blocked::new();
-    call()
-}
-
-/// The thread's signal mask as it was, restored on drop.
-struct Blocked(libc::sigset_t);
+/// The thread's signal mask as it was before [`Blocked::new`] blocked every
+/// asynchronous signal; restored on drop.
+pub(crate) struct Blocked(libc::sigset_t);
 
 impl Blocked {
-    fn new() -> Self {
+    #[allow(unsafe_code)] // two system calls on a local signal set
+    pub(crate) fn new() -> Self {
         // SAFETY: sigset_t is plain data; sigfillset/sigdelset initialise and edit
         // it, and pthread_sigmask reads `all` and writes `old`, both valid.
         unsafe {
@@ -65,6 +53,7 @@ impl Blocked {
 }
 
 impl Drop for Blocked {
+    #[allow(unsafe_code)] // one system call restoring the saved mask
     fn drop(&mut self) {
         // SAFETY: `self.0` is the mask pthread_sigmask returned in `new`.
         unsafe {
