@@ -23,7 +23,7 @@ C_LINK   := -L$(DEBUG) -lotpengine -lpthread -Wl,-rpath,$(DEBUG)
 
 .PHONY: help test check test-suites toolchains fmt-check tracked msrv clippy doc rust-test c-test go-test examples install install-test \
         header ffi-debug go-lib quickstart bench-ffi python-test python-install bench-python load load-smoke dudect dudect-smoke soak \
-        bench bench-build bench-redis clean fuzz fuzz-build fuzz-smoke miri plots
+        bench bench-build bench-redis bench-redis-smoke clean fuzz fuzz-build fuzz-smoke miri plots
 
 ## Lists the targets, one line each (the first line of the comment above each).
 help:
@@ -45,7 +45,7 @@ test: toolchains
 ## The stages of make test, in order; a+b runs a and b side by side (scripts/stages.sh):
 ## the soak and the fuzzers only run (everything they need is built by then), and a soak
 ## that tells a leak from a step passes beside them.
-STAGES := fmt-check tracked msrv clippy doc rust-test bench-build load-smoke dudect-smoke \
+STAGES := fmt-check tracked msrv clippy doc rust-test bench-build load-smoke bench-redis-smoke dudect-smoke \
           c-test go-test examples install-test python-test fuzz-build soak+fuzz-smoke
 
 ## Every stage of make test, without the Redis servers and the stage table.
@@ -281,8 +281,18 @@ dudect-smoke:
 ## The Redis backend's throughput beside redis-benchmark on the same server.
 ## issue + verify per second at 1, 2 and 16 callers (otp-load --redis) beside redis-benchmark GET/SET on the same server in the same run; ratios in the output.
 bench-redis:
-	$(CARGO) build --release --bin otp-load
+	$(CARGO) build --release --bin otp-load --bin redis-handrolled
 	scripts/with-redis.sh $(PYTHON) scripts/bench-redis.py
+
+## The CI smoke of bench-redis: one short round, small counts, on the servers make test
+## started (it empties the standalone one with FLUSHALL, between stages); the figures mean
+## nothing, the run proves the benchmark and the hand-rolled baseline still work.
+bench-redis-smoke:
+	$(CARGO) build --release --bin otp-load --bin redis-handrolled
+	BENCH_ROUNDS=1 BENCH_SECONDS=0.3 BENCH_REQUESTS=2000 BENCH_KEYS=500 BENCH_MEMORY_KEYS=2000 \
+	  BENCH_OUT=$(BUILD)/bench-redis-smoke.json $(PYTHON) scripts/bench-redis.py > $(BUILD)/bench-redis-smoke.txt \
+	  || { cat $(BUILD)/bench-redis-smoke.txt; exit 1; }
+	@tail -n 3 $(BUILD)/bench-redis-smoke.txt
 
 ## issue + verify per call from Rust, C and Go, one after the other on the same workload.
 bench-ffi: go-lib

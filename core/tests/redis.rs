@@ -328,16 +328,16 @@ fn redis_holds_digests_under_hash_tags_never_keys_codes_or_contexts() {
         let mut state_raw = Vec::new();
         for seed in &seeds {
             let mut con = connection(seed);
-            let names: Vec<String> = con.keys(format!("{namespace}:*")).unwrap();
+            let names: Vec<Vec<u8>> = con.keys(format!("{namespace}:*")).unwrap();
             for name in names {
                 let kind: String = ::redis::cmd("TYPE").arg(&name).query(&mut con).unwrap();
-                let values: Vec<String> = match kind.as_str() {
+                let values: Vec<Vec<u8>> = match kind.as_str() {
                     "string" => {
                         state_raw = con.get(&name).unwrap();
-                        vec![String::from_utf8_lossy(&state_raw).into_owned()]
+                        vec![state_raw.clone()]
                     }
                     "zset" => con.zrange(&name, 0, -1).unwrap(),
-                    other => panic!("unexpected {other} at {name}"),
+                    other => panic!("unexpected {other} at {name:?}"),
                 };
                 stored.push((name, kind, values));
             }
@@ -348,24 +348,34 @@ fn redis_holds_digests_under_hash_tags_never_keys_codes_or_contexts() {
             "the key's state and its two indexes: {stored:?}"
         );
         for (name, _, values) in &stored {
-            for text in std::iter::once(name).chain(values) {
+            for bytes in std::iter::once(name).chain(values) {
+                let text = String::from_utf8_lossy(bytes);
                 for secret in [key, context, code.as_str(), "15551234567"] {
-                    assert!(!text.contains(secret), "{secret:?} in {name}: {text:?}");
+                    assert!(!text.contains(secret), "{secret:?} in {name:?}: {text:?}");
                 }
             }
         }
         let (state, _, _) = stored.iter().find(|(_, kind, _)| kind == "string").unwrap();
+        // The name: the namespace, then the 128-bit key id (binary) as the tag.
+        let prefix = format!("{namespace}:{{");
+        assert!(state.starts_with(prefix.as_bytes()) && state.ends_with(b"}"));
+        assert_eq!(state.len(), prefix.len() + 16 + 1, "{state:?}");
+        let key_id = &state[prefix.len()..state.len() - 1];
+        // Both indexes hold the key id, nothing else.
+        for (name, kind, values) in &stored {
+            if kind == "zset" {
+                assert_eq!(values, &vec![key_id.to_vec()], "{name:?}");
+            }
+        }
+        // One code: a 20-byte header and a 19-byte record, with the 8-byte
+        // digest in it; small enough (44 at most) for Redis's embedded strings.
+        assert_eq!(state_raw.len(), 39);
         let (digest, _) = newest_code(&state_raw);
-        assert!(
-            digest.len() == 16 && digest.bytes().all(|b| b.is_ascii_hexdigit()),
-            "a 64-bit digest in hex: {digest:?}"
-        );
-        let tag = &state[state.find('{').unwrap() + 1..state.find('}').unwrap()];
-        assert_eq!(tag.len(), 32, "the 128-bit key id is the hash tag");
+        assert_ne!(digest, [0; 8], "the code's 64-bit digest");
         if seeds.len() > 1 {
             // On a cluster the indexes sit in the key's slot.
             let mut con = connection(&seeds[0]);
-            let mut slot = |name: &str| -> u16 {
+            let mut slot = |name: &[u8]| -> u16 {
                 ::redis::cmd("CLUSTER")
                     .arg("KEYSLOT")
                     .arg(name)
@@ -374,7 +384,7 @@ fn redis_holds_digests_under_hash_tags_never_keys_codes_or_contexts() {
             };
             let want = slot(state);
             for (name, _, _) in &stored {
-                assert_eq!(slot(name), want, "{name} and {state}");
+                assert_eq!(slot(name), want, "{name:?} and {state:?}");
             }
         }
     });
@@ -417,18 +427,19 @@ fn the_system_clock_is_redis_time_and_redis_expires_what_is_forgotten() {
 }
 
 /// The newest code's digest and expiry in a key's stored state (the layout of
-/// `load` in common.lua: a 24-byte header, then per code a 16-character
-/// digest, an 8-byte big-endian double expiry, a ttl and a state).
-fn newest_code(raw: &[u8]) -> (String, i64) {
-    assert_eq!(raw[0], 1, "layout version 1");
-    let digest = String::from_utf8(raw[24..40].to_vec()).unwrap();
-    let expires_at = f64::from_be_bytes(raw[40..48].try_into().unwrap());
-    (digest, expires_at as i64)
+/// `load` in common.lua: a 20-byte header, then per code an 8-byte digest, a
+/// 6-byte big-endian expiry, a ttl and a state).
+fn newest_code(raw: &[u8]) -> ([u8; 8], i64) {
+    assert_eq!(raw[0], 2, "layout version 2");
+    let digest = raw[20..28].try_into().unwrap();
+    let mut expires_at = [0; 8];
+    expires_at[2..].copy_from_slice(&raw[28..34]);
+    (digest, i64::from_be_bytes(expires_at))
 }
 
 /// The Redis key of the single key an engine has touched in `namespace`, and a
 /// connection to the node that holds it.
-fn find_state(url: &str, engine: &Engine, namespace: &str) -> (String, Connection) {
+fn find_state(url: &str, engine: &Engine, namespace: &str) -> (Vec<u8>, Connection) {
     let server = engine.redis_server().unwrap().to_string();
     let seeds: Vec<String> = match url.strip_prefix("redis+cluster://") {
         Some(_) => server.split(',').map(|h| format!("redis://{h}")).collect(),
@@ -436,7 +447,7 @@ fn find_state(url: &str, engine: &Engine, namespace: &str) -> (String, Connectio
     };
     for seed in seeds {
         let mut con = connection(&seed);
-        let names: Vec<String> = con.keys(format!("{namespace}:{{*}}")).unwrap();
+        let names: Vec<Vec<u8>> = con.keys(format!("{namespace}:{{*}}")).unwrap();
         if let Some(name) = names.into_iter().next() {
             return (name, con);
         }

@@ -267,13 +267,13 @@ impl Link {
         self.run(|con| ::redis::cmd("PING").query::<String>(con).map(|_| ()))
     }
 
-    /// The `maxmemory_policy` of the server (of every node, on a cluster) from
-    /// `INFO memory`, which managed services allow where `CONFIG GET` is
-    /// blocked; empty when it cannot be read (a refused `INFO`).
-    pub(crate) fn eviction_policies(&self) -> Result<Vec<String>, Error> {
+    /// The values of `field` in `INFO section` of the server (of every node, on
+    /// a cluster), which managed services allow where `CONFIG GET` is blocked;
+    /// empty when they cannot be read (a refused `INFO`).
+    pub(crate) fn info_fields(&self, section: &str, field: &str) -> Result<Vec<String>, Error> {
         let info = self.run(|con| {
             match ::redis::cmd("INFO")
-                .arg("memory")
+                .arg(section)
                 .query::<::redis::Value>(con)
             {
                 Ok(value) => Ok(Some(value)),
@@ -286,11 +286,12 @@ impl Link {
         })?;
         let mut texts = Vec::new();
         collect_texts(info.as_ref(), &mut texts);
+        let prefix = format!("{field}:");
         Ok(texts
             .iter()
             .flat_map(|text| text.lines())
-            .filter_map(|line| line.strip_prefix("maxmemory_policy:"))
-            .map(|policy| policy.trim().to_string())
+            .filter_map(|line| line.strip_prefix(prefix.as_str()))
+            .map(|value| value.trim().to_string())
             .collect())
     }
 

@@ -2,14 +2,15 @@
 //!
 //! # Layout
 //! With namespace `otpengine` (the default) and a key whose key id is the 128-bit
-//! keyed digest `k` (32 hex digits):
+//! keyed digest `k` (its 16 bytes, binary: a name of 28 bytes, which Redis
+//! keeps in a 32-byte allocation where 32 hex digits would take 48):
 //!
 //! | Redis key | type | holds |
 //! |---|---|---|
 //! | `otpengine:{k}` | string | everything about the key, packed: its codes (digests only), attempts, rate history, failures |
-//! | `otpengine:held` | sorted set | standalone server: every key id with state, scored by the time it may be forgotten |
-//! | `otpengine:live` | sorted set | standalone server: every key id with a pending code, scored by its last pending expiry |
-//! | `otpengine:{i-N}:held`, `…:live` | sorted sets | cluster: the same, one pair per hash slot |
+//! | `otpengine:held` | sorted set | with `exact_counts`, standalone server: every key id with state, scored by the time it may be forgotten |
+//! | `otpengine:live` | sorted set | with `exact_counts`, standalone server: every key id with a pending code, scored by its last pending expiry |
+//! | `otpengine:{i-N}:held`, `…:live` | sorted sets | with `exact_counts`, cluster: the same, one pair per hash slot |
 //!
 //! The hash tag `{k}` puts all of a key's state in one slot, so its script runs
 //! unchanged on Redis Cluster. The indexes must be written by the same script,
@@ -17,6 +18,10 @@
 //! slot has its own index pair under a tag chosen to hash to that slot
 //! ([`slot_tag`]); a standalone server has one pair for the whole namespace,
 //! which is what lets a script count every key held and enforce the capacity.
+//! A binary key id may itself hold a `}`, which ends the hash tag early (or a
+//! `}` first, which leaves it empty and the whole name hashed): the slot is
+//! always computed from the whole name by Redis's own rule ([`key_slot`]), so
+//! the indexes follow the state wherever it falls.
 
 use std::sync::OnceLock;
 
@@ -32,16 +37,14 @@ pub(crate) struct KeySpace {
     cluster: bool,
 }
 
-/// The three Redis keys a call touches, and the key id as the indexes' member.
+/// The Redis keys a call touches.
 pub(crate) struct KeyNames {
-    /// The key's state (one packed string).
-    pub(crate) state: String,
+    /// The key's state (one packed string), `{ns}:{<key id>}`.
+    pub(crate) state: Vec<u8>,
     /// The sorted set of key ids with state, by forget time.
     pub(crate) held: String,
     /// The sorted set of key ids with a pending code, by last pending expiry.
     pub(crate) live: String,
-    /// The key id in hex: the member of both sorted sets.
-    pub(crate) member: String,
 }
 
 impl KeySpace {
@@ -53,10 +56,15 @@ impl KeySpace {
     }
 
     pub(crate) fn names(&self, key_id: KeyId) -> KeyNames {
-        let member = hex(key_id);
         let ns = &self.namespace;
+        let mut state = Vec::with_capacity(ns.len() + 2 + 16 + 1);
+        state.extend_from_slice(ns.as_bytes());
+        state.extend_from_slice(b":{");
+        state.extend_from_slice(&key_id.0[0].to_be_bytes());
+        state.extend_from_slice(&key_id.0[1].to_be_bytes());
+        state.push(b'}');
         let (held, live) = if self.cluster {
-            let tag = slot_tag(slot(member.as_bytes()));
+            let tag = slot_tag(key_slot(&state));
             (
                 format!("{ns}:{{{tag}}}:held"),
                 format!("{ns}:{{{tag}}}:live"),
@@ -64,12 +72,7 @@ impl KeySpace {
         } else {
             (format!("{ns}:held"), format!("{ns}:live"))
         };
-        KeyNames {
-            state: format!("{ns}:{{{member}}}"),
-            held,
-            live,
-            member,
-        }
+        KeyNames { state, held, live }
     }
 
     /// Every `(held, live)` index pair of the namespace: one, or one per slot.
@@ -90,9 +93,19 @@ impl KeySpace {
     }
 }
 
-/// A key id as 32 lower-case hex digits (its two words, big-endian each).
-fn hex(key_id: KeyId) -> String {
-    format!("{:016x}{:016x}", key_id.0[0], key_id.0[1])
+/// The cluster hash slot of the Redis key `name`, as Redis computes it: of the
+/// bytes between the first `{` and the first `}` after it when there are any,
+/// else of the whole name.
+pub(crate) fn key_slot(name: &[u8]) -> u16 {
+    if let Some(open) = name.iter().position(|&b| b == b'{') {
+        let rest = &name[open + 1..];
+        if let Some(close) = rest.iter().position(|&b| b == b'}') {
+            if close > 0 {
+                return slot(&rest[..close]);
+            }
+        }
+    }
+    slot(name)
 }
 
 /// The cluster hash slot of a Redis key that has no hash tag, or of a tag's
@@ -156,17 +169,33 @@ mod tests {
     }
 
     #[test]
+    fn key_slots_follow_redis_hash_tags() {
+        // CLUSTER KEYSLOT answers: a tag is hashed alone; an empty or unclosed
+        // one leaves the whole name hashed; only the first tag counts.
+        assert_eq!(key_slot(b"{foo}bar"), slot(b"foo"));
+        assert_eq!(key_slot(b"x{foo}{bar}"), slot(b"foo"));
+        assert_eq!(key_slot(b"{}foo"), slot(b"{}foo"));
+        assert_eq!(key_slot(b"foo{bar"), slot(b"foo{bar"));
+        assert_eq!(key_slot(b"foo{{bar}}"), slot(b"{bar"));
+    }
+
+    #[test]
     fn a_key_and_its_cluster_indexes_share_a_slot() {
-        let names = KeySpace::new("otp", true).names(KeyId([1, 2]));
-        assert_eq!(names.state, "otp:{00000000000000010000000000000002}");
-        let tag_of = |key: &str| {
-            let open = key.find('{').unwrap();
-            let close = key.find('}').unwrap();
-            slot(&key.as_bytes()[open + 1..close])
-        };
-        assert_eq!(tag_of(&names.held), tag_of(&names.state));
-        assert_eq!(tag_of(&names.live), tag_of(&names.state));
-        let standalone = KeySpace::new("otp", false).names(KeyId([1, 2]));
+        let id = KeyId([0x0102_0304_0506_0708, 0x090a_0b0c_0d0e_0f10]);
+        let names = KeySpace::new("otp", true).names(id);
+        let mut want = b"otp:{".to_vec();
+        want.extend_from_slice(&(1..=16).collect::<Vec<u8>>());
+        want.push(b'}');
+        assert_eq!(names.state, want);
+        assert_eq!(key_slot(names.held.as_bytes()), key_slot(&names.state));
+        assert_eq!(key_slot(names.live.as_bytes()), key_slot(&names.state));
+        // A key id holding a `}` (here first, so the tag is empty and the whole
+        // name is hashed): the indexes still land in the state's slot.
+        let brace = KeyId([u64::from(b'}') << 56, 7]);
+        let names = KeySpace::new("otp", true).names(brace);
+        assert_eq!(key_slot(names.held.as_bytes()), key_slot(&names.state));
+        assert_eq!(key_slot(&names.state), slot(&names.state));
+        let standalone = KeySpace::new("otp", false).names(id);
         assert_eq!(
             (standalone.held.as_str(), standalone.live.as_str()),
             ("otp:held", "otp:live")

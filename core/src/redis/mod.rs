@@ -41,7 +41,7 @@ use crate::totp::{TotpCheck, TotpParams};
 
 use self::connection::{Link, LinkOptions};
 use self::keys::KeySpace;
-use self::scripts::{call, CallContext, Scripts};
+use self::scripts::{call, CallContext, PackedPolicy, Scripts};
 
 /// With a manual clock the scripts' time is not Redis's, so Redis's own expiry
 /// of a key is pushed this far past the moment the engine would forget it (a
@@ -171,15 +171,13 @@ impl fmt::Debug for RedisOptions {
 /// [`CallContext`] with its own `now`.
 struct OwnedCallContext<'a> {
     now: String,
-    expiry_slack: u64,
-    policy: &'a [u64],
+    policy: &'a PackedPolicy,
 }
 
 impl OwnedCallContext<'_> {
     fn as_context(&self) -> CallContext<'_> {
         CallContext {
             now: &self.now,
-            expiry_slack: self.expiry_slack,
             policy: self.policy,
         }
     }
@@ -208,9 +206,41 @@ pub(crate) fn until_unavailable<I, T>(
         .collect()
 }
 
+/// The oldest Redis the scripts run on: they open with a `#!lua` declaration
+/// (common.lua), which came in 7.0. Valkey reports its Redis compatibility
+/// version here (7.2.4), and runs them alike.
+const MIN_REDIS_VERSION: (u32, u32) = (7, 0);
+
+/// Refuses a server older than [`MIN_REDIS_VERSION`], by name, rather than let
+/// it fail to compile the scripts; a version that cannot be read is not checked.
+fn refuse_old_server(link: &Link) -> Result<(), Error> {
+    for version in link.info_fields("server", "redis_version")? {
+        if older_than_min(&version) {
+            return Err(Error::Unavailable {
+                server: link.server().to_string(),
+                reason: format!(
+                    "runs Redis {version}; the engine needs Redis {}.{} or later (or Valkey)",
+                    MIN_REDIS_VERSION.0, MIN_REDIS_VERSION.1
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Whether `version` (`INFO server`'s `redis_version`, `major.minor.patch`) is
+/// older than [`MIN_REDIS_VERSION`]; one that does not parse is not refused.
+fn older_than_min(version: &str) -> bool {
+    let mut parts = version.split('.').map(str::parse::<u32>);
+    match (parts.next(), parts.next()) {
+        (Some(Ok(major)), Some(Ok(minor))) => (major, minor) < MIN_REDIS_VERSION,
+        _ => false,
+    }
+}
+
 /// Refuses a server that evicts keys, unless the policy cannot be read.
 fn refuse_eviction(link: &Link) -> Result<(), Error> {
-    let policies = link.eviction_policies()?;
+    let policies = link.info_fields("memory", "maxmemory_policy")?;
     match policies
         .iter()
         .find(|policy| policy.as_str() != "noeviction")
@@ -272,8 +302,8 @@ impl AtomicCounters {
 /// An engine's state in Redis.
 pub(crate) struct RedisStore {
     policy: Policy,
-    /// The policy as the scripts read it (ARGV[4..13] of common.lua).
-    policy_args: Vec<u64>,
+    /// The policy as the scripts read it (ARGV[2] of common.lua).
+    policy_args: PackedPolicy,
     /// The held and live indexes are kept (`RedisOptions::exact_counts`).
     exact_counts: bool,
     digester: Digester,
@@ -333,7 +363,14 @@ impl RedisStore {
         } else {
             policy.capacity
         };
-        let policy_args = vec![
+        // With a manual clock the scripts' time is not Redis's.
+        let time = config.clock.start();
+        let expiry_slack = match time.manual() {
+            Some(_) => MANUAL_CLOCK_EXPIRY_SLACK,
+            None => 0,
+        };
+        let policy_args = PackedPolicy::new([
+            expiry_slack,
             policy.resend_cooldown,
             policy.max_issues_per_window.into(),
             policy.issue_window,
@@ -348,7 +385,8 @@ impl RedisStore {
                 0
             },
             options.exact_counts.into(),
-        ];
+        ]);
+        refuse_old_server(&link)?;
         let scripts = Scripts::new();
         // Loading the scripts now proves that Redis is there and answers, and
         // lets every later call go by SHA1.
@@ -361,7 +399,7 @@ impl RedisStore {
             policy_args,
             exact_counts: options.exact_counts,
             digester: Digester::new(&options.secret, config.digest),
-            time: config.clock.start(),
+            time,
             link,
             keys,
             scripts,
@@ -384,9 +422,8 @@ impl RedisStore {
     }
 
     pub(crate) fn issue(&self, key: &[u8], context: &[u8], ttl: Millis) -> Result<Code, Error> {
-        let (code, names, args) = self.prepare_issue(key, context, ttl);
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let (reply, value) = self.run(&self.scripts.issue, &names, &args)?;
+        let (code, names, [digest, ttl]) = self.prepare_issue(key, context, ttl);
+        let (reply, value) = self.run(&self.scripts.issue, &names, &[&digest, &ttl])?;
         self.issued(code, reply, value)
     }
 
@@ -397,7 +434,7 @@ impl RedisStore {
         key: &[u8],
         context: &[u8],
         ttl: Millis,
-    ) -> (Code, keys::KeyNames, [String; 2]) {
+    ) -> (Code, keys::KeyNames, [Vec<u8>; 2]) {
         let key_id = self.digester.key_id(key);
         let code = self.draw();
         let digest = self
@@ -405,7 +442,11 @@ impl RedisStore {
             .code_prefix(key_id, context)
             .finish(code.as_bytes());
         let names = self.keys.names(key_id);
-        (code, names, [format!("{:016x}", digest.0), ttl.to_string()])
+        let args = [
+            digest.0.to_be_bytes().to_vec(),
+            ttl.to_string().into_bytes(),
+        ];
+        (code, names, args)
     }
 
     /// An issue script's reply as the answer, counted.
@@ -448,8 +489,13 @@ impl RedisStore {
     }
 
     /// A verify's key names and guess: the digest of the normalised code typed,
-    /// or "" when what was typed cannot be a code.
-    fn prepare_verify(&self, key: &[u8], typed: &[u8], context: &[u8]) -> (keys::KeyNames, String) {
+    /// or empty when what was typed cannot be a code.
+    fn prepare_verify(
+        &self,
+        key: &[u8],
+        typed: &[u8],
+        context: &[u8],
+    ) -> (keys::KeyNames, Vec<u8>) {
         let p = &self.policy;
         let key_id = self.digester.key_id(key);
         let guess = code::normalize(typed, p.alphabet, p.code_length)
@@ -458,7 +504,7 @@ impl RedisStore {
                     .digester
                     .code_prefix(key_id, context)
                     .finish(code.as_bytes());
-                format!("{:016x}", digest.0)
+                digest.0.to_be_bytes().to_vec()
             })
             .unwrap_or_default();
         (self.keys.names(key_id), guess)
@@ -484,7 +530,7 @@ impl RedisStore {
             .collect();
         let calls = prepared.iter().map(|item| {
             item.as_ref()
-                .map(|(_, names, args)| (names, [args[0].as_str(), args[1].as_str()]))
+                .map(|(_, names, [digest, ttl])| (names, [&digest[..], &ttl[..]]))
         });
         let replies = self.run_many(&self.scripts.issue, calls);
         prepared
@@ -521,10 +567,9 @@ impl RedisStore {
                 Ok(self.prepare_verify(key.as_ref(), typed.as_ref(), context.as_ref()))
             })
             .collect();
-        let calls = prepared.iter().map(|item| {
-            item.as_ref()
-                .map(|(names, guess)| (names, [guess.as_str()]))
-        });
+        let calls = prepared
+            .iter()
+            .map(|item| item.as_ref().map(|(names, guess)| (names, [&guess[..]])));
         let replies = self.run_many(&self.scripts.verify, calls);
         replies
             .into_iter()
@@ -580,7 +625,7 @@ impl RedisStore {
             check.period_ms.to_string(),
             check.unix_ms.to_string(),
         ];
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let args: Vec<&[u8]> = args.iter().map(String::as_bytes).collect();
         let (reply, value) = self.run(&self.scripts.verify_totp, &names, &args)?;
         if reply == scripts::FULL {
             AtomicCounters::bump(&self.counters.capacity_exceeded);
@@ -652,7 +697,7 @@ impl RedisStore {
         &self,
         script: &::redis::Script,
         names: &keys::KeyNames,
-        args: &[&str],
+        args: &[&[u8]],
     ) -> Result<(i64, i64), Error> {
         let context = self.call_context();
         let is_issue = std::ptr::eq(script, &self.scripts.issue);
@@ -663,14 +708,11 @@ impl RedisStore {
 
     /// What every call passes besides its own arguments.
     fn call_context(&self) -> OwnedCallContext<'_> {
-        let manual = self.time.manual().is_some();
         OwnedCallContext {
-            now: if manual {
-                self.time.now().to_string()
-            } else {
-                String::new()
+            now: match self.time.manual() {
+                Some(_) => self.time.now().to_string(),
+                None => String::new(),
             },
-            expiry_slack: if manual { MANUAL_CLOCK_EXPIRY_SLACK } else { 0 },
             policy: &self.policy_args,
         }
     }
@@ -702,7 +744,7 @@ impl RedisStore {
     fn run_many<'a, const N: usize>(
         &self,
         script: &::redis::Script,
-        calls: impl Iterator<Item = Result<(&'a keys::KeyNames, [&'a str; N]), &'a Error>>,
+        calls: impl Iterator<Item = Result<(&'a keys::KeyNames, [&'a [u8]; N]), &'a Error>>,
     ) -> Vec<Result<(i64, i64), Error>> {
         let context = self.call_context();
         let calls: Vec<_> = calls.collect();
@@ -766,4 +808,28 @@ fn check_namespace(namespace: &str) -> Result<(), InvalidInput> {
         ),
         got: Got::Name(namespace.to_string()),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn servers_before_redis_7_are_refused_by_version() {
+        for old in ["6.2.14", "5.0.7", "6.9.0"] {
+            assert!(older_than_min(old), "{old}");
+        }
+        // Valkey 8 reports its Redis compatibility version, 7.2.4.
+        for new in [
+            "7.0.0",
+            "7.0.15",
+            "7.2.4",
+            "8.0.1",
+            "255.255.255",
+            "7.x",
+            "",
+        ] {
+            assert!(!older_than_min(new), "{new}");
+        }
+    }
 }

@@ -30,14 +30,30 @@ pub(crate) struct Scripts {
     pub(crate) unlock: Script,
 }
 
-/// What every call passes besides its own arguments (ARGV[2..13] of common.lua).
+/// What every call passes besides its own arguments (ARGV[1..2] of common.lua).
 pub(crate) struct CallContext<'a> {
     /// Milliseconds on a manual clock, or "" for Redis `TIME`.
     pub(crate) now: &'a str,
-    /// Added to every `PEXPIRE`, in milliseconds.
-    pub(crate) expiry_slack: u64,
-    /// The policy, in the order common.lua reads it.
-    pub(crate) policy: &'a [u64],
+    /// The policy, packed as common.lua reads it (`POLICY`), and whether the
+    /// held and live indexes are kept (then a call names them as KEYS[2..3]).
+    pub(crate) policy: &'a PackedPolicy,
+}
+
+/// The policy as common.lua's `POLICY`: eleven 8-byte big-endian integers, in
+/// its order.
+pub(crate) struct PackedPolicy {
+    bytes: Vec<u8>,
+    indexed: bool,
+}
+
+impl PackedPolicy {
+    /// `values` in common.lua's order, the last being `indexed` (0 or 1).
+    pub(crate) fn new(values: [u64; 11]) -> Self {
+        PackedPolicy {
+            bytes: values.iter().flat_map(|v| v.to_be_bytes()).collect(),
+            indexed: values[10] == 1,
+        }
+    }
 }
 
 impl Scripts {
@@ -89,7 +105,7 @@ pub(crate) fn call(
     con: &mut dyn ConnectionLike,
     names: &KeyNames,
     context: &CallContext<'_>,
-    args: &[&str],
+    args: &[&[u8]],
 ) -> Result<(i64, i64), RedisError> {
     let cmd = command(script, names, context, args);
     match cmd.query(con) {
@@ -107,18 +123,21 @@ pub(crate) fn command(
     script: &Script,
     names: &KeyNames,
     context: &CallContext<'_>,
-    args: &[&str],
+    args: &[&[u8]],
 ) -> ::redis::Cmd {
     let mut cmd = ::redis::cmd("EVALSHA");
-    cmd.arg(script.get_hash())
-        .arg(3)
-        .arg(&names.state)
-        .arg(&names.held)
-        .arg(&names.live)
-        .arg(&names.member)
-        .arg(context.now)
-        .arg(context.expiry_slack)
-        .arg(context.policy)
-        .arg(args);
+    cmd.arg(script.get_hash());
+    if context.policy.indexed {
+        cmd.arg(3)
+            .arg(&names.state)
+            .arg(&names.held)
+            .arg(&names.live);
+    } else {
+        cmd.arg(1).arg(&names.state);
+    }
+    cmd.arg(context.now).arg(&context.policy.bytes[..]);
+    for arg in args {
+        cmd.arg(*arg);
+    }
     cmd
 }

@@ -96,12 +96,25 @@ pub struct OwnServer {
     port: u16,
     dir: std::path::PathBuf,
     child: Option<std::process::Child>,
+    /// Arguments beyond the port, the bind address and persistence off.
+    extra_args: Vec<String>,
 }
 
 impl OwnServer {
     /// Starts a server on a free loopback port, persistence off; `None` (after a
     /// loud message) when no binary is configured and Redis is not required.
     pub fn start() -> Option<OwnServer> {
+        Self::start_with(&[])
+    }
+
+    /// A node of a Redis Cluster of the test's own (`cluster-enabled`, its
+    /// config file in the server's directory), not yet part of any cluster.
+    pub fn start_cluster_node() -> Option<OwnServer> {
+        Self::start_with(&["--cluster-enabled", "yes", "--cluster-node-timeout", "2000"])
+    }
+
+    /// As [`OwnServer::start`], with `extra_args` for `redis-server`.
+    pub fn start_with(extra_args: &[&str]) -> Option<OwnServer> {
         let Ok(binary) = std::env::var(SERVER_BINARY) else {
             skip_or_fail(&format!(
                 "{SERVER_BINARY} is not set: the tests that stop and restart a Redis server \
@@ -120,6 +133,7 @@ impl OwnServer {
             port,
             dir,
             child: None,
+            extra_args: extra_args.iter().map(|a| a.to_string()).collect(),
         };
         server.restart();
         Some(server)
@@ -150,6 +164,7 @@ impl OwnServer {
             .args(["--save", "", "--appendonly", "no"])
             .arg("--dir")
             .arg(&self.dir)
+            .args(&self.extra_args)
             .stdout(std::process::Stdio::null())
             .spawn()
             .unwrap_or_else(|e| panic!("starting {}: {e}", self.binary));

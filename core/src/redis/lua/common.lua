@@ -1,3 +1,4 @@
+#!lua
 -- otpengine: the rules of core/src/rules.rs, applied as core/src/shard.rs
 -- applies them, run inside Redis. Each script is this file followed by one
 -- operation (issue.lua, verify.lua, verify_totp.lua, revoke.lua,
@@ -5,42 +6,45 @@
 -- updated, so single use, attempt counting and rate limits hold however many
 -- engines call at once.
 --
--- KEYS[1]  the key's state      {ns}:{<key id>}
+-- The first line declares the script (Redis 7 and later) with no flags, which
+-- is what makes a full Redis fail closed: on a server out of memory
+-- (maxmemory reached under noeviction) a declared script without
+-- `allow-oom` is refused whole, before it reads or decides anything, the same
+-- for every call. (An undeclared one would be refused at its first write, and
+-- which branch writes first would tell a wrong guess from a right one.)
+--
+-- KEYS[1]  the key's state      {ns}:{<key id, 16 bytes>}
 -- KEYS[2]  held index (zset)    key ids with any state, scored by forget time
 -- KEYS[3]  live index (zset)    key ids with a pending code, by last pending expiry
---          (the three always hash to one slot; see keys.rs)
--- ARGV[1]  the key id (member of both indexes)
--- ARGV[2]  now in ms, or "" to read Redis TIME (the one clock of all engines)
--- ARGV[3]  ms added to every PEXPIRE (0; an hour on a manual clock, whose time
---          does not follow Redis's)
--- ARGV[4..13] the policy: resend_cooldown, max_issues_per_window, issue_window,
---          max_failures_per_key, lockout, max_attempts, codes_per_key, capacity
---          (0: not enforced), max_lockout (0: lockouts do not escalate),
---          indexed (1: keep the held and live indexes; 0: none, and no
---          capacity); durations in ms
--- ARGV[14..] the operation's own arguments
+--          (KEYS[2] and KEYS[3] only with the indexes; the three hash to one
+--          slot, see keys.rs)
+-- ARGV[1]  now in ms, or "" to read Redis TIME (the one clock of all engines)
+-- ARGV[2]  the policy, eleven 8-byte big-endian integers (POLICY below):
+--          ms added to every expiry (0; an hour on a manual clock, whose time
+--          does not follow Redis's), resend_cooldown, max_issues_per_window,
+--          issue_window, max_failures_per_key, lockout, max_attempts,
+--          codes_per_key, capacity (0: not enforced), max_lockout (0: lockouts
+--          do not escalate), indexed (1: keep the held and live indexes; 0:
+--          none, and no capacity); durations in ms
+-- ARGV[3..] the operation's own arguments
 --
 -- The state (see load): attempts left; window start and count; last failure
 -- time, failure count and strikes (budgets spent since the last success); per
--- code (newest first, up to 4): its digest (16 hex digits of the 64-bit keyed
--- digest; never the code), expiry, ttl and state.
+-- code (newest first, up to 4): its digest (the 64-bit keyed digest, 8 bytes;
+-- never the code), expiry, ttl and state. One code takes 39 bytes, which Redis
+-- keeps in one allocation with the value's header (an embstr, up to 44).
 --
 -- Ground rules (as in shard.rs):
 -- - A key's state exists while anything about it must be remembered: a code
 --   (pending, expired or burned) until its expiry plus its ttl; the cooldown
 --   and window of its last issues; its failure history for failure_memory(st)
---   after the last failure. its expiry (SET ... PX) is that moment, so Redis reclaims the memory; a script
---   that finds everything past treats the key as gone, so answers never depend
---   on when Redis gets to it.
+--   after the last failure. Its expiry (SET ... PX) is that moment, so Redis
+--   reclaims the memory; a script that finds everything past treats the key
+--   as gone, so answers never depend on when Redis gets to it.
 -- - The newest code's expiry minus its ttl is the key's last issue time, kept
 --   after the code is consumed or revoked: the cooldown outlives the code.
 -- - Older codes exist only while the newest is pending or expired; consuming,
 --   revoking or burning drops them.
-
-if redis.replicate_commands then
-  -- Redis 5 and 6: TIME before writes needs effects replication (the default from 7).
-  redis.replicate_commands()
-end
 
 local EMPTY, PENDING, EXPIRED, BURNED = 0, 1, 2, 3
 -- Replies: the first element says what happened, the second carries a number.
@@ -49,45 +53,26 @@ local OK, MISMATCH, LOCKED, EXPIRED_REPLY, NOT_FOUND, RATE_LIMITED, FULL, REPLAY
 -- Stale index entries an issue removes at most, so that a mass expiry is spread
 -- over many calls (shard.rs: OP_BUDGET).
 local PRUNE_BUDGET = 32
-
-local state_key, held_key, live_key = KEYS[1], KEYS[2], KEYS[3]
-local member = ARGV[1]
-local slack = tonumber(ARGV[3])
-local cooldown = tonumber(ARGV[4])
-local max_issues = tonumber(ARGV[5])
-local window = tonumber(ARGV[6])
-local max_failures = tonumber(ARGV[7])
-local lockout = tonumber(ARGV[8])
-local max_attempts = tonumber(ARGV[9])
-local codes_per_key = tonumber(ARGV[10])
-local capacity = tonumber(ARGV[11])
-local max_lockout = tonumber(ARGV[12])
--- Without the indexes a key is its state alone: nothing counts the keys
--- (len, live, held read 0) and nothing holds a capacity (maxmemory does).
-local indexed = ARGV[13] == '1'
 -- The most strikes a key counts (rules.rs: MAX_STRIKES).
 local MAX_STRIKES = 31
 
--- Fail closed on a full Redis (maxmemory reached under noeviction). Redis
--- refuses a script's first command that may grow memory, and only the first:
--- after one write it lets the script finish, since it cannot stop halfway.
--- A script that read and decided before its first write would then be
--- refused on some branches (a wrong guess must write its counters) and not on
--- others (a right one only deletes), and the refusal would tell a wrong guess
--- from a right one. So every script's first command is a write that changes
--- nothing: ZADD XX (no new member) GT -inf (no score raised). On a full
--- server it fails with OOM before anything was read or decided, the same for
--- every call; otherwise it is a no-op and the script's later writes are all
--- allowed. Works on Redis 6.2 and later (GT came in 6.2), unlike a `#!lua`
--- shebang (Redis 7 only), which would refuse the whole script at EVAL.
-redis.call('ZADD', held_key, 'XX', 'GT', '-inf', member)
+local POLICY = '>I8I8I8I8I8I8I8I8I8I8I8'
+local slack, cooldown, max_issues, window, max_failures, lockout, max_attempts,
+  codes_per_key, capacity, max_lockout, indexed = struct.unpack(POLICY, ARGV[2])
+-- Without the indexes a key is its state alone: nothing counts the keys
+-- (len, live, held read 0) and nothing holds a capacity (maxmemory does).
+indexed = indexed == 1
+
+local state_key, held_key, live_key = KEYS[1], KEYS[2], KEYS[3]
+-- The key id, the member of both indexes: the hash tag of the state's name.
+local member = indexed and string.sub(state_key, -17, -2)
 
 local now
-if ARGV[2] == '' then
+if ARGV[1] == '' then
   local t = redis.call('TIME')
   now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 else
-  now = tonumber(ARGV[2])
+  now = tonumber(ARGV[1])
 end
 
 -- Integers as Redis arguments, never in exponent notation.
@@ -96,13 +81,13 @@ local function int(x)
 end
 
 -- The key's state is one string (struct, which Redis ships with its Lua):
--- a header, then one record per code, newest first. Times are doubles (whole
--- milliseconds, exact below 2^53), digests 16 characters: the code digest in
--- hex, or for TOTP state the last accepted step plus one in decimal.
-local HEADER = '>BBBHHBdd' -- version, codes, attempts left, window count,
-                            -- failures, strikes, window start, last failure
-local CODE = '>c16dI4B'    -- digest, expiry, ttl, state
-local VERSION = 1
+-- a header, then one record per code, newest first. Times are whole
+-- milliseconds in 6 bytes, good until the year 10889), digests 8 bytes: the
+-- code digest, or for TOTP state the last accepted step plus one.
+local HEADER = '>BBBHHBI6I6' -- version, codes, attempts left, window count,
+                              -- failures, strikes, window start, last failure
+local CODE = '>c8I6I4B'      -- digest, expiry, ttl, state
+local VERSION = 2
 
 local function load()
   local raw = redis.call('GET', state_key)
@@ -133,7 +118,13 @@ end
 
 -- A TOTP step (plus one) as a digest field.
 local function step_digest(step)
-  return string.format('%016d', step)
+  return struct.pack('>I8', step)
+end
+
+-- The TOTP step a digest field holds (0 for a random code's digest, which
+-- TOTP state never holds).
+local function digest_step(digest)
+  return (struct.unpack('>I8', digest))
 end
 
 local function live_until(st)

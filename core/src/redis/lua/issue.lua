@@ -1,8 +1,8 @@
 
--- issue: ARGV[14] the new code's digest, ARGV[15] its ttl in ms.
+-- issue: ARGV[3] the new code's digest, ARGV[4] its ttl in ms.
 -- Replies {OK, 0}, {LOCKED, wait}, {RATE_LIMITED, wait} or {FULL, 0}; a refusal
 -- changes nothing. The code itself was drawn by the engine and never comes here.
-local digest, ttl = ARGV[14], tonumber(ARGV[15])
+local digest, ttl = ARGV[3], tonumber(ARGV[4])
 
 local st = current()
 if st then

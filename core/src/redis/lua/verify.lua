@@ -1,9 +1,9 @@
 
--- verify: ARGV[14] the digest of the normalised code typed, or "" when what was
+-- verify: ARGV[3] the digest of the normalised code typed, or "" when what was
 -- typed cannot be a code (a counted mismatch all the same).
 -- Replies {OK, 0} (verified), {MISMATCH, attempts left}, {LOCKED, wait},
 -- {EXPIRED_REPLY, 0} or {NOT_FOUND, 0}.
-local guess = ARGV[14]
+local guess = ARGV[3]
 
 local st = current()
 if not st then

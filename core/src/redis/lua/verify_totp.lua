@@ -1,16 +1,16 @@
 
--- verify_totp: ARGV[14] the earliest allowed time step plus one, ARGV[15] the
+-- verify_totp: ARGV[3] the earliest allowed time step plus one, ARGV[4] the
 -- bitmask of the allowed steps the typed code matched (bit i: that step plus
--- i), ARGV[16] the step length and ARGV[17] the call's wall time, in ms. The
+-- i), ARGV[5] the step length and ARGV[6] the call's wall time, in ms. The
 -- codes were computed and compared by the engine: the secret never comes here.
 -- The key's state is a random-code key's, with the newest code standing for
 -- the last accepted step: its digest field holds the step plus one (0: none),
 -- its expiry the time it was accepted and its ttl how long it must be
 -- remembered from then.
 -- Replies {OK, 0}, {REPLAYED, 0}, {MISMATCH, failures left} or {LOCKED, wait}.
-local first = tonumber(ARGV[14])
-local matched = tonumber(ARGV[15])
-local period, wall = tonumber(ARGV[16]), tonumber(ARGV[17])
+local first = tonumber(ARGV[3])
+local matched = tonumber(ARGV[4])
+local period, wall = tonumber(ARGV[5]), tonumber(ARGV[6])
 -- As TotpCheck::replay_for: a step is acceptable until wall time
 -- (step + 1 + the largest skew back, 10) * period. `first + b` is step + 1.
 local function replay_for(b)
@@ -37,7 +37,7 @@ for b = 20, 0, -1 do
     break
   end
 end
-local last = tonumber(st.codes[1].digest) or 0
+local last = digest_step(st.codes[1].digest)
 
 local reply
 if best and first + best > last then
