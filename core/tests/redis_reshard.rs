@@ -3,8 +3,9 @@
 //! while threads issue and verify. Every call must answer (a `MOVED` or `ASK`
 //! means the script did not run, so the engine follows it), every answer must
 //! agree with an in-memory engine fed the same calls, and a code still verifies
-//! exactly once. Its own test binary, so that no other test shares the
-//! cluster while it moves.
+//! exactly once; batches (one pipeline per primary) answer as single calls
+//! would. Its own test binary, so that no other test shares the cluster while
+//! it moves.
 
 #![cfg(feature = "redis")]
 
@@ -18,6 +19,8 @@ use otpengine_core::{Config, Engine, Verdict};
 
 const THREADS: usize = 4;
 const SLOTS_MOVED: &str = "2000";
+/// Keys a batch of the batch thread holds.
+const BATCH: usize = 40;
 
 fn config() -> Config {
     Config {
@@ -122,6 +125,59 @@ fn moving_slots_under_load_fails_no_call_and_changes_no_answer() {
                 rounds.fetch_add(round, Ordering::Relaxed);
             });
         }
+        // Batches: one pipeline per primary; a script Redis did not run on a
+        // node (its slot moved or is moving) is sent again alone.
+        let (engine, moving, rounds) = (&engine, &moving, &rounds);
+        scope.spawn(move || {
+            let mirror = Engine::new(config()).unwrap();
+            let mut round = 0u64;
+            while moving.load(Ordering::Relaxed) || round < 5 {
+                let keys: Vec<String> = (0..BATCH)
+                    .map(|i| format!("reshard-batch-{}-{i}", round % 20))
+                    .collect();
+                let codes: Vec<String> = engine
+                    .issue_many(&keys, "")
+                    .into_iter()
+                    .map(|issued| {
+                        issued
+                            .expect("issue_many during a reshard")
+                            .code
+                            .to_string()
+                    })
+                    .collect();
+                let mirrored: Vec<String> = mirror
+                    .issue_many(&keys, "")
+                    .into_iter()
+                    .map(|issued| issued.unwrap().code.to_string())
+                    .collect();
+                // Wrong guesses for the even keys, then the right code for all, twice.
+                let guesses = |codes: &[String], right: bool| -> Vec<(String, String, &str)> {
+                    keys.iter()
+                        .zip(codes)
+                        .enumerate()
+                        .filter(|(i, _)| right || i % 2 == 0)
+                        .map(|(_, (k, c))| {
+                            (k.clone(), if right { c.clone() } else { wrong(c) }, "")
+                        })
+                        .collect()
+                };
+                for right in [false, true, true] {
+                    let got: Vec<Verdict> = engine
+                        .verify_many(guesses(&codes, right))
+                        .into_iter()
+                        .map(|v| v.expect("verify_many during a reshard"))
+                        .collect();
+                    let want: Vec<Verdict> = mirror
+                        .verify_many(guesses(&mirrored, right))
+                        .into_iter()
+                        .map(Result::unwrap)
+                        .collect();
+                    assert_eq!(got, want, "batch round {round}, right codes: {right}");
+                }
+                round += 1;
+            }
+            rounds.fetch_add(round, Ordering::Relaxed);
+        });
         reshard(&ports[0], &ports[1]);
         reshard(&ports[1], &ports[0]);
         moving.store(false, Ordering::Relaxed);

@@ -28,9 +28,11 @@ use std::time::{Duration, Instant};
 
 use ::redis::cluster::{ClusterClient, ClusterClientBuilder, ClusterConnection};
 use ::redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo};
+use std::collections::HashMap;
+
 use ::redis::{
     Client, ClientTlsConfig, Connection, ConnectionLike, ErrorKind, IntoConnectionInfo, RedisError,
-    RedisResult, ServerErrorKind, TlsCertificates,
+    RedisResult, ServerErrorKind, TlsCertificates, Value,
 };
 use parking_lot::Mutex;
 use zeroize::Zeroizing;
@@ -90,9 +92,30 @@ struct Idle {
     conns: Vec<Conn>,
 }
 
+/// Direct connections to the nodes of a cluster, for pipelines to one node
+/// each (see [`Link::node_pipelines`]): the redis crate's cluster connection
+/// turns one command's error into an error of its whole pipeline, which could
+/// not tell which scripts ran.
+struct Nodes {
+    /// `redis` or `rediss`.
+    scheme: &'static str,
+    /// The cluster URL's `user:password@`, or empty.
+    userinfo: Zeroizing<String>,
+    options: LinkOptions,
+    certificates: Option<TlsCertificates>,
+    /// Idle connections by node address, and the fork generation they were
+    /// opened in.
+    idle: Mutex<(u64, HashMap<String, Vec<Connection>>)>,
+}
+
+/// Idle connections kept per cluster node for pipelines.
+const MAX_IDLE_PER_NODE: usize = 8;
+
 /// Connects to one Redis deployment and hands out connections to it.
 pub(crate) struct Link {
     target: Target,
+    /// On a cluster: its nodes, for pipelines.
+    nodes: Option<Nodes>,
     server: String,
     /// Over TLS (`rediss://`).
     tls: bool,
@@ -125,6 +148,7 @@ impl Link {
         let tls =
             url.starts_with("rediss://") || cluster.is_some_and(|(scheme, _)| scheme == "rediss");
         let certificates = tls_certificates(options, tls)?;
+        let mut nodes = None;
         let (target, server) = if let Some((scheme, rest)) = cluster {
             let (userinfo, hosts) = match rest.rsplit_once('@') {
                 Some((userinfo, hosts)) => (format!("{userinfo}@"), hosts),
@@ -155,31 +179,30 @@ impl Link {
             if let Some(password) = &options.password {
                 builder = builder.password(password.as_str());
             }
-            if let Some(certificates) = certificates {
+            if let Some(certificates) = certificates.clone() {
                 builder = builder.certs(certificates);
             }
             let client = builder.build().map_err(|e| bad(e.to_string()))?;
+            nodes = Some(Nodes {
+                scheme: if scheme == "rediss" {
+                    "rediss"
+                } else {
+                    "redis"
+                },
+                userinfo: Zeroizing::new(userinfo),
+                options: options.clone(),
+                certificates,
+                idle: Mutex::new((fork::generation(), HashMap::new())),
+            });
             (Target::Cluster(client), seeds.join(","))
         } else {
-            let mut info = url.into_connection_info().map_err(|e| bad(e.to_string()))?;
-            let mut settings = info.redis_settings().clone();
-            if let Some(username) = &options.username {
-                settings = settings.set_username(username);
-            }
-            if let Some(password) = &options.password {
-                settings = settings.set_password(password.as_str());
-            }
-            info = info.set_redis_settings(settings);
-            let server = info.addr().to_string();
-            let client = match certificates {
-                Some(certificates) => Client::build_with_tls(info, certificates),
-                None => Client::open(info),
-            }
-            .map_err(|e| bad(e.to_string()))?;
+            let (client, server) =
+                standalone_client(url, options, certificates).map_err(|e| bad(e.to_string()))?;
             (Target::Standalone(client), server)
         };
         Ok(Link {
             target,
+            nodes,
             server,
             tls,
             connect_timeout: options.connect_timeout,
@@ -232,23 +255,7 @@ impl Link {
             let Conn::Standalone(con) = conn else {
                 return Err((ErrorKind::Client, "pipelines go to a standalone server").into());
             };
-            let send = |con: &mut Connection| {
-                let mut pipe = ::redis::pipe();
-                pipe.ignore_errors();
-                for cmd in commands {
-                    pipe.add_command(cmd.clone());
-                }
-                pipe.query::<Vec<::redis::Value>>(con)
-            };
-            let values = send(con)?;
-            let no_script = |v: &::redis::Value| {
-                matches!(v, ::redis::Value::ServerError(e) if e.code() == "NOSCRIPT")
-            };
-            if values.iter().all(no_script) {
-                script.load(con)?;
-                return send(con);
-            }
-            Ok(values)
+            send_pipeline(con, script, commands)
         })?;
         Ok(values
             .into_iter()
@@ -259,6 +266,173 @@ impl Link {
                     .map_err(|e| self.unavailable(&e, false))
             })
             .collect())
+    }
+
+    /// On a cluster: sends each command (an `EVALSHA` of `script`, given with
+    /// the hash slot of its key) to the primary that owns its slot as `CLUSTER
+    /// SLOTS` says now, in one pipeline per primary, and answers per command.
+    /// [`NodeAnswer::NotRun`] is Redis saying it did not run the command
+    /// (`MOVED`, `ASK`, `TRYAGAIN`, `CLUSTERDOWN`: the slot is elsewhere or
+    /// moving; `NOSCRIPT`): sending it alone then is safe, and follows the
+    /// redirect. A node whose pipeline cannot be sent, or whose replies are
+    /// lost, gives [`NodeAnswer::Lost`] for each of its commands: each may have
+    /// run. `Err` (the slot map could not be read) means nothing was sent.
+    pub(crate) fn node_pipelines(
+        &self,
+        script: &::redis::Script,
+        commands: &[(u16, ::redis::Cmd)],
+    ) -> Result<Vec<NodeAnswer>, Error> {
+        let Some(nodes) = &self.nodes else {
+            return Err(self.unavailable(
+                &(ErrorKind::Client, "node pipelines go to a cluster").into(),
+                false,
+            ));
+        };
+        let owners = self.slot_owners()?;
+        // No signal handler cuts the exchanges short (see signals.rs).
+        let _blocked = Blocked::new();
+        let mut answers: Vec<NodeAnswer> = commands.iter().map(|_| NodeAnswer::NotRun).collect();
+        let mut by_node: HashMap<&str, Vec<usize>> = HashMap::new();
+        for (i, (slot, _)) in commands.iter().enumerate() {
+            // A slot no primary owns (the cluster is changing): sent alone.
+            if let Some((_, _, node)) = owners.iter().find(|(a, b, _)| (*a..=*b).contains(slot)) {
+                by_node.entry(node.as_str()).or_default().push(i);
+            }
+        }
+        for (group, (node, indexes)) in by_node.into_iter().enumerate() {
+            let pipeline: Vec<::redis::Cmd> =
+                indexes.iter().map(|&i| commands[i].1.clone()).collect();
+            match self.node_pipeline(nodes, node, script, &pipeline) {
+                Ok(values) => {
+                    for (&i, value) in indexes.iter().zip(values) {
+                        answers[i] = self.node_answer(node, value);
+                    }
+                }
+                Err(e) => {
+                    for &i in &indexes {
+                        answers[i] = NodeAnswer::Lost(group, e.clone());
+                    }
+                }
+            }
+        }
+        Ok(answers)
+    }
+
+    /// The primary of each slot range, from `CLUSTER SLOTS`: `(first, last,
+    /// "host:port")`.
+    fn slot_owners(&self) -> Result<Vec<(u16, u16, String)>, Error> {
+        let value = self.run(|con| ::redis::cmd("CLUSTER").arg("SLOTS").query::<Value>(con))?;
+        let int = |v: &Value| match v {
+            Value::Int(n) => u16::try_from(*n).ok(),
+            _ => None,
+        };
+        let Value::Array(ranges) = value else {
+            return Ok(Vec::new());
+        };
+        Ok(ranges
+            .iter()
+            .filter_map(|range| {
+                let Value::Array(fields) = range else {
+                    return None;
+                };
+                let Some(Value::Array(primary)) = fields.get(2) else {
+                    return None;
+                };
+                let host = match primary.first()? {
+                    Value::BulkString(b) => String::from_utf8(b.clone()).ok()?,
+                    Value::SimpleString(s) => s.clone(),
+                    _ => return None,
+                };
+                let port = int(primary.get(1)?)?;
+                if host.is_empty() {
+                    return None; // "the node you asked", which a pipeline cannot name
+                }
+                let node = match host.contains(':') {
+                    true => format!("[{host}]:{port}"),
+                    false => format!("{host}:{port}"),
+                };
+                Some((int(fields.first()?)?, int(fields.get(1)?)?, node))
+            })
+            .collect())
+    }
+
+    /// Sends `commands` to the cluster node at `node` in one pipeline, over a
+    /// connection of its own (pooled per node).
+    fn node_pipeline(
+        &self,
+        nodes: &Nodes,
+        node: &str,
+        script: &::redis::Script,
+        commands: &[::redis::Cmd],
+    ) -> Result<Vec<Value>, Error> {
+        let at_node = |e: Error| match e {
+            Error::Unavailable { reason, .. } => Error::Unavailable {
+                server: node.to_string(),
+                reason,
+            },
+            other => other,
+        };
+        let idle = {
+            let mut idle = nodes.idle.lock();
+            if idle.0 != fork::generation() {
+                *idle = (fork::generation(), HashMap::new());
+            }
+            idle.1.get_mut(node).and_then(Vec::pop)
+        };
+        let mut con = match idle {
+            Some(con) => con,
+            None => self
+                .node_connection(nodes, node)
+                .map_err(|e| at_node(self.unavailable(&e, true)))?,
+        };
+        let values = send_pipeline(&mut con, script, commands)
+            .map_err(|e| at_node(self.unavailable(&e, false)))?;
+        let mut idle = nodes.idle.lock();
+        if idle.0 == fork::generation() {
+            let pool = idle.1.entry(node.to_string()).or_default();
+            if pool.len() < MAX_IDLE_PER_NODE {
+                pool.push(con);
+            }
+        }
+        Ok(values)
+    }
+
+    fn node_connection(&self, nodes: &Nodes, node: &str) -> RedisResult<Connection> {
+        let url = format!("{}://{}{node}", nodes.scheme, nodes.userinfo.as_str());
+        let (client, _) = standalone_client(&url, &nodes.options, nodes.certificates.clone())?;
+        let con = client.get_connection_with_timeout(self.connect_timeout)?;
+        con.set_read_timeout(Some(self.response_timeout))?;
+        con.set_write_timeout(Some(self.response_timeout))?;
+        Ok(con)
+    }
+
+    /// One command's reply in a node's pipeline.
+    fn node_answer(&self, node: &str, value: Value) -> NodeAnswer {
+        if let Value::ServerError(e) = &value {
+            let not_run = [
+                "MOVED",
+                "ASK",
+                "TRYAGAIN",
+                "CLUSTERDOWN",
+                "MASTERDOWN",
+                "NOSCRIPT",
+            ];
+            if not_run.contains(&e.code()) {
+                return NodeAnswer::NotRun;
+            }
+        }
+        NodeAnswer::Answered(
+            value
+                .extract_error()
+                .and_then(|v| ::redis::from_redis_value::<(i64, i64)>(v).map_err(Into::into))
+                .map_err(|e| match self.unavailable(&e, false) {
+                    Error::Unavailable { reason, .. } => Error::Unavailable {
+                        server: node.to_string(),
+                        reason,
+                    },
+                    other => other,
+                }),
+        )
     }
 
     /// `PING`: on a cluster, the redis crate sends it to every primary and
@@ -464,6 +638,44 @@ impl Link {
 /// One script's answer in a pipeline: `(reply code, number)`, or why there is none.
 pub(crate) type ScriptAnswer = Result<(i64, i64), Error>;
 
+/// One command's answer in a cluster node's pipeline ([`Link::node_pipelines`]).
+pub(crate) enum NodeAnswer {
+    /// The script ran (or Redis refused it: an error that is its answer).
+    Answered(ScriptAnswer),
+    /// Redis did not run it here (a redirect, or the node lacked the script):
+    /// to be sent alone.
+    NotRun,
+    /// The pipeline of the node it went to (numbered within this call) was lost:
+    /// it may have run.
+    Lost(usize, Error),
+}
+
+/// Sends `commands` (`EVALSHA`s of `script`) in one pipeline on `con` and
+/// returns every reply, errors included. A server that lost its scripts (a
+/// restart) answers `NOSCRIPT` to all of them, having run none: the script is
+/// loaded and the pipeline sent again.
+fn send_pipeline(
+    con: &mut Connection,
+    script: &::redis::Script,
+    commands: &[::redis::Cmd],
+) -> RedisResult<Vec<Value>> {
+    let send = |con: &mut Connection| {
+        let mut pipe = ::redis::pipe();
+        pipe.ignore_errors();
+        for cmd in commands {
+            pipe.add_command(cmd.clone());
+        }
+        pipe.query::<Vec<Value>>(con)
+    };
+    let values = send(con)?;
+    let no_script = |v: &Value| matches!(v, Value::ServerError(e) if e.code() == "NOSCRIPT");
+    if values.iter().all(no_script) {
+        script.load(con)?;
+        return send(con);
+    }
+    Ok(values)
+}
+
 /// How long to wait before trying again after a `TRYAGAIN` or `CLUSTERDOWN`.
 const REDIRECT_PAUSE: Duration = Duration::from_millis(10);
 
@@ -562,6 +774,31 @@ impl ConnectionLike for Asking<'_> {
 /// The TLS files, read: `None` for a plain URL (where giving any is an error,
 /// since it would silently not be used), and for a TLS URL without files (the
 /// system roots, no client certificate).
+/// A client for one server at `url` (`redis://`, `rediss://` or
+/// `redis+unix://`), with the credentials of `options` (over the URL's), and
+/// the server's address as named in errors.
+fn standalone_client(
+    url: &str,
+    options: &LinkOptions,
+    certificates: Option<TlsCertificates>,
+) -> RedisResult<(Client, String)> {
+    let mut info = url.into_connection_info()?;
+    let mut settings = info.redis_settings().clone();
+    if let Some(username) = &options.username {
+        settings = settings.set_username(username);
+    }
+    if let Some(password) = &options.password {
+        settings = settings.set_password(password.as_str());
+    }
+    info = info.set_redis_settings(settings);
+    let server = info.addr().to_string();
+    let client = match certificates {
+        Some(certificates) => Client::build_with_tls(info, certificates),
+        None => Client::open(info),
+    }?;
+    Ok((client, server))
+}
+
 fn tls_certificates(
     options: &LinkOptions,
     tls: bool,

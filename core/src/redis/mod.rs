@@ -39,7 +39,7 @@ use crate::policy::{check_duration, Config, Policy, REDIS_TIMEOUT_RANGE};
 use crate::stats::{Counters, Stats};
 use crate::totp::{TotpCheck, TotpParams};
 
-use self::connection::{Link, LinkOptions};
+use self::connection::{Link, LinkOptions, NodeAnswer};
 use self::keys::KeySpace;
 use self::scripts::{call, CallContext, PackedPolicy, Scripts};
 
@@ -183,29 +183,6 @@ impl OwnedCallContext<'_> {
     }
 }
 
-/// Calls `call` for each item in order; once one finds Redis unavailable, the
-/// items after it are not tried and answer the same error at once (a batch
-/// against a server that is down would otherwise wait out one timeout each).
-pub(crate) fn until_unavailable<I, T>(
-    items: impl IntoIterator<Item = I>,
-    mut call: impl FnMut(I) -> Result<T, Error>,
-) -> Vec<Result<T, Error>> {
-    let mut down: Option<Error> = None;
-    items
-        .into_iter()
-        .map(|item| {
-            if let Some(e) = &down {
-                return Err(e.clone());
-            }
-            let answer = call(item);
-            if let Err(e @ Error::Unavailable { .. }) = &answer {
-                down = Some(e.clone());
-            }
-            answer
-        })
-        .collect()
-}
-
 /// The oldest Redis the scripts run on: they open with a `#!lua` declaration
 /// (common.lua), which came in 7.0. Valkey reports its Redis compatibility
 /// version here (7.2.4), and runs them alike.
@@ -259,6 +236,10 @@ fn refuse_eviction(link: &Link) -> Result<(), Error> {
         })),
     }
 }
+
+/// One item of a batch: its key's names and script arguments, or the error it
+/// already is (a bad key, say), which sends nothing.
+type BatchCall<'a, const N: usize> = Result<(&'a keys::KeyNames, [&'a [u8]; N]), &'a Error>;
 
 /// This engine's answers, counted without a lock.
 #[derive(Default)]
@@ -512,18 +493,14 @@ impl RedisStore {
 
     /// Issues for every checked key: on a standalone server in one pipeline
     /// (one round trip; Redis runs the scripts in order, so the answers are
-    /// those of single calls in turn), on a cluster one call after another
-    /// (a cluster pipeline could not tell which of its scripts ran when a slot
-    /// moves under it).
+    /// those of single calls in turn), on a cluster in one pipeline per
+    /// primary (see [`RedisStore::run_many`]).
     pub(crate) fn issue_many<K: AsRef<[u8]>>(
         &self,
         keys: Vec<Result<K, Error>>,
         context: &[u8],
         ttl: Millis,
     ) -> Vec<Result<Code, Error>> {
-        if self.link.is_cluster() {
-            return until_unavailable(keys, |key| self.issue(key?.as_ref(), context, ttl));
-        }
         let prepared: Vec<Result<_, Error>> = keys
             .into_iter()
             .map(|key| Ok(self.prepare_issue(key?.as_ref(), context, ttl)))
@@ -554,12 +531,6 @@ impl RedisStore {
         C: AsRef<[u8]>,
         X: AsRef<[u8]>,
     {
-        if self.link.is_cluster() {
-            return until_unavailable(items, |item| {
-                let (key, typed, context) = item?;
-                self.verify(key.as_ref(), typed.as_ref(), context.as_ref())
-            });
-        }
         let prepared: Vec<Result<_, Error>> = items
             .into_iter()
             .map(|item| {
@@ -741,13 +712,20 @@ impl RedisStore {
     /// lost (or that cannot be sent) answers that `Unavailable` for every item
     /// it carried, counted once: each may or may not have run, as for a single
     /// call. A script's own failure is that item's answer, as in [`RedisStore::run`].
+    /// On a cluster, one pipeline per primary (the keys of one primary run in
+    /// order; keys of different primaries share nothing, so the answers are
+    /// still those of single calls in turn), and a call Redis did not run there
+    /// (its slot moved or is moving) is then made alone, following the redirect.
     fn run_many<'a, const N: usize>(
         &self,
         script: &::redis::Script,
-        calls: impl Iterator<Item = Result<(&'a keys::KeyNames, [&'a [u8]; N]), &'a Error>>,
+        calls: impl Iterator<Item = BatchCall<'a, N>>,
     ) -> Vec<Result<(i64, i64), Error>> {
-        let context = self.call_context();
         let calls: Vec<_> = calls.collect();
+        if self.link.is_cluster() {
+            return self.run_many_on_cluster(script, calls);
+        }
+        let context = self.call_context();
         let commands: Vec<::redis::Cmd> = calls
             .iter()
             .filter_map(|call| call.as_ref().ok())
@@ -772,6 +750,54 @@ impl RedisStore {
                 }
                 let reply = replies.next().expect("one reply per command");
                 reply.map_err(|e| self.script_failure(e, is_issue))
+            })
+            .collect()
+    }
+
+    /// [`RedisStore::run_many`] on a cluster.
+    fn run_many_on_cluster<const N: usize>(
+        &self,
+        script: &::redis::Script,
+        calls: Vec<BatchCall<'_, N>>,
+    ) -> Vec<Result<(i64, i64), Error>> {
+        let context = self.call_context();
+        let commands: Vec<(u16, ::redis::Cmd)> = calls
+            .iter()
+            .filter_map(|call| call.as_ref().ok())
+            .map(|(names, args)| {
+                let cmd = scripts::command(script, names, &context.as_context(), args);
+                (keys::key_slot(&names.state), cmd)
+            })
+            .collect();
+        let mut answers = match self.link.node_pipelines(script, &commands) {
+            Ok(answers) => answers.into_iter(),
+            Err(e) => {
+                AtomicCounters::bump(&self.counters.unavailable);
+                return calls
+                    .into_iter()
+                    .map(|call| Err(call.err().cloned().unwrap_or_else(|| e.clone())))
+                    .collect();
+            }
+        };
+        let is_issue = std::ptr::eq(script, &self.scripts.issue);
+        let mut lost_groups = Vec::new();
+        calls
+            .into_iter()
+            .map(|call| {
+                let (names, args) = call.map_err(Error::clone)?;
+                match answers.next().expect("one answer per command") {
+                    NodeAnswer::Answered(reply) => {
+                        reply.map_err(|e| self.script_failure(e, is_issue))
+                    }
+                    NodeAnswer::NotRun => self.run(script, names, &args),
+                    NodeAnswer::Lost(group, e) => {
+                        if !lost_groups.contains(&group) {
+                            lost_groups.push(group);
+                            AtomicCounters::bump(&self.counters.unavailable);
+                        }
+                        Err(e)
+                    }
+                }
             })
             .collect()
     }
