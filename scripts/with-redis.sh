@@ -18,7 +18,7 @@
 #   OTPENGINE_REDIS_TLS_OTHER_CA  another CA, which signed nothing of the servers'
 #   OTPENGINE_REDIS_AUTH_URL  redis://127.0.0.1:<port>/0, requirepass and an ACL user
 #   OTPENGINE_REDIS_AUTH_PASSWORD  its requirepass password
-#   OTPENGINE_REDIS_ACL_USER, OTPENGINE_REDIS_ACL_PASSWORD  its ACL user (scripts and keys only)
+#   OTPENGINE_REDIS_ACL_USER, OTPENGINE_REDIS_ACL_PASSWORD  its ACL user (scripts, not functions)
 #   OTPENGINE_REDIS_SERVER    the redis-server binary (tests start their own to stop it)
 #   OTPENGINE_REQUIRE_REDIS=1 Redis tests fail, rather than skip, without a server
 #
@@ -146,9 +146,12 @@ done
 start "${ports[4]}" "${tls_args[@]}" --tls-port "${ports[4]}" --tls-auth-clients no
 start "${ports[5]}" "${tls_args[@]}" --tls-port "${ports[5]}" --tls-auth-clients yes
 # The ACL user has what an application's user would: every key and command
-# but the dangerous ones (FLUSHALL, CONFIG, DEBUG, KEYS, ...), and INFO.
+# but the dangerous ones (FLUSHALL, CONFIG, DEBUG, KEYS, ...), and INFO; and
+# not FUNCTION, as on services that serve EVALSHA but not functions, so that
+# engines under this user run their scripts (the fallback) where every other
+# server runs the function library.
 start "${ports[6]}" --requirepass "$auth_password" \
-  --user otp on ">$acl_password" '~*' '&*' +@all -@dangerous +info
+  --user otp on ">$acl_password" '~*' '&*' +@all -@dangerous +info -function
 for port in "${ports[@]:0:4}"; do wait_for "$port"; done
 for port in "${ports[@]:4:2}"; do wait_for "$port" "${tls_cli[@]}"; done
 wait_for "${ports[6]}" -a "$auth_password" --no-auth-warning

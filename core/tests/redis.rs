@@ -372,6 +372,17 @@ fn redis_holds_digests_under_hash_tags_never_keys_codes_or_contexts() {
         assert_eq!(state_raw.len(), 39);
         let (digest, _) = newest_code(&state_raw);
         assert_ne!(digest, [0; 8], "the code's 64-bit digest");
+        // The rules run as a function library (the server allows functions),
+        // named for its code's hash; one of each version, on every primary.
+        for seed in &seeds {
+            let libraries: Vec<::redis::Value> = ::redis::cmd("FUNCTION")
+                .arg("LIST")
+                .arg("LIBRARYNAME")
+                .arg("otpengine_")
+                .query(&mut connection(seed))
+                .unwrap();
+            assert!(!libraries.is_empty(), "the library on {seed}");
+        }
         if seeds.len() > 1 {
             // On a cluster the indexes sit in the key's slot.
             let mut con = connection(&seeds[0]);

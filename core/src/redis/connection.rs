@@ -42,6 +42,7 @@ use crate::error::{
 };
 use crate::fork;
 
+use super::scripts::{value_not_loaded, Op};
 use super::signals::Blocked;
 
 /// Idle connections kept for reuse; calls beyond this many at once open
@@ -238,14 +239,14 @@ impl Link {
         })
     }
 
-    /// Sends `commands` (`EVALSHA`s of `script`, each answering
+    /// Sends `commands` (calls of `script`, each answering
     /// `(reply code, number)`) in one pipeline to a standalone server, and
     /// answers per command. A server that lost its scripts (a restart) answers
-    /// `NOSCRIPT` to all of them, having run none: the script is loaded and
+    /// `NOSCRIPT` (or "Function not found") to all of them, having run none: the code is loaded and
     /// the pipeline sent again.
     pub(crate) fn pipeline(
         &self,
-        script: &::redis::Script,
+        script: &Op,
         commands: &[::redis::Cmd],
     ) -> Result<Vec<ScriptAnswer>, Error> {
         if commands.is_empty() {
@@ -268,18 +269,18 @@ impl Link {
             .collect())
     }
 
-    /// On a cluster: sends each command (an `EVALSHA` of `script`, given with
+    /// On a cluster: sends each command (a call of `script`, given with
     /// the hash slot of its key) to the primary that owns its slot as `CLUSTER
     /// SLOTS` says now, in one pipeline per primary, and answers per command.
     /// [`NodeAnswer::NotRun`] is Redis saying it did not run the command
     /// (`MOVED`, `ASK`, `TRYAGAIN`, `CLUSTERDOWN`: the slot is elsewhere or
-    /// moving; `NOSCRIPT`): sending it alone then is safe, and follows the
+    /// moving; the code not loaded there): sending it alone then is safe, and follows the
     /// redirect. A node whose pipeline cannot be sent, or whose replies are
     /// lost, gives [`NodeAnswer::Lost`] for each of its commands: each may have
     /// run. `Err` (the slot map could not be read) means nothing was sent.
     pub(crate) fn node_pipelines(
         &self,
-        script: &::redis::Script,
+        script: &Op,
         commands: &[(u16, ::redis::Cmd)],
     ) -> Result<Vec<NodeAnswer>, Error> {
         let Some(nodes) = &self.nodes else {
@@ -362,7 +363,7 @@ impl Link {
         &self,
         nodes: &Nodes,
         node: &str,
-        script: &::redis::Script,
+        script: &Op,
         commands: &[::redis::Cmd],
     ) -> Result<Vec<Value>, Error> {
         let at_node = |e: Error| match e {
@@ -409,15 +410,8 @@ impl Link {
     /// One command's reply in a node's pipeline.
     fn node_answer(&self, node: &str, value: Value) -> NodeAnswer {
         if let Value::ServerError(e) = &value {
-            let not_run = [
-                "MOVED",
-                "ASK",
-                "TRYAGAIN",
-                "CLUSTERDOWN",
-                "MASTERDOWN",
-                "NOSCRIPT",
-            ];
-            if not_run.contains(&e.code()) {
+            let not_run = ["MOVED", "ASK", "TRYAGAIN", "CLUSTERDOWN", "MASTERDOWN"];
+            if not_run.contains(&e.code()) || value_not_loaded(&value) {
                 return NodeAnswer::NotRun;
             }
         }
@@ -452,7 +446,11 @@ impl Link {
             {
                 Ok(value) => Ok(Some(value)),
                 // Answered, but refused (an ACL without INFO, say): unknown.
-                Err(e) if matches!(e.kind(), ErrorKind::Server(_) | ErrorKind::Extension) => {
+                // Not authenticated is an answer of its own: the call fails.
+                Err(e)
+                    if matches!(e.kind(), ErrorKind::Server(_) | ErrorKind::Extension)
+                        && !is_authentication(&e) =>
+                {
                     Ok(None)
                 }
                 Err(e) => Err(e),
@@ -650,13 +648,13 @@ pub(crate) enum NodeAnswer {
     Lost(usize, Error),
 }
 
-/// Sends `commands` (`EVALSHA`s of `script`) in one pipeline on `con` and
+/// Sends `commands` (calls of `script`) in one pipeline on `con` and
 /// returns every reply, errors included. A server that lost its scripts (a
-/// restart) answers `NOSCRIPT` to all of them, having run none: the script is
-/// loaded and the pipeline sent again.
+/// restart) answers `NOSCRIPT` or "Function not found" to all of them, having
+/// run none: the code is loaded and the pipeline sent again.
 fn send_pipeline(
     con: &mut Connection,
-    script: &::redis::Script,
+    script: &Op,
     commands: &[::redis::Cmd],
 ) -> RedisResult<Vec<Value>> {
     let send = |con: &mut Connection| {
@@ -668,9 +666,8 @@ fn send_pipeline(
         pipe.query::<Vec<Value>>(con)
     };
     let values = send(con)?;
-    let no_script = |v: &Value| matches!(v, Value::ServerError(e) if e.code() == "NOSCRIPT");
-    if values.iter().all(no_script) {
-        script.load(con)?;
+    if values.iter().all(value_not_loaded) {
+        script.reload(con)?;
         return send(con);
     }
     Ok(values)
@@ -884,7 +881,7 @@ fn collect_texts(value: Option<&::redis::Value>, out: &mut Vec<String>) {
 
 /// A wrong or missing password or user: at connect time (`AUTH` refused), or
 /// at the first command (`NOAUTH`).
-fn is_authentication(e: &RedisError) -> bool {
+pub(crate) fn is_authentication(e: &RedisError) -> bool {
     e.kind() == ErrorKind::AuthenticationFailed
         || matches!(e.code(), Some("NOAUTH" | "WRONGPASS"))
         || e.to_string().contains("NOAUTH")

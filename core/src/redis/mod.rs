@@ -10,8 +10,9 @@
 //! instance sees one clock; a manual clock is passed in instead, for tests.
 //!
 //! # Ground rules
-//! - Every call is one `EVALSHA`; attempt counting, single use and rate limits
-//!   hold across instances because Redis runs one script at a time per key's slot.
+//! - Every call is one `FCALL` (or `EVALSHA`, see `scripts.rs`); attempt
+//!   counting, single use and rate limits hold across instances because Redis
+//!   runs one script at a time per key's slot.
 //! - Nothing plaintext leaves the process: key ids and code digests only.
 //! - Any failure to reach Redis, or to hear its answer in time, is
 //!   [`Error::Unavailable`]: never a verdict, never `Verified` (see `connection.rs`).
@@ -368,10 +369,9 @@ impl RedisStore {
             options.exact_counts.into(),
         ]);
         refuse_old_server(&link)?;
-        let scripts = Scripts::new();
-        // Loading the scripts now proves that Redis is there and answers, and
-        // lets every later call go by SHA1.
-        link.run(|con| scripts.load(con))?;
+        // Loading the code now proves that Redis is there and answers, and
+        // lets every later call go by name (or SHA1).
+        let scripts = link.run(Scripts::load)?;
         if !options.accept_eviction {
             refuse_eviction(&link)?;
         }
@@ -666,7 +666,7 @@ impl RedisStore {
     /// as on a full memory engine; anything else is `Unavailable`.
     fn run(
         &self,
-        script: &::redis::Script,
+        script: &scripts::Op,
         names: &keys::KeyNames,
         args: &[&[u8]],
     ) -> Result<(i64, i64), Error> {
@@ -718,7 +718,7 @@ impl RedisStore {
     /// (its slot moved or is moving) is then made alone, following the redirect.
     fn run_many<'a, const N: usize>(
         &self,
-        script: &::redis::Script,
+        script: &scripts::Op,
         calls: impl Iterator<Item = BatchCall<'a, N>>,
     ) -> Vec<Result<(i64, i64), Error>> {
         let calls: Vec<_> = calls.collect();
@@ -757,7 +757,7 @@ impl RedisStore {
     /// [`RedisStore::run_many`] on a cluster.
     fn run_many_on_cluster<const N: usize>(
         &self,
-        script: &::redis::Script,
+        script: &scripts::Op,
         calls: Vec<BatchCall<'_, N>>,
     ) -> Vec<Result<(i64, i64), Error>> {
         let context = self.call_context();

@@ -1,17 +1,20 @@
 #!lua
 -- otpengine: the rules of core/src/rules.rs, applied as core/src/shard.rs
--- applies them, run inside Redis. Each script is this file followed by one
--- operation (issue.lua, verify.lua, verify_totp.lua, revoke.lua,
--- unlock.lua) and runs as one atomic step: no other command sees a key half
--- updated, so single use, attempt counting and rate limits hold however many
--- engines call at once.
+-- applies them, run inside Redis. This file and the operations (issue.lua,
+-- verify.lua, verify_totp.lua, revoke.lua, unlock.lua, one function each) make
+-- a function library (FUNCTION LOAD, Redis 7), or for servers that refuse
+-- functions one script per operation (this file, the operation's, and a line
+-- that calls it; see scripts.rs). Every call runs as one atomic step: no other
+-- command sees a key half updated, so single use, attempt counting and rate
+-- limits hold however many engines call at once.
 --
--- The first line declares the script (Redis 7 and later) with no flags, which
--- is what makes a full Redis fail closed: on a server out of memory
--- (maxmemory reached under noeviction) a declared script without
--- `allow-oom` is refused whole, before it reads or decides anything, the same
--- for every call. (An undeclared one would be refused at its first write, and
--- which branch writes first would tell a wrong guess from a right one.)
+-- The first line declares the script (Redis 7 and later; a library's names
+-- it there) with no flags, which is what makes a full Redis fail closed: on a
+-- server out of memory (maxmemory reached under noeviction) a declared script
+-- or function without `allow-oom` is refused whole, before it reads or
+-- decides anything, the same for every call. (An undeclared script would be
+-- refused at its first write, and which branch writes first would tell a
+-- wrong guess from a right one.)
 --
 -- KEYS[1]  the key's state      {ns}:{<key id, 16 bytes>}
 -- KEYS[2]  held index (zset)    key ids with any state, scored by forget time
@@ -57,22 +60,30 @@ local PRUNE_BUDGET = 32
 local MAX_STRIKES = 31
 
 local POLICY = '>I8I8I8I8I8I8I8I8I8I8I8'
+
+-- The call's keys, policy and time, set by setup at the start of every call
+-- (as a function library, this file runs once, when it is loaded, and the
+-- functions below serve every call after).
 local slack, cooldown, max_issues, window, max_failures, lockout, max_attempts,
-  codes_per_key, capacity, max_lockout, indexed = struct.unpack(POLICY, ARGV[2])
--- Without the indexes a key is its state alone: nothing counts the keys
--- (len, live, held read 0) and nothing holds a capacity (maxmemory does).
-indexed = indexed == 1
-
-local state_key, held_key, live_key = KEYS[1], KEYS[2], KEYS[3]
--- The key id, the member of both indexes: the hash tag of the state's name.
-local member = indexed and string.sub(state_key, -17, -2)
-
+  codes_per_key, capacity, max_lockout, indexed
+local state_key, held_key, live_key, member
 local now
-if ARGV[1] == '' then
-  local t = redis.call('TIME')
-  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-else
-  now = tonumber(ARGV[1])
+
+local function setup(KEYS, ARGV)
+  slack, cooldown, max_issues, window, max_failures, lockout, max_attempts,
+    codes_per_key, capacity, max_lockout, indexed = struct.unpack(POLICY, ARGV[2])
+  -- Without the indexes a key is its state alone: nothing counts the keys
+  -- (len, live, held read 0) and nothing holds a capacity (maxmemory does).
+  indexed = indexed == 1
+  state_key, held_key, live_key = KEYS[1], KEYS[2], KEYS[3]
+  -- The key id, the member of both indexes: the hash tag of the state's name.
+  member = indexed and string.sub(state_key, -17, -2)
+  if ARGV[1] == '' then
+    local t = redis.call('TIME')
+    now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  else
+    now = tonumber(ARGV[1])
+  end
 end
 
 -- Integers as Redis arguments, never in exponent notation.
