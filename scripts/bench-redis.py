@@ -126,6 +126,11 @@ def otp_load(url: str, threads: int, seconds: float, keys: int, port: int, batch
     }
 
 
+def per_round_ratio(runs: list[dict[str, float]], num: str, den: str) -> float:
+    """The median over rounds of num / den: each ratio taken at one moment, in one noise."""
+    return statistics.median(run[num] / run[den] for run in runs)
+
+
 def main() -> None:
     url = os.environ.get("OTPENGINE_REDIS_URL")
     if not url:
@@ -176,8 +181,8 @@ def main() -> None:
     for c in CALLERS:
         m = {k: statistics.median(run[k] for run in runs[c]) for k in runs[c][0]}
         # Ratios are taken per round (same moment, same noise), then their median.
-        m["calls_per_get"] = statistics.median(run["calls_per_sec"] / run["get"] for run in runs[c])
-        m["calls_per_set"] = statistics.median(run["calls_per_sec"] / run["set"] for run in runs[c])
+        m["calls_per_get"] = per_round_ratio(runs[c], "calls_per_sec", "get")
+        m["calls_per_set"] = per_round_ratio(runs[c], "calls_per_sec", "set")
         summary[c] = m
         print(f"| {c} | {m['get']:,.0f} | {m['set']:,.0f} | {m['calls_per_sec']:,.0f} | {m['pairs_per_sec']:,.0f} "
               f"| {m['calls_per_get']:.2f} | {m['calls_per_set']:.2f} "
@@ -187,7 +192,7 @@ def main() -> None:
     print("|---|---|---|---|---|")
     for c in CALLERS:
         m = summary[c]
-        m["batch_ratio"] = statistics.median(run["batch_calls_per_sec"] / run["calls_per_sec"] for run in runs[c])
+        m["batch_ratio"] = per_round_ratio(runs[c], "batch_calls_per_sec", "calls_per_sec")
         print(f"| {c} | {m['calls_per_sec']:,.0f} | {m['batch_calls_per_sec']:,.0f} | {m['batch_ratio']:.2f} "
               f"| {m['batch_call_cpu_us']:.1f} µs |")
     print("\nagainst the hand-rolled store (plaintext code, no limits), same server, alternated")
@@ -195,8 +200,7 @@ def main() -> None:
     print("|---|---|---|---|---|---|")
     for c in CALLERS:
         m = summary[c]
-        m["handrolled_ratio"] = statistics.median(
-            run["calls_per_sec"] / run["handrolled_calls_per_sec"] for run in runs[c])
+        m["handrolled_ratio"] = per_round_ratio(runs[c], "calls_per_sec", "handrolled_calls_per_sec")
         print(f"| {c} | {m['calls_per_sec']:,.0f} | {m['handrolled_calls_per_sec']:,.0f} "
               f"| {m['handrolled_ratio']:.2f} | {m['call_cpu_us']:.1f} µs | {m['handrolled_call_cpu_us']:.1f} µs |")
     if baseline:
@@ -205,10 +209,8 @@ def main() -> None:
         print("|---|---|---|---|---|---|")
         for c in CALLERS:
             m = summary[c]
-            m["baseline_ratio"] = statistics.median(
-                run["calls_per_sec"] / run["baseline_calls_per_sec"] for run in runs[c])
-            m["baseline_cpu_ratio"] = statistics.median(
-                run["call_cpu_us"] / run["baseline_call_cpu_us"] for run in runs[c])
+            m["baseline_ratio"] = per_round_ratio(runs[c], "calls_per_sec", "baseline_calls_per_sec")
+            m["baseline_cpu_ratio"] = per_round_ratio(runs[c], "call_cpu_us", "baseline_call_cpu_us")
             print(f"| {c} | {m['calls_per_sec']:,.0f} | {m['baseline_calls_per_sec']:,.0f} | {m['baseline_ratio']:.2f} "
                   f"| {m['call_cpu_us']:.1f} µs | {m['baseline_call_cpu_us']:.1f} µs ({m['baseline_cpu_ratio']:.2f}x) |")
     print("\nredis-server CPU per request (medians)")
@@ -216,7 +218,7 @@ def main() -> None:
     print("|---|---|---|---|---|")
     for c in CALLERS:
         m = summary[c]
-        m["cpu_call_per_get"] = statistics.median(run["call_cpu_us"] / run["get_cpu_us"] for run in runs[c])
+        m["cpu_call_per_get"] = per_round_ratio(runs[c], "call_cpu_us", "get_cpu_us")
         print(f"| {c} | {m['get_cpu_us']:.1f} µs | {m['set_cpu_us']:.1f} µs | {m['call_cpu_us']:.1f} µs "
               f"| {m['cpu_call_per_get']:.2f} |")
 

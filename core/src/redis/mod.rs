@@ -733,13 +733,7 @@ impl RedisStore {
             .collect();
         let mut replies = match self.link.pipeline(script, &commands) {
             Ok(replies) => replies.into_iter(),
-            Err(e) => {
-                AtomicCounters::bump(&self.counters.unavailable);
-                return calls
-                    .into_iter()
-                    .map(|call| Err(call.err().cloned().unwrap_or_else(|| e.clone())))
-                    .collect();
-            }
+            Err(e) => return self.none_sent(calls, e),
         };
         let is_issue = std::ptr::eq(script, &self.scripts.issue);
         calls
@@ -751,6 +745,21 @@ impl RedisStore {
                 let reply = replies.next().expect("one reply per command");
                 reply.map_err(|e| self.script_failure(e, is_issue))
             })
+            .collect()
+    }
+
+    /// A batch of which nothing was sent, or whose one pipeline was lost: every
+    /// item answers `e` (each may have run), counted once, but for those that
+    /// were errors already.
+    fn none_sent<const N: usize>(
+        &self,
+        calls: Vec<BatchCall<'_, N>>,
+        e: Error,
+    ) -> Vec<Result<(i64, i64), Error>> {
+        AtomicCounters::bump(&self.counters.unavailable);
+        calls
+            .into_iter()
+            .map(|call| Err(call.err().cloned().unwrap_or_else(|| e.clone())))
             .collect()
     }
 
@@ -771,13 +780,7 @@ impl RedisStore {
             .collect();
         let mut answers = match self.link.node_pipelines(script, &commands) {
             Ok(answers) => answers.into_iter(),
-            Err(e) => {
-                AtomicCounters::bump(&self.counters.unavailable);
-                return calls
-                    .into_iter()
-                    .map(|call| Err(call.err().cloned().unwrap_or_else(|| e.clone())))
-                    .collect();
-            }
+            Err(e) => return self.none_sent(calls, e),
         };
         let is_issue = std::ptr::eq(script, &self.scripts.issue);
         let mut lost_groups = Vec::new();
