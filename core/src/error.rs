@@ -87,6 +87,22 @@ pub enum Field {
     QrText,
     /// The time a TOTP code is computed or verified at.
     TotpAt,
+    /// The code a message carries ([`message`](crate::message)).
+    MessageCode,
+    /// The sender's name in a message.
+    Brand,
+    /// An SMS template.
+    Template,
+    /// The origin's host for the WebOTP / autofill line of an SMS.
+    WebOtpDomain,
+    /// The Android SMS Retriever app hash an SMS carries.
+    AndroidAppHash,
+    /// The text of an SMS, as finished.
+    SmsText,
+    /// An Android application's package name.
+    PackageName,
+    /// An Android application's signing certificate.
+    SigningCertificate,
 }
 
 impl Field {
@@ -130,6 +146,14 @@ impl Field {
             Field::TotpAccount => "account",
             Field::QrText => "text",
             Field::TotpAt => "at",
+            Field::MessageCode => "code",
+            Field::Brand => "brand",
+            Field::Template => "template",
+            Field::WebOtpDomain => "webotp_domain",
+            Field::AndroidAppHash => "android_app_hash",
+            Field::SmsText => "text",
+            Field::PackageName => "package_name",
+            Field::SigningCertificate => "signing_certificate",
         }
     }
 

@@ -42,6 +42,7 @@ mod engine;
 mod error;
 mod fork;
 mod memory;
+pub mod message;
 #[cfg(any(test, feature = "model"))]
 #[doc(hidden)]
 pub mod model;
