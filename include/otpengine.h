@@ -63,6 +63,16 @@ typedef enum otp_status {
   OTP_REPLAYED = 11,
 } otp_status;
 
+// The encoding an SMS text needs (`otp_sms_segments`).
+typedef enum otp_sms_encoding {
+  // The GSM 03.38 7-bit alphabet (with its extension table): 160 septets in
+  // one segment, 153 a segment in a longer message.
+  OTP_SMS_GSM7 = 0,
+  // UCS-2, for any character GSM-7 lacks: 70 UTF-16 units in one segment,
+  // 67 a segment in a longer message.
+  OTP_SMS_UCS2 = 1,
+} otp_sms_encoding;
+
 // An engine. Opaque; safe to share between threads; freed once with `otp_engine_free`.
 typedef struct otp_engine otp_engine;
 
@@ -333,6 +343,81 @@ size_t otp_last_error(char *buf, size_t buf_len);
 
 // The library's version, e.g. "0.1.0" (static, never NULL).
 const char *otp_version(void);
+
+// Writes the SMS that carries `code` for `brand`, valid for `ttl_ms`
+// (1000..=86400000), and a NUL, to `text_out`: "Acme: your code is 123456.
+// It expires in 5 minutes. Do not share it." or `template_text` (NULL: that
+// default) with `{code}` (required), `{brand}` and `{minutes}` (whole minutes
+// rounded down; seconds under a minute). `android_app_hash` (NULL: none) adds
+// Google's SMS Retriever hash on a line of its own; `webotp_domain` (NULL:
+// none) adds the origin-bound last line `@example.com #123456` (WICG
+// sms-one-time-codes), which browsers and phone keyboards fill in on that
+// site only. A text longer than one SMS segment is refused unless
+// `allow_multipart` is non-zero.
+//
+// Returns `OTP_OK`, `OTP_BUFFER_TOO_SMALL` or `OTP_INVALID_ARGUMENT`
+// (`otp_last_error` names what is wrong). On `OTP_OK` and on
+// `OTP_BUFFER_TOO_SMALL`, `*text_len_out` (may be NULL) gets the text's length
+// including the NUL.
+//
+// # Safety
+// `code` and `brand` are NUL-terminated; `template_text`, `webotp_domain` and
+// `android_app_hash` are NULL or NUL-terminated; `text_out` is NULL or valid
+// for writes of `text_out_len` bytes; `text_len_out` is NULL or valid for a
+// write of a `size_t`.
+enum otp_status otp_sms_text(const char *code,
+                             const char *brand,
+                             uint64_t ttl_ms,
+                             const char *template_text,
+                             const char *webotp_domain,
+                             const char *android_app_hash,
+                             uint8_t allow_multipart,
+                             char *text_out,
+                             size_t text_out_len,
+                             size_t *text_len_out);
+
+// Writes what a voice call says, "Your Acme code is 1, 2, 3, 4, 5, 6. Again:
+// 1, 2, 3, 4, 5, 6.", and a NUL, to `text_out`. Returns and reports as
+// `otp_sms_text`.
+//
+// # Safety
+// `code` and `brand` are NUL-terminated; `text_out` and `text_len_out` as for
+// `otp_sms_text`.
+enum otp_status otp_voice_text(const char *code,
+                               const char *brand,
+                               char *text_out,
+                               size_t text_out_len,
+                               size_t *text_len_out);
+
+// Writes the 11-character hash Google's SMS Retriever API looks for, and a
+// NUL (12 bytes), to `hash_out`: from `package_name` (`com.example.app`) and
+// the DER bytes of the app's signing certificate (1..=65536 bytes), by
+// Google's recipe (SHA-256 of the name, a space and the certificate in
+// lowercase hex; the first 9 bytes in base64, cut to 11 characters).
+//
+// Returns `OTP_OK`, `OTP_BUFFER_TOO_SMALL` or `OTP_INVALID_ARGUMENT`.
+//
+// # Safety
+// `package_name` is NUL-terminated; `signing_certificate` is valid for
+// `signing_certificate_len` bytes; `hash_out` is NULL or valid for writes of
+// `hash_out_len` bytes.
+enum otp_status otp_android_app_hash(const char *package_name,
+                                     const uint8_t *signing_certificate,
+                                     size_t signing_certificate_len,
+                                     char *hash_out,
+                                     size_t hash_out_len);
+
+// Writes the encoding `text` (`text_len` bytes of UTF-8, 0..=65536) needs to
+// `*encoding_out` and the SMS segments it is billed as to `*segments_out`.
+// Returns `OTP_OK` or `OTP_INVALID_ARGUMENT`.
+//
+// # Safety
+// `text` is NULL (only with `text_len` 0) or valid for `text_len` bytes;
+// `encoding_out` and `segments_out` are valid for writes.
+enum otp_status otp_sms_segments(const uint8_t *text,
+                                 size_t text_len,
+                                 enum otp_sms_encoding *encoding_out,
+                                 uint32_t *segments_out);
 
 // Fills `options` with every field NULL: nothing beyond the URL. NULL: does
 // nothing.

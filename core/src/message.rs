@@ -32,7 +32,13 @@ const MAX_TEMPLATE_LEN: usize = 480;
 /// Longest host name (RFC 1035).
 const MAX_DOMAIN_LEN: usize = 253;
 /// Length of an SMS Retriever app hash.
-const APP_HASH_LEN: usize = 11;
+pub const APP_HASH_LEN: usize = 11;
+/// Longest signing certificate [`android_app_hash`] takes, in bytes (real
+/// ones are 1 to 2 KiB).
+pub const MAX_CERTIFICATE_LEN: usize = 65_536;
+/// Longest text [`sms_segments`] takes from a front end that passes a length
+/// (about 400 segments).
+pub const MAX_SMS_TEXT_LEN: usize = 65_536;
 
 /// The text [`sms_text`] uses without a template.
 pub const DEFAULT_SMS_TEMPLATE: &str =
@@ -146,13 +152,7 @@ pub fn android_app_hash(
     signing_certificate: &[u8],
 ) -> Result<String, InvalidInput> {
     check_package_name(package_name)?;
-    if signing_certificate.is_empty() {
-        return Err(InvalidInput {
-            field: Field::SigningCertificate,
-            constraint: Constraint::Format("the DER bytes of the app's signing certificate"),
-            got: Got::Bytes(0),
-        });
-    }
+    check_certificate_length(signing_certificate.len())?;
     let mut hasher = Sha256::new();
     hasher.update(package_name.as_bytes());
     hasher.update(b" ");
@@ -289,6 +289,38 @@ fn fill(template: &str, code: &str, brand: &str, minutes: &str) -> Result<String
     }
     out.push_str(rest);
     Ok(out)
+}
+
+/// Checks the length of a signing certificate for [`android_app_hash`]: 1 to
+/// [`MAX_CERTIFICATE_LEN`] bytes.
+pub fn check_certificate_length(len: usize) -> Result<(), InvalidInput> {
+    if (1..=MAX_CERTIFICATE_LEN).contains(&len) {
+        return Ok(());
+    }
+    Err(InvalidInput {
+        field: Field::SigningCertificate,
+        constraint: Constraint::Length {
+            min: 1,
+            max: MAX_CERTIFICATE_LEN,
+        },
+        got: Got::Bytes(len),
+    })
+}
+
+/// Checks the length of a text for [`sms_segments`] from a front end that
+/// passes one: at most [`MAX_SMS_TEXT_LEN`] bytes.
+pub fn check_sms_text_length(len: usize) -> Result<(), InvalidInput> {
+    if len <= MAX_SMS_TEXT_LEN {
+        return Ok(());
+    }
+    Err(InvalidInput {
+        field: Field::SmsText,
+        constraint: Constraint::Length {
+            min: 0,
+            max: MAX_SMS_TEXT_LEN,
+        },
+        got: Got::Bytes(len),
+    })
 }
 
 fn check_code(code: &str) -> Result<(), InvalidInput> {

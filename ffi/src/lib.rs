@@ -18,6 +18,7 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
 
+mod message;
 mod redis;
 mod totp;
 
@@ -225,6 +226,7 @@ fn c_name(field: Field) -> &'static str {
         Field::RedisPassword => "password",
         Field::RedisAcceptEviction => "accept_eviction",
         Field::TotpPeriod => "period_s",
+        Field::Template => "template_text",
         other => other.name(),
     }
 }
@@ -291,7 +293,7 @@ unsafe fn out<'a, T>(ptr: *mut T, name: &str) -> Result<&'a mut T, Failure> {
 ///
 /// # Safety
 /// `ptr` is NULL or valid for reads of `len` bytes.
-unsafe fn bytes<'a>(
+pub(crate) unsafe fn bytes<'a>(
     ptr: *const u8,
     len: usize,
     name: &str,

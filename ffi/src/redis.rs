@@ -179,7 +179,7 @@ pub unsafe extern "C" fn otp_engine_new_redis_opts(
 ///
 /// # Safety
 /// `ptr` is NULL or NUL-terminated.
-unsafe fn text<'a>(ptr: *const c_char, name: &str) -> Result<Option<&'a str>, Failure> {
+pub(crate) unsafe fn text<'a>(ptr: *const c_char, name: &str) -> Result<Option<&'a str>, Failure> {
     if ptr.is_null() {
         return Ok(None);
     }

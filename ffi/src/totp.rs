@@ -73,7 +73,7 @@ pub(crate) unsafe fn secret<'a>(ptr: *const u8, len: usize) -> Result<&'a [u8], 
 ///
 /// # Safety
 /// `ptr` is NULL or a NUL-terminated string.
-unsafe fn text<'a>(ptr: *const c_char, name: &str) -> Result<&'a str, Failure> {
+pub(crate) unsafe fn text<'a>(ptr: *const c_char, name: &str) -> Result<&'a str, Failure> {
     if ptr.is_null() {
         return Err(Failure::invalid(format!("{name} must not be NULL")));
     }
@@ -89,7 +89,7 @@ unsafe fn text<'a>(ptr: *const c_char, name: &str) -> Result<&'a str, Failure> {
 ///
 /// # Safety
 /// As [`write_text`]; `len_out` is NULL or valid for a write of a `size_t`.
-unsafe fn write_text_with_length(
+pub(crate) unsafe fn write_text_with_length(
     text: &str,
     out: *mut c_char,
     out_len: usize,
@@ -113,7 +113,7 @@ unsafe fn write_text_with_length(
 ///
 /// # Safety
 /// `out` is NULL or valid for writes of `out_len` bytes.
-unsafe fn write_text(
+pub(crate) unsafe fn write_text(
     text: &str,
     out: *mut c_char,
     out_len: usize,

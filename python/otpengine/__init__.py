@@ -8,7 +8,20 @@ True
 """
 
 from otpengine._types import BackendUnavailable, CapacityExceeded, KeyLocked, OtpError, RateLimited, Status
-from otpengine._native import Engine, Verdict, __version__, hotp, new_totp_secret, qr_svg, totp, totp_uri
+from otpengine._native import (
+    Engine,
+    Verdict,
+    __version__,
+    android_app_hash,
+    hotp,
+    new_totp_secret,
+    qr_svg,
+    sms_segments,
+    sms_text,
+    totp,
+    totp_uri,
+    voice_text,
+)
 
 __all__ = [
     "BackendUnavailable",
@@ -20,9 +33,13 @@ __all__ = [
     "Status",
     "Verdict",
     "__version__",
+    "android_app_hash",
     "hotp",
     "new_totp_secret",
     "qr_svg",
+    "sms_segments",
+    "sms_text",
     "totp",
     "totp_uri",
+    "voice_text",
 ]

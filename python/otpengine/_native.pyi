@@ -5,7 +5,20 @@ from typing import final
 
 from otpengine._types import Status
 
-__all__ = ["Engine", "Verdict", "__version__", "hotp", "new_totp_secret", "qr_svg", "totp", "totp_uri"]
+__all__ = [
+    "Engine",
+    "Verdict",
+    "__version__",
+    "android_app_hash",
+    "hotp",
+    "new_totp_secret",
+    "qr_svg",
+    "sms_segments",
+    "sms_text",
+    "totp",
+    "totp_uri",
+    "voice_text",
+]
 __version__: str
 
 _Bytes = str | bytes
@@ -159,3 +172,38 @@ def totp_uri(
 def qr_svg(text: str) -> str:
     """``text`` as an SVG QR code, at least 200 pixels square (up to 2,331 bytes
     of text; longer raises ``ValueError``)."""
+
+def sms_text(
+    code: str,
+    *,
+    brand: str,
+    ttl: float,
+    webotp_domain: str | None = None,
+    android_app_hash: str | None = None,
+    template: str | None = None,
+    allow_multipart: bool = False,
+) -> str:
+    """The SMS that carries ``code`` for ``brand``, valid for ``ttl`` seconds:
+    ``"Acme: your code is 123456. It expires in 5 minutes. Do not share it."``,
+    or ``template`` with ``{code}`` (required), ``{brand}`` and ``{minutes}``
+    (whole minutes rounded down, seconds under a minute). ``android_app_hash``
+    adds the SMS Retriever hash on a line of its own; ``webotp_domain`` adds the
+    origin-bound last line ``@example.com #123456`` (WICG sms-one-time-codes),
+    which browsers (WebOTP) and phone keyboards fill in on that site only.
+    Raises ``ValueError`` naming what is wrong, also when the text would take
+    more than one SMS segment and ``allow_multipart`` is false."""
+
+def android_app_hash(package_name: str, signing_certificate: bytes) -> str:
+    """The 11-character hash Google's SMS Retriever API looks for in an SMS:
+    from the app's package name and the DER bytes of its signing certificate,
+    by Google's recipe (SHA-256 of the name, a space and the certificate in
+    lowercase hex; the first 9 bytes in base64, cut to 11 characters)."""
+
+def sms_segments(text: str) -> tuple[str, int]:
+    """The encoding ``text`` needs (``"GSM-7"``, with its extension table, or
+    ``"UCS-2"``) and the SMS segments it is billed as (160/153 septets, or
+    70/67 UTF-16 units, a segment)."""
+
+def voice_text(code: str, *, brand: str) -> str:
+    """What a voice call says: ``"Your Acme code is 1, 2, 3, 4, 5, 6. Again: 1,
+    2, 3, 4, 5, 6."``."""

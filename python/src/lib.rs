@@ -5,6 +5,7 @@
 //! and core refusals become the exceptions of `otpengine._types`. Batches copy
 //! their inputs into Rust first, then release the GIL for the whole loop.
 
+mod message;
 mod totp;
 
 use std::borrow::Cow;
@@ -813,6 +814,10 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(totp::new_totp_secret, m)?)?;
     m.add_function(wrap_pyfunction!(totp::totp_uri, m)?)?;
     m.add_function(wrap_pyfunction!(totp::qr_svg, m)?)?;
+    m.add_function(wrap_pyfunction!(message::sms_text, m)?)?;
+    m.add_function(wrap_pyfunction!(message::android_app_hash, m)?)?;
+    m.add_function(wrap_pyfunction!(message::sms_segments, m)?)?;
+    m.add_function(wrap_pyfunction!(message::voice_text, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

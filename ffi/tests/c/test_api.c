@@ -496,6 +496,65 @@ static void test_totp_arguments_and_the_enrolment_uri(void) {
   CHECK(last_error_contains("text must be UTF-8"));
 }
 
+/* The message helpers: the same texts as core's, and errors named. */
+static void test_messages(void) {
+  char text[512];
+  size_t len = 0;
+  CHECK_STATUS(otp_sms_text("123456", "Acme", 300000, NULL, NULL, NULL, 0, text, sizeof text, &len), OTP_OK);
+  CHECK(strcmp(text, "Acme: your code is 123456. It expires in 5 minutes. Do not share it.") == 0);
+  CHECK(len == strlen(text) + 1);
+  CHECK_STATUS(otp_sms_text("A7K9Q", "Bank", 119500, NULL, "bank.example.com", "V0wMPhmEo8U", 0, text,
+                            sizeof text, NULL),
+               OTP_OK);
+  CHECK(strcmp(text, "Bank: your code is A7K9Q. It expires in 1 minute. Do not share it.\n"
+                     "V0wMPhmEo8U\n@bank.example.com #A7K9Q") == 0);
+  CHECK_STATUS(otp_sms_text("8812", "Shop", 45000, "{code}: {brand}, {minutes}", NULL, NULL, 0, text,
+                            sizeof text, NULL),
+               OTP_OK);
+  CHECK(strcmp(text, "8812: Shop, 45 seconds") == 0);
+  char small[8];
+  CHECK_STATUS(otp_sms_text("123456", "Acme", 300000, NULL, NULL, NULL, 0, small, sizeof small, &len),
+               OTP_BUFFER_TOO_SMALL);
+  CHECK(len == strlen("Acme: your code is 123456. It expires in 5 minutes. Do not share it.") + 1);
+  CHECK_STATUS(otp_sms_text("1234", "Acme", 0, NULL, NULL, NULL, 0, text, sizeof text, NULL),
+               OTP_INVALID_ARGUMENT);
+  CHECK(last_error_contains("ttl_ms must be between 1000 and 86400000, got 0"));
+  CHECK_STATUS(otp_sms_text("1234", "Acme", 60000, "{code} {amount}", NULL, NULL, 0, text, sizeof text, NULL),
+               OTP_INVALID_ARGUMENT);
+  CHECK(last_error_contains("template_text must be"));
+  CHECK_STATUS(otp_sms_text("1234", "Acme", 60000, NULL, "https://a.com", NULL, 0, text, sizeof text, NULL),
+               OTP_INVALID_ARGUMENT);
+  CHECK(last_error_contains("webotp_domain must be"));
+  CHECK_STATUS(otp_sms_text(NULL, "Acme", 60000, NULL, NULL, NULL, 0, text, sizeof text, NULL),
+               OTP_INVALID_ARGUMENT);
+  CHECK(last_error_contains("code must not be NULL"));
+
+  CHECK_STATUS(otp_voice_text("123456", "Acme", text, sizeof text, NULL), OTP_OK);
+  CHECK(strcmp(text, "Your Acme code is 1, 2, 3, 4, 5, 6. Again: 1, 2, 3, 4, 5, 6.") == 0);
+
+  const uint8_t cert[] = {0x30, 0x82, 0x01, 0x0a, 0x02, 0x82, 0x01, 0x01, 0x00, 0xc0, 0xff, 0xee};
+  char hash[12];
+  CHECK_STATUS(otp_android_app_hash("com.example.myapp", cert, sizeof cert, hash, sizeof hash), OTP_OK);
+  CHECK(strcmp(hash, "V0wMPhmEo8U") == 0);
+  CHECK_STATUS(otp_android_app_hash("app", cert, sizeof cert, hash, sizeof hash), OTP_INVALID_ARGUMENT);
+  CHECK(last_error_contains("package_name must be"));
+  CHECK_STATUS(otp_android_app_hash("com.example.myapp", cert, 0, hash, sizeof hash), OTP_INVALID_ARGUMENT);
+
+  otp_sms_encoding encoding = OTP_SMS_UCS2;
+  uint32_t segments = 0;
+  static char long_text[161];
+  memset(long_text, 'a', sizeof long_text);
+  CHECK_STATUS(otp_sms_segments((const uint8_t *)long_text, 160, &encoding, &segments), OTP_OK);
+  CHECK(encoding == OTP_SMS_GSM7 && segments == 1);
+  CHECK_STATUS(otp_sms_segments((const uint8_t *)long_text, 161, &encoding, &segments), OTP_OK);
+  CHECK(encoding == OTP_SMS_GSM7 && segments == 2);
+  const char *cyrillic = "\xd0\x9a\xd0\xbe\xd0\xb4"; /* "Код" */
+  CHECK_STATUS(otp_sms_segments((const uint8_t *)cyrillic, strlen(cyrillic), &encoding, &segments), OTP_OK);
+  CHECK(encoding == OTP_SMS_UCS2 && segments == 1);
+  CHECK_STATUS(otp_sms_segments((const uint8_t *)"\xff", 1, &encoding, &segments), OTP_INVALID_ARGUMENT);
+  CHECK(last_error_contains("text must be UTF-8"));
+}
+
 /* otp_verify_totp: once, a replay, the budget and the lockout with its wait, and
  * NULL params and verdict_out. */
 static void test_verify_totp(void) {
@@ -580,5 +639,6 @@ int main(void) {
   test_hotp_and_totp_give_the_rfc_vectors();
   test_totp_arguments_and_the_enrolment_uri();
   test_verify_totp();
+  test_messages();
   DONE();
 }
