@@ -9,6 +9,9 @@ PREFIX ?= /usr/local
 
 BUILD   := build
 VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
+# The C ABI's major version (ffi/src/abi.rs): the shared library's soname is libotpengine.so.$(ABI).
+ABI     := $(shell sed -n 's/^pub const OTPENGINE_ABI_VERSION: u32 = \([0-9]*\);/\1/p' ffi/src/abi.rs)
+SONAME  := libotpengine.so.$(ABI)
 DEBUG   := $(CURDIR)/target/debug
 RELEASE := $(CURDIR)/target/release
 VENV    := $(CURDIR)/.venv
@@ -63,6 +66,7 @@ toolchains:
 	@command -v $(CC) >/dev/null 2>&1 || { echo "ERROR: no C compiler ($(CC)); the C suite needs gcc or clang" >&2; exit 1; }
 	@command -v $(CXX) >/dev/null 2>&1 || { echo "ERROR: no C++ compiler ($(CXX)); the header's C++ check needs g++ or clang++" >&2; exit 1; }
 	@command -v $(GO) >/dev/null 2>&1 || { echo "ERROR: go not found; the Go suite needs Go 1.22 or newer (https://go.dev/dl)" >&2; exit 1; }
+	@command -v readelf >/dev/null 2>&1 || { echo "ERROR: readelf not found; install binutils (apt-get install binutils)" >&2; exit 1; }
 	@command -v pkg-config >/dev/null 2>&1 || { echo "ERROR: pkg-config not found; install pkgconf (apt-get install pkgconf)" >&2; exit 1; }
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "ERROR: $(PYTHON) not found; the Python suite needs Python 3.10 or newer" >&2; exit 1; }
 	@$(PYTHON) -c 'import sys, venv; sys.exit(sys.version_info < (3, 10))' 2>/dev/null || { echo "ERROR: $(PYTHON) must be 3.10 or newer with the venv module" >&2; exit 1; }
@@ -101,12 +105,16 @@ rust-test:
 	$(CARGO) test --workspace
 
 ## The C library, debug build (for the sanitizer runs).
+## Programs linked with -lotpengine need libotpengine.so under its soname at run time:
+## the link beside it in target/ is that name.
 ffi-debug:
 	$(CARGO) build -p otpengine-ffi
+	ln -sf libotpengine.so $(DEBUG)/$(SONAME)
 
 ## The C library, release build (for Go, the examples and install).
 go-lib:
 	$(CARGO) build --release -p otpengine-ffi
+	ln -sf libotpengine.so $(RELEASE)/$(SONAME)
 
 ## C tests under ASan+UBSan (API, Redis, threads) and TSan (threads); the C++ header check.
 c-test: ffi-debug
@@ -159,19 +167,28 @@ bench-python: python-install
 	$(VENV)/bin/python python/bench/bench.py
 
 ## Installs libotpengine.{so,a}, otpengine.h and otpengine.pc under PREFIX.
+## The shared library is installed under its soname (libotpengine.so.$(ABI)), with
+## libotpengine.so a link to it for the linker: a program built now keeps needing
+## ABI $(ABI), and a library of another ABI installs beside it instead of over it.
 install: go-lib
 	install -d $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/include
 	install -m 644 $(RELEASE)/libotpengine.a $(DESTDIR)$(PREFIX)/lib/
-	install -m 755 $(RELEASE)/libotpengine.so $(DESTDIR)$(PREFIX)/lib/
+	install -m 755 $(RELEASE)/libotpengine.so $(DESTDIR)$(PREFIX)/lib/$(SONAME)
+	ln -sf $(SONAME) $(DESTDIR)$(PREFIX)/lib/libotpengine.so
 	install -m 644 include/otpengine.h $(DESTDIR)$(PREFIX)/include/
-	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' ffi/otpengine.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/otpengine.pc
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' -e 's|@ABI@|$(ABI)|' \
+	  ffi/otpengine.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/otpengine.pc
 
-## Installs into a scratch prefix and builds the C quick start with pkg-config, as a user would.
+## Installs into a scratch prefix and builds the C quick start with pkg-config, as a user would;
+## checks that the installed library's soname, pkg-config's abi_version and the program's
+## needed library all carry the header's OTPENGINE_ABI_VERSION.
 install-test:
 	rm -rf $(BUILD)/prefix
 	$(MAKE) --no-print-directory install PREFIX=$(CURDIR)/$(BUILD)/prefix
 	PKG_CONFIG_PATH=$(CURDIR)/$(BUILD)/prefix/lib/pkgconfig sh -c \
 	  '$(CC) -std=c11 -Wall -Wextra -Werror examples/c/quickstart.c $$(pkg-config --cflags --libs otpengine) -o $(BUILD)/quickstart-c'
+	PKG_CONFIG_PATH=$(CURDIR)/$(BUILD)/prefix/lib/pkgconfig scripts/check-soname.sh \
+	  $(BUILD)/prefix/include/otpengine.h $(BUILD)/prefix/lib $(BUILD)/quickstart-c
 	LD_LIBRARY_PATH=$(CURDIR)/$(BUILD)/prefix/lib $(BUILD)/quickstart-c
 
 ## Regenerates include/otpengine.h from ffi/src/lib.rs.

@@ -106,6 +106,21 @@ import (
 	"unsafe"
 )
 
+// ABIVersion is the C ABI version this package was compiled against
+// (OTPENGINE_ABI_VERSION of otpengine.h). The shared library's soname carries
+// it (libotpengine.so.N), so a program built with -tags otpengine_shared never
+// loads a library of another ABI; the package also checks at start-up that the
+// library it runs with says the same, and panics naming both numbers if not.
+const ABIVersion = C.OTPENGINE_ABI_VERSION
+
+func abiVersionOfLibrary() uint32 { return uint32(C.otp_abi_version()) }
+
+func init() {
+	if got := abiVersionOfLibrary(); got != ABIVersion {
+		panic(fmt.Sprintf("otpengine: libotpengine has C ABI version %d, this package was built for %d: rebuild against the installed header", got, ABIVersion))
+	}
+}
+
 // Alphabet is the set of symbols codes are made of.
 type Alphabet int
 

@@ -486,3 +486,10 @@ func TestCloseWhileCallsAreInFlight(t *testing.T) {
 		wg.Wait()
 	}
 }
+
+func TestTheLibraryHasTheHeadersABIVersion(t *testing.T) {
+	// init would have panicked otherwise; this names the number too.
+	if got := abiVersionOfLibrary(); got != ABIVersion || ABIVersion < 1 {
+		t.Fatalf("library ABI %d, header ABI %d", got, ABIVersion)
+	}
+}

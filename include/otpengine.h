@@ -16,6 +16,11 @@
  * out-parameters are left untouched (otp_issue also fills retry_after_ms on
  * OTP_RATE_LIMITED and OTP_LOCKED) and otp_last_error gives a message that
  * names what was wrong. No call ever aborts or unwinds into C.
+ *
+ * ABI: OTPENGINE_ABI_VERSION changes with every change of a struct's layout or
+ * a function's signature, and the shared library's soname carries it
+ * (libotpengine.so.N): a program is never run against a library whose structs
+ * differ from its header's. otp_abi_version() returns the library's number.
  */
 
 #ifndef OTPENGINE_H
@@ -31,6 +36,11 @@ enum { OTP_ALPHABET_DIGITS = 0, OTP_ALPHABET_ALPHANUMERIC = 1 };
 
 /* Values of otp_totp_params.algorithm and otp_hotp's algorithm. */
 enum { OTP_HASH_SHA1 = 0, OTP_HASH_SHA256 = 1, OTP_HASH_SHA512 = 2 };
+
+// The ABI major version of this header: bumped with every change of a public
+// struct's layout or a function's signature. The library's soname carries it
+// (`libotpengine.so.2`), and [`otp_abi_version`] returns the library's own.
+#define OTPENGINE_ABI_VERSION 1
 
 // The result of every call. Numbers are stable; a retired one is never reused.
 typedef enum otp_status {
@@ -343,6 +353,11 @@ size_t otp_last_error(char *buf, size_t buf_len);
 
 // The library's version, e.g. "0.1.0" (static, never NULL).
 const char *otp_version(void);
+
+// The ABI version the library was built with; a program linked statically (or
+// loading the library by hand) compares it with `OTPENGINE_ABI_VERSION` from
+// the header it was compiled against.
+uint32_t otp_abi_version(void);
 
 // Writes the SMS that carries `code` for `brand`, valid for `ttl_ms`
 // (1000..=86400000), and a NUL, to `text_out`: "Acme: your code is 123456.

@@ -18,10 +18,12 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
 
+mod abi;
 mod message;
 mod redis;
 mod totp;
 
+pub use abi::{otp_abi_version, OTPENGINE_ABI_VERSION};
 pub use redis::{
     otp_engine_new_redis, otp_engine_new_redis_opts, otp_redis_options, otp_redis_options_default,
 };

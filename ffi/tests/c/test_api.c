@@ -43,6 +43,7 @@ static void test_defaults_and_version(void) {
   CHECK(c.codes_per_key == 1 && c.capacity == 10000000 && c.shards == 0 && c.manual_clock == 0);
   otp_config_default(NULL); /* no-op, no crash */
   CHECK(strcmp(otp_version(), OTPENGINE_VERSION) == 0);
+  CHECK(otp_abi_version() == OTPENGINE_ABI_VERSION);
 }
 
 static void test_status_strings(void) {
