@@ -65,12 +65,15 @@ pub struct MemoryUsage {
     pub failure_histories: usize,
     /// Timer wheels: 12 bytes per timer, about one per key held.
     pub wheels: usize,
+    /// The scope tables (`crate::scope`): 40 bytes per scope value with a
+    /// count in a running window.
+    pub scopes: usize,
 }
 
 impl MemoryUsage {
     /// All of it.
     pub fn total(&self) -> usize {
-        self.tables + self.older_codes + self.failure_histories + self.wheels
+        self.tables + self.older_codes + self.failure_histories + self.wheels + self.scopes
     }
 }
 

@@ -133,6 +133,9 @@ pub struct Digester {
     /// For the key ids of TOTP state, so that a TOTP key and a random-code key
     /// with the same bytes are two keys.
     totp_subkey: [u8; 32],
+    /// For the ids of scope state (`crate::scope`): a scope is another key,
+    /// never equal to a key of either kind.
+    scope_subkey: [u8; 32],
 }
 
 impl Digester {
@@ -143,6 +146,7 @@ impl Digester {
             key_subkey: *secret.subkey(b"otpengine v1 key id"),
             code_subkey: *secret.subkey(b"otpengine v1 code digest"),
             totp_subkey: *secret.subkey(b"otpengine v1 totp key id"),
+            scope_subkey: *secret.subkey(b"otpengine v1 scope id"),
         }
     }
 
@@ -160,6 +164,16 @@ impl Digester {
     /// the random-code state of the same key bytes.
     pub fn totp_key_id(&self, key: &[u8]) -> KeyId {
         self.key_id_under(&self.totp_subkey, key)
+    }
+
+    /// The id of the scope `name` = `value`: the name's length first, so that no
+    /// two (name, value) pairs run together into the same bytes.
+    pub fn scope_id(&self, name: &str, value: &[u8]) -> KeyId {
+        let mut bytes = Vec::with_capacity(1 + name.len() + value.len());
+        bytes.push(name.len() as u8); // at most 31 (`crate::scope`)
+        bytes.extend_from_slice(name.as_bytes());
+        bytes.extend_from_slice(value);
+        self.key_id_under(&self.scope_subkey, &bytes)
     }
 
     fn key_id_under(&self, subkey: &[u8; 32], key: &[u8]) -> KeyId {

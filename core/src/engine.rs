@@ -8,6 +8,7 @@ use crate::answer::{ForkReset, Issued, MemoryUsage, Verdict};
 use crate::error::{Constraint, Error, Field, Got, InvalidInput};
 use crate::memory::Memory;
 use crate::policy::{check_context, check_key, check_ttl, Config, Policy};
+use crate::scope::{Scope, ScopeTarget};
 use crate::stats::Stats;
 use crate::totp::TotpParams;
 
@@ -118,6 +119,100 @@ impl Engine {
             code,
             expires_in: Duration::from_millis(ttl),
         })
+    }
+
+    /// [`Engine::issue`] (with `ttl`, or the configured one for `None`) for a key
+    /// that belongs to `scopes`: allowed only when the key's own limits and
+    /// every named scope's allow it, and then counted on the key and on each
+    /// scope that has an issue limit; a refused issue counts nowhere.
+    ///
+    /// The refusal is [`Error::RateLimited`] with the longest wait among the
+    /// limits that refuse and the scope that gives it (`None`: the key's own),
+    /// or [`Error::Locked`] for a locked-out key. A scope name with no
+    /// configured limit, or one named twice, is [`Error::InvalidInput`] naming
+    /// it, and changes nothing. With no scopes this is [`Engine::issue`].
+    pub fn issue_scoped(
+        &self,
+        key: impl AsRef<[u8]>,
+        context: impl AsRef<[u8]>,
+        ttl: Option<Duration>,
+        scopes: &[Scope<'_>],
+    ) -> Result<Issued, Error> {
+        let (key, context) = (key.as_ref(), context.as_ref());
+        if scopes.is_empty() {
+            return self.issue_inner(key, context, ttl);
+        }
+        check_key(key)?;
+        check_context(context)?;
+        let ttl = match ttl {
+            Some(ttl) => check_ttl(ttl)?,
+            None => self.policy().ttl,
+        };
+        let targets = self.targets(scopes)?;
+        let code = match &self.backend {
+            Backend::Memory(m) => m.issue_scoped(key, context, ttl, &targets),
+            #[cfg(feature = "redis")]
+            Backend::Redis(r) => r.issue_scoped(key, context, ttl, &targets),
+        }?;
+        Ok(Issued {
+            code,
+            expires_in: Duration::from_millis(ttl),
+        })
+    }
+
+    /// [`Engine::verify`] for a call that belongs to `scopes`. A scope that has
+    /// spent its failure budget answers [`Verdict::Locked`] (with the longer
+    /// of its wait and the key's own lockout) without the code being looked at
+    /// and without touching the key's budget. A counted mismatch counts on the
+    /// key and on every scope with a failure budget; `Verified` resets the
+    /// key's count but not a scope's (a sprayer with one right code must not
+    /// reset an address's budget). Scope errors as for [`Engine::issue_scoped`].
+    pub fn verify_scoped(
+        &self,
+        key: impl AsRef<[u8]>,
+        code: impl AsRef<[u8]>,
+        context: impl AsRef<[u8]>,
+        scopes: &[Scope<'_>],
+    ) -> Result<Verdict, Error> {
+        let (key, typed, context) = (key.as_ref(), code.as_ref(), context.as_ref());
+        if scopes.is_empty() {
+            return self.verify(key, typed, context);
+        }
+        check_key(key)?;
+        check_context(context)?;
+        let targets = self.targets(scopes)?;
+        match &self.backend {
+            Backend::Memory(m) => m.verify_scoped(key, typed, context, &targets),
+            #[cfg(feature = "redis")]
+            Backend::Redis(r) => r.verify_scoped(key, typed, context, &targets),
+        }
+    }
+
+    /// Lifts the failure lockout of the scope `name` = `value` and clears its
+    /// counts (a support desk unblocking an office's shared address). True if
+    /// it had a count in a running window. An unconfigured name is
+    /// [`Error::InvalidInput`].
+    pub fn unlock_scope(&self, name: &str, value: impl AsRef<[u8]>) -> Result<bool, Error> {
+        let targets = self.targets(&[Scope::new(name, value.as_ref())])?;
+        match &self.backend {
+            Backend::Memory(m) => Ok(m.unlock_scope(&targets[0])),
+            #[cfg(feature = "redis")]
+            Backend::Redis(r) => r.unlock_scope(&targets[0]),
+        }
+    }
+
+    /// A call's scopes, checked against the configured limits and hashed.
+    fn targets(&self, scopes: &[Scope<'_>]) -> Result<Vec<ScopeTarget>, Error> {
+        let digester = match &self.backend {
+            Backend::Memory(m) => m.digester(),
+            #[cfg(feature = "redis")]
+            Backend::Redis(r) => r.digester(),
+        };
+        Ok(crate::scope::resolve(
+            &self.policy().scopes,
+            scopes,
+            digester,
+        )?)
     }
 
     /// Issues a code for each of `keys`, with one `context` for all, in order, and
@@ -263,6 +358,21 @@ impl Engine {
         params: &TotpParams,
         at: Option<SystemTime>,
     ) -> Result<Verdict, Error> {
+        self.verify_totp_scoped(key, secret, code, params, at, &[])
+    }
+
+    /// [`Engine::verify_totp`] for a call that belongs to `scopes`, with the
+    /// scope rules of [`Engine::verify_scoped`]: spraying targets
+    /// authenticator codes as much as sent ones.
+    pub fn verify_totp_scoped(
+        &self,
+        key: impl AsRef<[u8]>,
+        secret: &[u8],
+        code: &str,
+        params: &TotpParams,
+        at: Option<SystemTime>,
+        scopes: &[Scope<'_>],
+    ) -> Result<Verdict, Error> {
         let key = key.as_ref();
         check_key(key)?;
         crate::totp::check_secret(secret)?;
@@ -286,10 +396,21 @@ impl Engine {
         })?;
         crate::totp::check_unix_time(since_1970.as_secs())?;
         let unix_ms = since_1970.as_millis() as u64; // at most 2.6e14 after the check
+        let typed = code.as_bytes();
+        if scopes.is_empty() {
+            return match &self.backend {
+                Backend::Memory(m) => m.verify_totp(key, secret, typed, params, unix_ms),
+                #[cfg(feature = "redis")]
+                Backend::Redis(r) => r.verify_totp(key, secret, typed, params, unix_ms, &[]),
+            };
+        }
+        let targets = self.targets(scopes)?;
         match &self.backend {
-            Backend::Memory(m) => m.verify_totp(key, secret, code.as_bytes(), params, unix_ms),
+            Backend::Memory(m) => {
+                m.verify_totp_scoped(key, secret, typed, params, unix_ms, &targets)
+            }
             #[cfg(feature = "redis")]
-            Backend::Redis(r) => r.verify_totp(key, secret, code.as_bytes(), params, unix_ms),
+            Backend::Redis(r) => r.verify_totp(key, secret, typed, params, unix_ms, &targets),
         }
     }
 

@@ -103,6 +103,24 @@ pub enum Field {
     PackageName,
     /// An Android application's signing certificate.
     SigningCertificate,
+    /// [`Config::scope_limits`](crate::Config::scope_limits), as a list.
+    ScopeLimits,
+    /// A scope limit's [`name`](crate::scope::ScopeLimit::name).
+    ScopeName,
+    /// A scope limit's [`max_issues`](crate::scope::ScopeLimit::max_issues).
+    ScopeMaxIssues,
+    /// A scope limit's [`issue_window`](crate::scope::ScopeLimit::issue_window).
+    ScopeIssueWindow,
+    /// A scope limit's [`max_failures`](crate::scope::ScopeLimit::max_failures).
+    ScopeMaxFailures,
+    /// A scope limit's [`failure_window`](crate::scope::ScopeLimit::failure_window).
+    ScopeFailureWindow,
+    /// The scopes a call names (a name with no configured limit, or one named twice).
+    Scopes,
+    /// A scope's value ([`Scope::value`](crate::scope::Scope::value)).
+    ScopeValue,
+    /// A client address given to [`ip_scope`](crate::scope::ip_scope).
+    IpAddress,
 }
 
 impl Field {
@@ -154,6 +172,15 @@ impl Field {
             Field::SmsText => "text",
             Field::PackageName => "package_name",
             Field::SigningCertificate => "signing_certificate",
+            Field::ScopeLimits => "scope_limits",
+            Field::ScopeName => "scope_name",
+            Field::ScopeMaxIssues => "scope_max_issues",
+            Field::ScopeIssueWindow => "scope_issue_window",
+            Field::ScopeMaxFailures => "scope_max_failures",
+            Field::ScopeFailureWindow => "scope_failure_window",
+            Field::Scopes => "scopes",
+            Field::ScopeValue => "scope_value",
+            Field::IpAddress => "ip_address",
         }
     }
 
@@ -170,6 +197,8 @@ impl Field {
                 | Field::RedisConnectTimeout
                 | Field::RedisResponseTimeout
                 | Field::TotpPeriod
+                | Field::ScopeIssueWindow
+                | Field::ScopeFailureWindow
         )
     }
 }
@@ -317,8 +346,12 @@ pub enum Error {
     /// it would be allowed after `retry_after` (the larger wait when both apply).
     #[non_exhaustive]
     RateLimited {
-        /// Time until an issue for this key would be allowed.
+        /// Time until an issue for this key would be allowed: the longest wait
+        /// among the limits that refuse it.
         retry_after: Duration,
+        /// The scope whose limit gives that wait (`None`: the key's own
+        /// cooldown or window).
+        scope: Option<String>,
     },
     /// The key is locked out after too many failed verifies.
     #[non_exhaustive]
@@ -361,9 +394,20 @@ impl fmt::Display for Error {
         let human = |d: &Duration| format_duration(*d, DurationUnit::Human);
         match self {
             Error::InvalidInput(e) => e.fmt(f),
-            Error::RateLimited { retry_after } => {
+            Error::RateLimited {
+                retry_after,
+                scope: None,
+            } => {
                 write!(f, "rate limited: retry after {}", human(retry_after))
             }
+            Error::RateLimited {
+                retry_after,
+                scope: Some(scope),
+            } => write!(
+                f,
+                "rate limited by scope {scope:?}: retry after {}",
+                human(retry_after)
+            ),
             Error::Locked { retry_after } => write!(
                 f,
                 "key locked after too many failed attempts: retry after {}",
@@ -456,8 +500,17 @@ mod tests {
     fn errors_read_as_sentences() {
         let rate_limited = Error::RateLimited {
             retry_after: Duration::from_millis(1500),
+            scope: None,
         };
         assert_eq!(rate_limited.to_string(), "rate limited: retry after 1.5s");
+        let by_scope = Error::RateLimited {
+            retry_after: Duration::from_secs(60),
+            scope: Some("ip".into()),
+        };
+        assert_eq!(
+            by_scope.to_string(),
+            "rate limited by scope \"ip\": retry after 1m"
+        );
         let full = Error::CapacityExceeded {
             capacity: 3,
             out_of_memory: None,

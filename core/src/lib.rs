@@ -52,6 +52,8 @@ mod policy;
 #[cfg(feature = "redis")]
 mod redis;
 mod rules;
+pub mod scope;
+mod scope_shard;
 mod shard;
 mod sip;
 mod stats;
@@ -73,7 +75,7 @@ pub use policy::{
 };
 #[cfg(feature = "redis")]
 pub use redis::RedisOptions;
-pub use stats::Stats;
+pub use stats::{ScopeStats, Stats};
 /// A string wiped on drop, as [`RedisOptions::password`](crate::RedisOptions) holds it.
 pub use zeroize::Zeroizing;
 

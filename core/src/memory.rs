@@ -10,7 +10,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use crossbeam_utils::CachePadded;
-use parking_lot::{Condvar, Mutex};
+use parking_lot::{Condvar, Mutex, MutexGuard};
 
 use crate::answer::{ForkReset, Issued, MemoryUsage, Verdict};
 use crate::clock::{Millis, TimeSource};
@@ -19,6 +19,8 @@ use crate::digest::{CodeDigest, DigestAlgorithm, Digester, Secret};
 use crate::error::Error;
 use crate::fork;
 use crate::policy::{Config, Policy};
+use crate::scope::ScopeTarget;
+use crate::scope_shard::ScopeShard;
 use crate::shard::{IssueRequest, Outcome, Refusal, Shard, Shared};
 use crate::stats::Stats;
 use crate::totp::{TotpCheck, TotpParams};
@@ -46,6 +48,11 @@ struct Inner {
     shared: Shared,
     shards: Box<[CachePadded<ShardCell>]>,
     shard_mask: u64,
+    /// The scope state (`scope_shard.rs`), as many shards as the keys' when
+    /// scope limits are configured, none otherwise. A scoped call locks its
+    /// key's shard first, then its scopes' shards in ascending order, and
+    /// nothing locks a key's shard while holding a scope's: no deadlock.
+    scope_shards: Box<[CachePadded<Mutex<ScopeShard>>]>,
     digester: Digester,
     time: TimeSource,
     /// The fork generation the shards' contents belong to (see [`Inner::reset_if_forked`]).
@@ -67,6 +74,14 @@ impl Memory {
         let shards = (0..policy.shards)
             .map(|_| CachePadded::new(ShardCell::new(Shard::new(now))))
             .collect();
+        let scope_shard_count = if policy.scopes.is_empty() {
+            0
+        } else {
+            policy.shards
+        };
+        let scope_shards = (0..scope_shard_count)
+            .map(|_| CachePadded::new(Mutex::new(ScopeShard::new(now))))
+            .collect();
         let inner = Arc::new(Inner {
             shard_mask: u64::from(policy.shards - 1),
             shared: Shared {
@@ -74,6 +89,7 @@ impl Memory {
                 held: CachePadded::new(AtomicU64::new(0)),
             },
             shards,
+            scope_shards,
             digester: Digester::new(&secret, config.digest),
             time,
             fork_generation: AtomicU64::new(fork::generation()),
@@ -190,6 +206,10 @@ impl Memory {
         self.inner.shards.len()
     }
 
+    pub(crate) fn digester(&self) -> &Digester {
+        &self.inner.digester
+    }
+
     pub(crate) fn digest_algorithm(&self) -> DigestAlgorithm {
         self.inner.digester.algorithm()
     }
@@ -211,6 +231,11 @@ impl Memory {
             let mut shard = shard.lock();
             shard.validate(&self.inner.shared);
             held += shard.reserved() as u64;
+        }
+        for shard in self.inner.scope_shards.iter() {
+            let shard = shard.lock();
+            shard.validate(&self.inner.shared);
+            held += shard.held() as u64;
         }
         assert_eq!(held, self.inner.shared.held.load(Ordering::Relaxed));
     }
@@ -246,14 +271,12 @@ impl Memory {
         result.map_err(|refusal| match refusal {
             Refusal::RateLimited(wait) => Error::RateLimited {
                 retry_after: Duration::from_millis(wait),
+                scope: None,
             },
             Refusal::Locked(wait) => Error::Locked {
                 retry_after: Duration::from_millis(wait),
             },
-            Refusal::Full => Error::CapacityExceeded {
-                capacity: inner.shared.policy.capacity,
-                out_of_memory: None,
-            },
+            Refusal::Full => self.full(),
         })
     }
 
@@ -338,6 +361,247 @@ impl Memory {
         }
     }
 
+    /// See [`Engine::issue_scoped`](crate::Engine::issue_scoped); the scopes are
+    /// resolved. The key's shard and its scopes' shards are held together, so
+    /// the key's limits and every scope's are checked, and the issue counted on
+    /// all of them, as one step: a refused issue counts nowhere.
+    pub(crate) fn issue_scoped(
+        &self,
+        key: &[u8],
+        context: &[u8],
+        ttl: Millis,
+        targets: &[ScopeTarget],
+    ) -> Result<Code, Error> {
+        self.inner.reset_if_forked();
+        let req = self.issue_request(key, context, ttl);
+        match self.try_issue_scoped(&req, targets, false) {
+            Err(Error::CapacityExceeded { .. }) => {
+                // Full: reclaim everything, with no lock held, then try once more.
+                self.inner.reclaim_all(self.inner.time.now());
+                self.try_issue_scoped(&req, targets, true)
+            }
+            answer => answer,
+        }
+    }
+
+    fn try_issue_scoped(
+        &self,
+        req: &IssueRequest,
+        targets: &[ScopeTarget],
+        count_full: bool,
+    ) -> Result<Code, Error> {
+        let inner = &*self.inner;
+        let shared = &inner.shared;
+        let scopes_policy = &shared.policy.scopes;
+        let now = inner.time.now();
+        let mut key = inner.shard(req.hash).lock();
+        let (mut scopes, guard_of) = inner.lock_scopes(targets);
+        for guard in scopes.iter_mut() {
+            guard.begin(shared, now);
+        }
+
+        // The longest wait among the limits that refuse, and whose it is.
+        let mut wait = match key.issue_refusal(shared, req.hash, now) {
+            Some(Refusal::Locked(left)) => {
+                key.counters.locked += 1;
+                return Err(Error::Locked {
+                    retry_after: Duration::from_millis(left),
+                });
+            }
+            Some(Refusal::RateLimited(wait)) => wait,
+            _ => 0,
+        };
+        let mut by = None;
+        for (k, t) in targets.iter().enumerate() {
+            let limit = &scopes_policy[t.limit];
+            let scope_wait = scopes[guard_of[k]].issue_wait(t.id.table_hash(), limit, now);
+            if scope_wait > wait {
+                (wait, by) = (scope_wait, Some(t.limit));
+            }
+        }
+        if wait > 0 {
+            key.counters.rate_limited += 1;
+            if let Some(limit) = by {
+                key.counters.scope_rate_limited[limit] += 1;
+            }
+            return Err(Error::RateLimited {
+                retry_after: Duration::from_millis(wait),
+                scope: by.map(|limit| scopes_policy[limit].name.clone()),
+            });
+        }
+
+        // Allowed by every limit: the scopes with an issue limit count it.
+        let counting: Vec<usize> = (0..targets.len())
+            .filter(|&k| scopes_policy[targets[k].limit].max_issues > 0)
+            .collect();
+        let new_rows = counting
+            .iter()
+            .filter(|&&k| !scopes[guard_of[k]].holds(targets[k].id.table_hash()))
+            .count();
+        if !reserve_rows(shared, new_rows) {
+            if count_full {
+                key.counters.capacity_exceeded += 1;
+            }
+            return Err(self.full());
+        }
+        match key.issue(shared, req, now, count_full) {
+            Ok(code) => {
+                for k in counting {
+                    let t = &targets[k];
+                    scopes[guard_of[k]].count_issue(shared, t.id.table_hash(), t.limit, now);
+                }
+                Ok(code)
+            }
+            Err(refusal) => {
+                shared.held.fetch_sub(new_rows as u64, Ordering::Relaxed);
+                Err(match refusal {
+                    Refusal::RateLimited(wait) => Error::RateLimited {
+                        retry_after: Duration::from_millis(wait),
+                        scope: None,
+                    },
+                    Refusal::Locked(wait) => Error::Locked {
+                        retry_after: Duration::from_millis(wait),
+                    },
+                    Refusal::Full => self.full(),
+                })
+            }
+        }
+    }
+
+    /// See [`Engine::verify_scoped`](crate::Engine::verify_scoped); the scopes are
+    /// resolved. A scope that has spent its failure budget answers `Locked`
+    /// without the code being looked at; a counted failure of the key counts on
+    /// every scope with a failure budget, in the same step.
+    pub(crate) fn verify_scoped(
+        &self,
+        key: &[u8],
+        typed: &[u8],
+        context: &[u8],
+        targets: &[ScopeTarget],
+    ) -> Result<Verdict, Error> {
+        self.inner.reset_if_forked();
+        let req = self.verify_request(key, typed, context);
+        self.verify_with_scopes(req.hash, targets, |shard, shared, now, _| {
+            Ok(shard.verify(shared, req.hash, req.guess, now))
+        })
+    }
+
+    /// [`Memory::verify_totp`] with scopes, as [`Memory::verify_scoped`].
+    pub(crate) fn verify_totp_scoped(
+        &self,
+        key: &[u8],
+        secret: &[u8],
+        typed: &[u8],
+        params: &TotpParams,
+        unix_ms: u64,
+        targets: &[ScopeTarget],
+    ) -> Result<Verdict, Error> {
+        let inner = &*self.inner;
+        inner.reset_if_forked();
+        let hash = inner.digester.totp_key_id(key).table_hash();
+        let check = TotpCheck::new(secret, typed, params, unix_ms);
+        self.verify_with_scopes(hash, targets, |shard, shared, now, count_full| {
+            shard.verify_totp(shared, hash, &check, now, count_full)
+        })
+    }
+
+    /// The scoped verify of either kind: `run` is the key's own verify. Full
+    /// (no room to count a failure on a scope): reclaim and try once more, then
+    /// refuse without looking at the code, as a full TOTP verify does.
+    fn verify_with_scopes(
+        &self,
+        hash: u64,
+        targets: &[ScopeTarget],
+        mut run: impl FnMut(&mut Shard, &Shared, Millis, bool) -> Result<Outcome, Refusal>,
+    ) -> Result<Verdict, Error> {
+        let inner = &*self.inner;
+        for count_full in [false, true] {
+            let shared = &inner.shared;
+            let scopes_policy = &shared.policy.scopes;
+            let now = inner.time.now();
+            let mut key = inner.shard(hash).lock();
+            let (mut scopes, guard_of) = inner.lock_scopes(targets);
+            for guard in scopes.iter_mut() {
+                guard.begin(shared, now);
+            }
+
+            let mut wait = 0;
+            let mut by = None;
+            for (k, t) in targets.iter().enumerate() {
+                let limit = &scopes_policy[t.limit];
+                let left = scopes[guard_of[k]].lockout_left(t.id.table_hash(), limit, now);
+                if let Some(left) = left.filter(|&left| left > wait) {
+                    (wait, by) = (left, Some(t.limit));
+                }
+            }
+            if let Some(limit) = by {
+                let key_wait = key.key_lockout_left(shared, hash, now).unwrap_or(0);
+                key.counters.locked += 1;
+                key.counters.scope_locked[limit] += 1;
+                return Ok(Verdict::Locked {
+                    retry_after: Duration::from_millis(wait.max(key_wait)),
+                });
+            }
+
+            let counting: Vec<usize> = (0..targets.len())
+                .filter(|&k| scopes_policy[targets[k].limit].max_failures > 0)
+                .collect();
+            let new_rows = counting
+                .iter()
+                .filter(|&&k| !scopes[guard_of[k]].holds(targets[k].id.table_hash()))
+                .count();
+            if !reserve_rows(shared, new_rows) {
+                if count_full {
+                    key.counters.capacity_exceeded += 1;
+                    return Err(self.full());
+                }
+                drop((key, scopes));
+                inner.reclaim_all(now);
+                continue;
+            }
+            let outcome = match run(&mut key, shared, now, count_full) {
+                Ok(outcome) => outcome,
+                Err(_) if !count_full => {
+                    shared.held.fetch_sub(new_rows as u64, Ordering::Relaxed);
+                    drop((key, scopes));
+                    inner.reclaim_all(now);
+                    continue;
+                }
+                Err(_) => {
+                    shared.held.fetch_sub(new_rows as u64, Ordering::Relaxed);
+                    return Err(self.full());
+                }
+            };
+            if key.counted_failure() {
+                for k in counting {
+                    let t = &targets[k];
+                    scopes[guard_of[k]].count_failure(shared, t.id.table_hash(), t.limit, now);
+                }
+            } else {
+                shared.held.fetch_sub(new_rows as u64, Ordering::Relaxed);
+            }
+            return Ok(Self::verdict(outcome));
+        }
+        unreachable!("the second pass returns")
+    }
+
+    /// Lifts the lockout of a scope value and clears its counts.
+    pub(crate) fn unlock_scope(&self, target: &ScopeTarget) -> bool {
+        let inner = &*self.inner;
+        inner.reset_if_forked();
+        let now = inner.time.now();
+        let mut shard = inner.scope_shards[inner.scope_shard_index(target)].lock();
+        shard.begin(&inner.shared, now);
+        shard.clear(&inner.shared, target.id.table_hash(), now)
+    }
+
+    fn full(&self) -> Error {
+        Error::CapacityExceeded {
+            capacity: self.inner.shared.policy.capacity,
+            out_of_memory: None,
+        }
+    }
+
     fn with_key<R>(&self, key: &[u8], op: impl FnOnce(&mut Shard, &Shared, u64, Millis) -> R) -> R {
         let inner = &*self.inner;
         inner.reset_if_forked();
@@ -351,13 +615,22 @@ impl Memory {
         inner.reset_if_forked();
         let now = inner.time.now();
         let mut stats = Stats::default();
+        let mut counters = Vec::with_capacity(inner.shards.len());
         for shard in inner.shards.iter() {
             let mut shard = shard.lock();
             shard.reclaim(&inner.shared, now, usize::MAX);
             stats.add(&shard.counters);
+            counters.push(shard.counters);
             stats.live += shard.live();
             stats.held += shard.held() as u64;
         }
+        for shard in inner.scope_shards.iter() {
+            let mut shard = shard.lock();
+            shard.reclaim(&inner.shared, now, usize::MAX);
+            stats.held += shard.held() as u64;
+        }
+        let names = inner.shared.policy.scopes.iter().map(|s| s.name.as_str());
+        stats.set_scopes(names, &counters);
         stats
     }
 
@@ -370,6 +643,11 @@ impl Memory {
             usage.older_codes += m.older;
             usage.failure_histories += m.histories;
             usage.wheels += m.wheel;
+        }
+        for shard in self.inner.scope_shards.iter() {
+            let (table, wheel) = shard.lock().memory();
+            usage.scopes += table;
+            usage.wheels += wheel;
         }
         usage
     }
@@ -390,6 +668,9 @@ impl Inner {
         let now = self.time.now();
         for shard in self.shards.iter() {
             *shard.lock() = Shard::new(now);
+        }
+        for shard in self.scope_shards.iter() {
+            *shard.lock() = ScopeShard::new(now);
         }
         self.shared.held.store(0, Ordering::Relaxed);
         self.fork_generation.store(generation, Ordering::Release);
@@ -424,6 +705,9 @@ impl Inner {
             shard.reclaim(&self.shared, now, usize::MAX);
             shard.drop_spares(&self.shared);
         }
+        for shard in self.scope_shards.iter() {
+            shard.lock().reclaim(&self.shared, now, usize::MAX);
+        }
     }
 
     /// One reaper pass over all shards, skipping any that are busy: those are
@@ -443,7 +727,53 @@ impl Inner {
                 }
             }
         }
+        for shard in self.scope_shards.iter() {
+            loop {
+                let Some(_pass) = fork::ReaperPass::enter() else {
+                    return;
+                };
+                let Some(mut shard) = shard.try_lock() else {
+                    break;
+                };
+                if shard.reclaim(&self.shared, now, REAPER_BATCH) < REAPER_BATCH {
+                    break;
+                }
+            }
+        }
     }
+
+    fn scope_shard_index(&self, target: &ScopeTarget) -> usize {
+        (target.id.table_hash() & (self.scope_shards.len() as u64 - 1)) as usize
+    }
+
+    /// Locks the shards of `targets` in ascending order, each once; returns the
+    /// guards and, for each target, the index of its guard.
+    fn lock_scopes(
+        &self,
+        targets: &[ScopeTarget],
+    ) -> (Vec<MutexGuard<'_, ScopeShard>>, Vec<usize>) {
+        let mut order: Vec<usize> = targets.iter().map(|t| self.scope_shard_index(t)).collect();
+        let of_target = order.clone();
+        order.sort_unstable();
+        order.dedup();
+        let guards = order.iter().map(|&k| self.scope_shards[k].lock()).collect();
+        let guard_of = of_target
+            .iter()
+            .map(|k| order.binary_search(k).expect("locked"))
+            .collect();
+        (guards, guard_of)
+    }
+}
+
+/// Takes `rows` rows of the capacity, all or none.
+fn reserve_rows(shared: &Shared, rows: usize) -> bool {
+    for taken in 0..rows {
+        if !shared.reserve() {
+            shared.held.fetch_sub(taken as u64, Ordering::Relaxed);
+            return false;
+        }
+    }
+    true
 }
 
 /// A shard behind its lock, and where its table's rows are, published after every

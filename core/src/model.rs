@@ -307,6 +307,7 @@ impl Model {
                 self.stats.rate_limited += 1;
                 return Err(Error::RateLimited {
                     retry_after: ms(wait),
+                    scope: None,
                 });
             }
         } else if self.held() >= c.capacity {
@@ -429,7 +430,7 @@ impl Model {
 
     fn expected_stats(&mut self) -> Stats {
         self.tick();
-        let mut stats = self.stats;
+        let mut stats = self.stats.clone();
         stats.live = self
             .keys
             .values()

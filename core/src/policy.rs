@@ -109,6 +109,10 @@ pub struct Config {
     pub secret: Option<Secret>,
     /// PRF behind the digests. Default SipHash-2-4.
     pub digest: DigestAlgorithm,
+    /// Limits on scopes a call may name (a client address, a phone prefix, a
+    /// tenant, the whole service), up to 8 with distinct names: see
+    /// [`crate::scope`]. Default none.
+    pub scope_limits: Vec<crate::scope::ScopeLimit>,
     /// How often a background thread sweeps idle shards for expired entries,
     /// 1 ms..=1 h; `None` runs no thread (operations still reclaim as they go).
     /// Default 1 s.
@@ -135,6 +139,7 @@ impl Default for Config {
             clock: Clock::system(),
             secret: None,
             digest: DigestAlgorithm::SipHash24,
+            scope_limits: Vec::new(),
             reaper_interval: Some(SECOND),
         }
     }
@@ -172,6 +177,8 @@ pub(crate) struct Policy {
     pub codes_per_key: u8,
     pub capacity: u64,
     pub shards: u32,
+    /// The scope limits, in the order configured.
+    pub scopes: Vec<crate::scope::ScopePolicy>,
 }
 
 impl Policy {
@@ -237,6 +244,7 @@ impl Policy {
         if let Some(interval) = c.reaper_interval {
             duration(Field::ReaperInterval, interval, REAPER_INTERVAL_RANGE)?;
         }
+        let scopes = crate::scope::check_limits(&c.scope_limits)?;
         Ok(Policy {
             code_length: c.code_length,
             alphabet: c.alphabet,
@@ -252,6 +260,7 @@ impl Policy {
             codes_per_key: c.codes_per_key as u8,
             capacity: c.capacity,
             shards,
+            scopes,
         })
     }
 }
@@ -294,8 +303,7 @@ pub fn constraint(field: Field) -> Option<Constraint> {
 }
 
 /// Checks a duration against the bounds of `field`; the error names the field.
-#[cfg(feature = "redis")]
-pub(crate) fn check_duration(
+pub(crate) fn check_duration_of(
     field: Field,
     value: Duration,
     bounds: (Duration, Duration),

@@ -92,7 +92,8 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    fn reserve(&self) -> bool {
+    /// Takes one row of the capacity; false when the engine is full.
+    pub(crate) fn reserve(&self) -> bool {
         let capacity = self.policy.capacity;
         self.held
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |held| {
@@ -334,6 +335,9 @@ pub(crate) struct Shard {
     live: u64,
     /// Spare rows (see the ground rules).
     spares: usize,
+    /// Whether the last call counted a failure (read by the scoped calls,
+    /// which count it on their scopes too).
+    failed: bool,
     pub(crate) counters: Counters,
 }
 
@@ -349,8 +353,47 @@ impl Shard {
             now,
             live: 0,
             spares: 0,
+            failed: false,
             counters: Counters::default(),
         }
+    }
+
+    /// Whether the last call counted a failure against the key (a mismatch, or
+    /// the failure that burned its code or locked it).
+    pub(crate) fn counted_failure(&self) -> bool {
+        self.failed
+    }
+
+    /// What the key's own limits say to an issue now, without counting it: the
+    /// lockout's or the rate limit's wait, if one refuses. A scoped issue asks
+    /// this first, to weigh the key's wait against its scopes'.
+    pub(crate) fn issue_refusal(
+        &mut self,
+        shared: &Shared,
+        hash: u64,
+        now: Millis,
+    ) -> Option<Refusal> {
+        let p = &shared.policy;
+        let now = self.begin(shared, now);
+        let i = self.current(shared, hash, now)?;
+        if let Some(left) = self.lockout_left(p, i, now) {
+            return Some(Refusal::Locked(left));
+        }
+        let wait = self.rate_wait(p, i, now);
+        (wait > 0).then_some(Refusal::RateLimited(wait))
+    }
+
+    /// The key's own lockout, if any: a verify refused by a scope's lockout
+    /// answers the longer of the two waits.
+    pub(crate) fn key_lockout_left(
+        &mut self,
+        shared: &Shared,
+        hash: u64,
+        now: Millis,
+    ) -> Option<Millis> {
+        let now = self.begin(shared, now);
+        let i = self.current(shared, hash, now)?;
+        self.lockout_left(&shared.policy, i, now)
     }
 
     /// Keys with a pending code, as of the last time this shard's timers ran.
@@ -551,6 +594,7 @@ impl Shard {
 
     /// A counted wrong guess (`rules::fail`), and what it answers.
     fn fail(&mut self, p: &Policy, i: RowAt, now: Millis) -> Outcome {
+        self.failed = true;
         let mut limits = self.limits(i);
         let mut attempts = self.slot(i).packed.attempts_left();
         let attempts_left = rules::fail(p, &mut attempts, &mut limits, now);
@@ -642,6 +686,7 @@ impl Shard {
 
     /// A counted wrong TOTP code: one failure of the key's budget.
     fn fail_totp(&mut self, p: &Policy, i: RowAt, now: Millis) -> Outcome {
+        self.failed = true;
         let mut limits = self.limits(i);
         // TOTP codes have no per-code attempts: only the key's budget counts
         // (which verify_totp requires to be on).
@@ -689,6 +734,7 @@ impl Shard {
     /// Every operation starts here: time never runs backwards within a shard, and
     /// some due timers are run so that expiry keeps pace with the traffic.
     fn begin(&mut self, shared: &Shared, now: Millis) -> Millis {
+        self.failed = false;
         let now = self.advance_to(now);
         self.reclaim(shared, now, OP_BUDGET);
         now

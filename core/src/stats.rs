@@ -16,6 +16,11 @@ pub(crate) struct Counters {
     pub(crate) capacity_exceeded: u64,
     pub(crate) unavailable: u64,
     pub(crate) replayed: u64,
+    /// Of `rate_limited`, the refusals whose longest wait was each configured
+    /// scope's (by its index in the policy).
+    pub(crate) scope_rate_limited: [u64; crate::scope::MAX_SCOPE_LIMITS],
+    /// Of `locked`, the verifies refused by each scope's failure lockout.
+    pub(crate) scope_locked: [u64; crate::scope::MAX_SCOPE_LIMITS],
 }
 
 /// What the engine has answered since it was built, and what it holds now.
@@ -29,7 +34,7 @@ pub(crate) struct Counters {
 /// The counters are this engine's own answers. With the Redis backend, several
 /// engines share one store: each counts what it answered (sum them across
 /// instances, as Prometheus does), while `live` and `held` describe the shared store.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Stats {
     /// Codes issued.
     pub issued: u64,
@@ -42,7 +47,8 @@ pub struct Stats {
     pub locked: u64,
     /// Verifies answered `Expired`.
     pub expired: u64,
-    /// Issues refused by the cooldown or the window.
+    /// Issues refused by the cooldown or the window, the key's own or a
+    /// scope's ([`Stats::scopes`] has the part of each scope).
     pub rate_limited: u64,
     /// Revokes that dropped a pending code.
     pub revoked: u64,
@@ -58,8 +64,24 @@ pub struct Stats {
     /// Keys with a pending code now (the same as `Engine::len`).
     pub live: u64,
     /// Keys the engine holds any state for now (pending codes, remembered codes,
-    /// rate histories, failure counts), against the configured capacity.
+    /// rate histories, failure counts), against the configured capacity; and
+    /// the scope values with a count in a running window, which take capacity too.
     pub held: u64,
+    /// The refusals of each configured scope, in the order configured.
+    pub scopes: Vec<ScopeStats>,
+}
+
+/// What one configured scope refused.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ScopeStats {
+    /// The scope's name.
+    pub name: String,
+    /// Issues refused with this scope's wait as the longest (each refusal is
+    /// counted under one scope, or under the key's own limits, once).
+    pub rate_limited: u64,
+    /// Verifies answered `Locked` because this scope had spent its failure
+    /// budget (counted in [`Stats::locked`] too).
+    pub locked: u64,
 }
 
 impl Stats {
@@ -77,6 +99,29 @@ impl Stats {
         self.replayed += c.replayed;
     }
 
+    /// Fills [`Stats::scopes`] from the per-scope counts of `counters` (summed
+    /// over shards), one entry per configured scope.
+    pub(crate) fn set_scopes<'a>(
+        &mut self,
+        names: impl Iterator<Item = &'a str>,
+        counters: &[Counters],
+    ) {
+        self.scopes = names
+            .enumerate()
+            .map(|(k, name)| ScopeStats {
+                name: name.to_owned(),
+                rate_limited: counters.iter().map(|c| c.scope_rate_limited[k]).sum(),
+                locked: counters.iter().map(|c| c.scope_locked[k]).sum(),
+            })
+            .collect();
+    }
+
+    /// Issues refused by the key's own cooldown or window.
+    pub fn rate_limited_by_key(&self) -> u64 {
+        let by_scopes: u64 = self.scopes.iter().map(|s| s.rate_limited).sum();
+        self.rate_limited - by_scopes
+    }
+
     /// The stats in the Prometheus text exposition format, metric names prefixed
     /// `otpengine_`.
     pub fn to_prometheus(&self) -> String {
@@ -90,11 +135,6 @@ impl Stats {
                 self.locked,
             ),
             ("expired", "Verifies answered Expired.", self.expired),
-            (
-                "rate_limited",
-                "Issues refused by cooldown or window.",
-                self.rate_limited,
-            ),
             (
                 "revoked",
                 "Revokes that dropped a pending code.",
@@ -131,6 +171,39 @@ impl Stats {
             let _ = writeln!(out, "# TYPE otpengine_{name}_total counter");
             let _ = writeln!(out, "otpengine_{name}_total {value}");
         }
+        // One sample per scope that can refuse, the key's own included: each
+        // refusal is counted once, under the scope that gave the longest wait.
+        let _ = writeln!(
+            out,
+            "# HELP otpengine_rate_limited_total Issues refused by a cooldown or window, by the scope whose wait was longest (key: the key's own)."
+        );
+        let _ = writeln!(out, "# TYPE otpengine_rate_limited_total counter");
+        let _ = writeln!(
+            out,
+            "otpengine_rate_limited_total{{scope=\"key\"}} {}",
+            self.rate_limited_by_key()
+        );
+        for scope in &self.scopes {
+            let _ = writeln!(
+                out,
+                "otpengine_rate_limited_total{{scope=\"{}\"}} {}",
+                scope.name, scope.rate_limited
+            );
+        }
+        if !self.scopes.is_empty() {
+            let _ = writeln!(
+                out,
+                "# HELP otpengine_scope_locked_total Verifies answered Locked because a scope had spent its failure budget."
+            );
+            let _ = writeln!(out, "# TYPE otpengine_scope_locked_total counter");
+            for scope in &self.scopes {
+                let _ = writeln!(
+                    out,
+                    "otpengine_scope_locked_total{{scope=\"{}\"}} {}",
+                    scope.name, scope.locked
+                );
+            }
+        }
         for (name, help, value) in gauges {
             let _ = writeln!(out, "# HELP otpengine_{name} {help}");
             let _ = writeln!(out, "# TYPE otpengine_{name} gauge");
@@ -157,5 +230,40 @@ mod tests {
         let samples = text.lines().filter(|l| !l.starts_with('#')).count();
         assert_eq!(samples, 13);
         assert_eq!(text.lines().filter(|l| l.starts_with("# HELP")).count(), 13);
+        assert!(text.contains("\notpengine_rate_limited_total{scope=\"key\"} 0\n"));
+    }
+
+    #[test]
+    fn every_rate_limited_sample_names_its_scope_and_they_sum_to_the_total() {
+        let stats = Stats {
+            rate_limited: 10,
+            scopes: vec![
+                ScopeStats {
+                    name: "ip".into(),
+                    rate_limited: 6,
+                    locked: 2,
+                },
+                ScopeStats {
+                    name: "prefix".into(),
+                    rate_limited: 1,
+                    locked: 0,
+                },
+            ],
+            ..Stats::default()
+        };
+        let text = stats.to_prometheus();
+        let samples: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with("otpengine_rate_limited_total"))
+            .collect();
+        assert_eq!(
+            samples,
+            [
+                "otpengine_rate_limited_total{scope=\"key\"} 3",
+                "otpengine_rate_limited_total{scope=\"ip\"} 6",
+                "otpengine_rate_limited_total{scope=\"prefix\"} 1",
+            ]
+        );
+        assert!(text.contains("otpengine_scope_locked_total{scope=\"ip\"} 2\n"));
     }
 }

@@ -7,6 +7,7 @@ mod common;
 
 use std::time::Duration;
 
+use otpengine_core::scope::{Scope, ScopeLimit};
 use otpengine_core::totp::{self, HashAlgorithm, TotpParams};
 use otpengine_core::{
     Alphabet, Clock, Config, Engine, Error, Field, Issued, ManualClock, Stats, Verdict,
@@ -893,6 +894,7 @@ fn stats_count_every_answer(b: Backend) {
             live: 0,
             // "a", for its cooldown; "b" for its strike (escalating lockouts)
             held: if b.counts_keys() { 2 } else { 0 },
+            scopes: Vec::new(),
         }
     );
     let text = stats.to_prometheus();
@@ -1375,6 +1377,293 @@ fn an_accepted_step_is_remembered_while_it_could_be_replayed(b: Backend) {
     );
 }
 
+// ---- scopes ------------------------------------------------------------------
+
+/// Scope limits: "ip" with 3 issues and 3 failures an hour, "tenant" with 5
+/// issues a minute and no failure budget; every per-key limit off.
+fn scoped_fixture(b: Backend) -> Fixture {
+    Fixture::new(b, |c| {
+        no_limits(c);
+        c.scope_limits = scope_limits();
+    })
+}
+
+fn scope_limits() -> Vec<ScopeLimit> {
+    vec![
+        ScopeLimit {
+            max_issues: 3,
+            issue_window: 3600 * S,
+            max_failures: 3,
+            failure_window: 3600 * S,
+            ..ScopeLimit::new("ip")
+        },
+        ScopeLimit {
+            max_issues: 5,
+            issue_window: 60 * S,
+            ..ScopeLimit::new("tenant")
+        },
+    ]
+}
+
+impl Fixture {
+    fn issue_in(&self, key: &str, scopes: &[Scope]) -> Result<Issued, Error> {
+        self.engine.issue_scoped(key, "", None, scopes)
+    }
+
+    fn verify_in(&self, key: &str, code: &str, scopes: &[Scope]) -> Verdict {
+        self.engine
+            .verify_scoped(key, code, "", scopes)
+            .expect("verify_scoped")
+    }
+}
+
+fn rate_limited_by(result: Result<Issued, Error>) -> (Option<String>, Duration) {
+    match result {
+        Err(Error::RateLimited {
+            retry_after, scope, ..
+        }) => (scope, retry_after),
+        other => panic!("expected RateLimited, got {other:?}"),
+    }
+}
+
+fn scopes_issue_limits_hold_across_keys_per_value(b: Backend) {
+    let f = scoped_fixture(b);
+    let a = [Scope::new("ip", "203.0.113.7/32")];
+    for n in 0..3 {
+        f.issue_in(&format!("+4477009000{n}"), &a)
+            .expect("within the budget");
+        f.advance(10 * S);
+    }
+    // A fourth number from the same address waits for the window's end, an
+    // hour after its first issue; another address is not affected.
+    let (scope, wait) = rate_limited_by(f.issue_in("+447700900099", &a));
+    assert_eq!((scope.as_deref(), wait), (Some("ip"), 3600 * S - 30 * S));
+    f.issue_in("+447700900099", &[Scope::new("ip", "198.51.100.1/32")])
+        .expect("another value has its own budget");
+    f.advance(3570 * S - MS);
+    assert!(f.issue_in("+447700900098", &a).is_err());
+    f.advance(MS);
+    f.issue_in("+447700900098", &a).expect("a new window");
+}
+
+fn a_refused_issue_counts_nowhere(b: Backend) {
+    let f = Fixture::new(b, |c| {
+        c.resend_cooldown = 30 * S;
+        c.max_issues_per_window = 1;
+        c.issue_window = 3600 * S;
+        c.max_failures_per_key = 0;
+        c.scope_limits = vec![ScopeLimit {
+            max_issues: 2,
+            issue_window: 3600 * S,
+            ..ScopeLimit::new("ip")
+        }];
+    });
+    let a = [Scope::new("ip", "a")];
+    f.issue_in("k1", &a).expect("first");
+    // Refused by k1's own window: the address's count stays at 1.
+    let (scope, _) = rate_limited_by(f.issue_in("k1", &a));
+    assert_eq!(scope, None);
+    f.issue_in("k2", &a).expect("the address's second");
+    // Refused by the address: k3's own window does not count it ...
+    let (scope, _) = rate_limited_by(f.issue_in("k3", &a));
+    assert_eq!(scope.as_deref(), Some("ip"));
+    // ... so k3 issues from another address, once.
+    f.issue_in("k3", &[Scope::new("ip", "b")])
+        .expect("k3 had not issued");
+    assert!(f.issue_in("k3", &[Scope::new("ip", "c")]).is_err());
+}
+
+fn the_longest_wait_is_given_and_names_its_scope(b: Backend) {
+    let f = Fixture::new(b, |c| {
+        no_limits(c);
+        c.resend_cooldown = 120 * S;
+        c.scope_limits = vec![
+            ScopeLimit {
+                max_issues: 1,
+                issue_window: 60 * S,
+                ..ScopeLimit::new("ip")
+            },
+            ScopeLimit {
+                max_issues: 1,
+                issue_window: 600 * S,
+                ..ScopeLimit::new("prefix")
+            },
+        ];
+    });
+    let ip = Scope::new("ip", "a");
+    let prefix = Scope::new("prefix", "+44");
+    f.issue_in("k1", &[ip, prefix]).expect("first");
+    // k1: its own cooldown (120 s) against the address's window (60 s).
+    let (scope, wait) = rate_limited_by(f.issue_in("k1", &[ip]));
+    assert_eq!((scope, wait), (None, 120 * S));
+    // k2: the address (60 s) and the prefix (600 s) both refuse.
+    let (scope, wait) = rate_limited_by(f.issue_in("k2", &[ip, prefix]));
+    assert_eq!((scope.as_deref(), wait), (Some("prefix"), 600 * S));
+    let stats = f.engine.stats();
+    assert_eq!(stats.rate_limited, 2);
+    let by_scope: Vec<(&str, u64)> = stats
+        .scopes
+        .iter()
+        .map(|s| (s.name.as_str(), s.rate_limited))
+        .collect();
+    assert_eq!(by_scope, [("ip", 0), ("prefix", 1)]);
+    assert_eq!(stats.rate_limited_by_key(), 1);
+    let text = stats.to_prometheus();
+    assert!(text.contains("otpengine_rate_limited_total{scope=\"key\"} 1\n"));
+    assert!(text.contains("otpengine_rate_limited_total{scope=\"prefix\"} 1\n"));
+}
+
+fn unknown_or_repeated_scopes_are_errors_that_change_nothing(b: Backend) {
+    let f = scoped_fixture(b);
+    let field = |e: Error| match e {
+        Error::InvalidInput(e) => e.field,
+        other => panic!("expected InvalidInput, got {other:?}"),
+    };
+    let err = f.issue_in("k", &[Scope::new("ip", "a"), Scope::new("country", "GB")]);
+    assert_eq!(field(err.unwrap_err()), Field::Scopes);
+    let err = f.issue_in("k", &[Scope::new("ip", "a"), Scope::new("ip", "b")]);
+    assert_eq!(field(err.unwrap_err()), Field::Scopes);
+    let err = f
+        .engine
+        .verify_scoped("k", "123456", "", &[Scope::new("nope", "")]);
+    assert_eq!(field(err.unwrap_err()), Field::Scopes);
+    assert_eq!(
+        field(f.engine.unlock_scope("nope", "").unwrap_err()),
+        Field::Scopes
+    );
+    // Nothing was counted: the address still has its 3 issues.
+    for n in 0..3 {
+        f.issue_in(&format!("k{n}"), &[Scope::new("ip", "a")])
+            .expect("budget intact");
+    }
+}
+
+fn a_scope_that_spent_its_failure_budget_locks_verifies_without_looking(b: Backend) {
+    let f = scoped_fixture(b);
+    let a = [Scope::new("ip", "a")];
+    // One wrong guess on each of three accounts: no key's budget is near its
+    // end, but the address's is spent.
+    let mut codes = Vec::new();
+    for n in 0..4 {
+        codes.push(f.issue(&format!("victim{n}")).code.to_string());
+    }
+    for (n, code) in codes.iter().enumerate().take(3) {
+        let verdict = f.verify_in(&format!("victim{n}"), &wrong(code), &a);
+        assert!(matches!(verdict, Verdict::Mismatch { .. }), "{verdict:?}");
+        f.advance(S);
+    }
+    // Even the right code is not looked at: Locked until the window ends.
+    assert_eq!(
+        f.verify_in("victim3", &codes[3], &a),
+        locked(3600 * S - 3 * S)
+    );
+    // The key's own budget and its code are untouched.
+    assert_eq!(f.verify("victim3", &codes[3]), Verdict::Verified);
+    // Another address still verifies.
+    let code = f.issue("victim0").code.to_string();
+    assert_eq!(
+        f.verify_in("victim0", &code, &[Scope::new("ip", "b")]),
+        Verdict::Verified
+    );
+    f.advance(3600 * S - 3 * S);
+    let code = f.issue("victim1").code.to_string();
+    assert_eq!(f.verify_in("victim1", &code, &a), Verdict::Verified);
+    let stats = f.engine.stats();
+    assert_eq!(stats.scopes[0].locked, 1);
+}
+
+fn a_success_does_not_reset_a_scopes_failures(b: Backend) {
+    let f = scoped_fixture(b);
+    let a = [Scope::new("ip", "a")];
+    for n in 0..2 {
+        let code = f.issue(&format!("k{n}")).code.to_string();
+        assert!(matches!(
+            f.verify_in(&format!("k{n}"), &wrong(&code), &a),
+            Verdict::Mismatch { .. }
+        ));
+    }
+    let code = f.issue("mine").code.to_string();
+    assert_eq!(f.verify_in("mine", &code, &a), Verdict::Verified);
+    let code = f.issue("k9").code.to_string();
+    assert!(matches!(
+        f.verify_in("k9", &wrong(&code), &a),
+        Verdict::Mismatch { .. }
+    ));
+    let code = f.issue("k8").code.to_string();
+    assert!(matches!(
+        f.verify_in("k8", &code, &a),
+        Verdict::Locked { .. }
+    ));
+    // Not-found verifies and expired codes are not failures.
+    assert_eq!(
+        f.verify_in("nobody", "123456", &[Scope::new("ip", "c")]),
+        Verdict::NotFound
+    );
+}
+
+fn unlock_scope_lifts_the_lockout_and_clears_the_counts(b: Backend) {
+    let f = scoped_fixture(b);
+    let a = [Scope::new("ip", "office")];
+    for n in 0..3 {
+        let code = f.issue_in(&format!("k{n}"), &a).unwrap().code.to_string();
+        f.verify_in(&format!("k{n}"), &wrong(&code), &a);
+    }
+    assert!(f.issue_in("k3", &a).is_err(), "issues spent too");
+    let code = f.issue("k4").code.to_string();
+    assert!(matches!(
+        f.verify_in("k4", &code, &a),
+        Verdict::Locked { .. }
+    ));
+    assert_eq!(f.engine.unlock_scope("ip", "office"), Ok(true));
+    assert_eq!(f.engine.unlock_scope("ip", "office"), Ok(false));
+    assert_eq!(f.verify_in("k4", &code, &a), Verdict::Verified);
+    f.issue_in("k3", &a)
+        .expect("the issue count was cleared too");
+}
+
+fn scope_state_is_held_while_its_windows_run(b: Backend) {
+    let f = scoped_fixture(b);
+    let code = f
+        .issue_in("k", &[Scope::new("tenant", "acme")])
+        .unwrap()
+        .code
+        .to_string();
+    f.verify_in("k", &code, &[Scope::new("tenant", "acme")]);
+    // The tenant's issue window, 60 s; the key itself holds nothing now.
+    let held = |n| if b.counts_keys() { n } else { 0 };
+    assert_eq!(f.engine.stats().held, held(1));
+    f.advance(60 * S);
+    assert_eq!(f.engine.stats().held, 0);
+    // Five issues a minute for the tenant, then a wait for the window's end.
+    for n in 0..5 {
+        f.issue_in(&format!("t{n}"), &[Scope::new("tenant", "acme")])
+            .unwrap();
+    }
+    let (scope, wait) = rate_limited_by(f.issue_in("t9", &[Scope::new("tenant", "acme")]));
+    assert_eq!((scope.as_deref(), wait), (Some("tenant"), 60 * S));
+}
+
+fn totp_verifies_count_on_scopes_too(b: Backend) {
+    let f = Fixture::new(b, |c| c.scope_limits = scope_limits());
+    let a = [Scope::new("ip", "sprayer")];
+    let now = 1_700_000_000;
+    let params = TotpParams::default();
+    for n in 0..3 {
+        let verdict = f
+            .engine
+            .verify_totp_scoped(format!("u{n}"), TOTP_SECRET, "000000", &params, at(now), &a)
+            .unwrap();
+        assert!(matches!(verdict, Verdict::Mismatch { .. }) || totp_at(now) == "000000");
+    }
+    let right = totp_at(now);
+    let verdict = f
+        .engine
+        .verify_totp_scoped("u9", TOTP_SECRET, &right, &params, at(now), &a)
+        .unwrap();
+    assert!(matches!(verdict, Verdict::Locked { .. }), "{verdict:?}");
+    assert_eq!(f.verify_totp("u9", &right, now), Verdict::Verified);
+}
+
 on_every_backend! {
     batches_answer_per_item_as_single_calls_in_turn_would,
     issue_returns_a_code_of_the_configured_shape_and_its_expiry,
@@ -1420,6 +1709,15 @@ on_every_backend! {
     totp_state_is_separate_from_random_code_state,
     bad_totp_arguments_are_errors_that_change_nothing,
     an_accepted_step_is_remembered_while_it_could_be_replayed,
+    scopes_issue_limits_hold_across_keys_per_value,
+    a_refused_issue_counts_nowhere,
+    the_longest_wait_is_given_and_names_its_scope,
+    unknown_or_repeated_scopes_are_errors_that_change_nothing,
+    a_scope_that_spent_its_failure_budget_locks_verifies_without_looking,
+    a_success_does_not_reset_a_scopes_failures,
+    unlock_scope_lifts_the_lockout_and_clears_the_counts,
+    scope_state_is_held_while_its_windows_run,
+    totp_verifies_count_on_scopes_too,
 }
 
 #[cfg(not(feature = "redis"))]

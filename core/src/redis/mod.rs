@@ -36,7 +36,8 @@ use crate::code::{self, Code, CodeSource};
 use crate::digest::{Digester, Secret};
 use crate::error::{Constraint, Error, Field, Got, InvalidInput, OUT_OF_MEMORY};
 use crate::fork;
-use crate::policy::{check_duration, Config, Policy, REDIS_TIMEOUT_RANGE};
+use crate::policy::{check_duration_of, Config, Policy, REDIS_TIMEOUT_RANGE};
+use crate::scope::ScopeTarget;
 use crate::stats::{Counters, Stats};
 use crate::totp::{TotpCheck, TotpParams};
 
@@ -238,6 +239,44 @@ fn refuse_eviction(link: &Link) -> Result<(), Error> {
     }
 }
 
+/// Which of a scope's budgets a call draws on.
+#[derive(Clone, Copy, Debug)]
+enum Side {
+    Issues,
+    Failures,
+}
+
+/// One event taken from a scope, to give back if the call does not happen.
+struct Taken {
+    names: keys::KeyNames,
+    limit: usize,
+    side: Side,
+    /// The window it was counted in (Redis time), as `scope_take` replied.
+    window_start: i64,
+}
+
+/// What taking from a call's scopes came to.
+enum Taking {
+    /// Every scope gave one.
+    Taken(Vec<Taken>),
+    /// These scopes (limit index, wait in ms) refused; nothing stays taken.
+    Refused(Vec<(usize, u64)>),
+    /// A new scope found the store full; nothing stays taken.
+    Full,
+}
+
+/// The longest of the key's wait and the scopes' (`None`: the key's, which
+/// wins ties).
+fn longest(key_wait: u64, waits: &[(usize, u64)]) -> (u64, Option<usize>) {
+    let mut answer = (key_wait, None);
+    for &(limit, wait) in waits {
+        if wait > answer.0 {
+            answer = (wait, Some(limit));
+        }
+    }
+    answer
+}
+
 /// One item of a batch: its key's names and script arguments, or the error it
 /// already is (a bad key, say), which sends nothing.
 type BatchCall<'a, const N: usize> = Result<(&'a keys::KeyNames, [&'a [u8]; N]), &'a Error>;
@@ -256,6 +295,8 @@ struct AtomicCounters {
     capacity_exceeded: AtomicU64,
     unavailable: AtomicU64,
     replayed: AtomicU64,
+    scope_rate_limited: [AtomicU64; crate::scope::MAX_SCOPE_LIMITS],
+    scope_locked: [AtomicU64; crate::scope::MAX_SCOPE_LIMITS],
 }
 
 impl AtomicCounters {
@@ -277,6 +318,8 @@ impl AtomicCounters {
             capacity_exceeded: get(&self.capacity_exceeded),
             unavailable: get(&self.unavailable),
             replayed: get(&self.replayed),
+            scope_rate_limited: std::array::from_fn(|k| get(&self.scope_rate_limited[k])),
+            scope_locked: std::array::from_fn(|k| get(&self.scope_locked[k])),
         }
     }
 }
@@ -314,12 +357,12 @@ impl RedisStore {
             .into());
         }
         check_namespace(&options.namespace)?;
-        let connect_timeout = Duration::from_millis(check_duration(
+        let connect_timeout = Duration::from_millis(check_duration_of(
             Field::RedisConnectTimeout,
             options.connect_timeout,
             REDIS_TIMEOUT_RANGE,
         )?);
-        let response_timeout = Duration::from_millis(check_duration(
+        let response_timeout = Duration::from_millis(check_duration_of(
             Field::RedisResponseTimeout,
             options.response_timeout,
             REDIS_TIMEOUT_RANGE,
@@ -441,7 +484,10 @@ impl RedisStore {
             }
             scripts::RATE_LIMITED => {
                 AtomicCounters::bump(&c.rate_limited);
-                Err(Error::RateLimited { retry_after: wait })
+                Err(Error::RateLimited {
+                    retry_after: wait,
+                    scope: None,
+                })
             }
             scripts::LOCKED => {
                 AtomicCounters::bump(&c.locked);
@@ -562,7 +608,7 @@ impl RedisStore {
                     attempts_left: u32::try_from(value).unwrap_or(0),
                 },
             ),
-            scripts::LOCKED => (
+            scripts::LOCKED | scripts::LOCKED_NOW => (
                 &c.locked,
                 Verdict::Locked {
                     retry_after: Duration::from_millis(value.max(0) as u64),
@@ -586,6 +632,7 @@ impl RedisStore {
         typed: &[u8],
         params: &TotpParams,
         unix_ms: u64,
+        targets: &[ScopeTarget],
     ) -> Result<Verdict, Error> {
         let key_id = self.digester.totp_key_id(key);
         let check = TotpCheck::new(secret, typed, params, unix_ms);
@@ -597,7 +644,12 @@ impl RedisStore {
             check.unix_ms.to_string(),
         ];
         let args: Vec<&[u8]> = args.iter().map(String::as_bytes).collect();
-        let (reply, value) = self.run(&self.scripts.verify_totp, &names, &args)?;
+        let (reply, value) = match self.scoped_verify(&names, targets, || {
+            self.run(&self.scripts.verify_totp, &names, &args)
+        })? {
+            Ok(answer) => answer,
+            Err(locked) => return Ok(locked),
+        };
         if reply == scripts::FULL {
             AtomicCounters::bump(&self.counters.capacity_exceeded);
             return Err(Error::CapacityExceeded {
@@ -606,6 +658,224 @@ impl RedisStore {
             });
         }
         self.verdict(reply, value)
+    }
+
+    pub(crate) fn digester(&self) -> &Digester {
+        &self.digester
+    }
+
+    /// See [`Engine::issue_scoped`](crate::Engine::issue_scoped). Each scope
+    /// with an issue budget gives up one issue first (`scope_take`); the key's
+    /// own script runs only when all of them did, and a refusal anywhere gives
+    /// back what was taken (`scope_refund`): reserve and refund, since the
+    /// scopes' keys are in other slots than the key's (ARCHITECTURE.md).
+    pub(crate) fn issue_scoped(
+        &self,
+        key: &[u8],
+        context: &[u8],
+        ttl: Millis,
+        targets: &[ScopeTarget],
+    ) -> Result<Code, Error> {
+        let c = &self.counters;
+        let names = self.keys.names(self.digester.key_id(key));
+        match self.take_scopes(targets, Side::Issues)? {
+            Taking::Full => Err(self.full()),
+            Taking::Refused(waits) => {
+                let (reply, key_wait) = self.peek(&names)?;
+                if reply == scripts::LOCKED {
+                    AtomicCounters::bump(&c.locked);
+                    return Err(Error::Locked {
+                        retry_after: Duration::from_millis(key_wait),
+                    });
+                }
+                let key_wait = if reply == scripts::RATE_LIMITED {
+                    key_wait
+                } else {
+                    0
+                };
+                let (wait, by) = longest(key_wait, &waits);
+                AtomicCounters::bump(&c.rate_limited);
+                if let Some(limit) = by {
+                    AtomicCounters::bump(&c.scope_rate_limited[limit]);
+                }
+                Err(Error::RateLimited {
+                    retry_after: Duration::from_millis(wait),
+                    scope: by.map(|limit| self.policy.scopes[limit].name.clone()),
+                })
+            }
+            Taking::Taken(taken) => {
+                let (code, names, [digest, ttl]) = self.prepare_issue(key, context, ttl);
+                // Unavailable here keeps the scopes' issues: the code may have
+                // been issued, and a scope errs on the side of counting.
+                let (reply, value) = self.run(&self.scripts.issue, &names, &[&digest, &ttl])?;
+                let answer = self.issued(code, reply, value);
+                if answer.is_err() {
+                    self.refund(&taken);
+                }
+                answer
+            }
+        }
+    }
+
+    /// See [`Engine::verify_scoped`](crate::Engine::verify_scoped), as
+    /// [`RedisStore::issue_scoped`]: each scope with a failure budget gives up
+    /// one failure before the code is looked at, and gets it back unless the
+    /// verify was a counted failure; a scope whose budget is spent answers
+    /// `Locked` before the key's script runs.
+    pub(crate) fn verify_scoped(
+        &self,
+        key: &[u8],
+        typed: &[u8],
+        context: &[u8],
+        targets: &[ScopeTarget],
+    ) -> Result<Verdict, Error> {
+        let (names, guess) = self.prepare_verify(key, typed, context);
+        match self.scoped_verify(&names, targets, || {
+            self.run(&self.scripts.verify, &names, &[&guess])
+        })? {
+            Ok((reply, value)) => self.verdict(reply, value),
+            Err(locked) => Ok(locked),
+        }
+    }
+
+    /// The scope steps around a verify of either kind: `run` is the key's own
+    /// script. `Err(verdict)`: a scope's lockout answered.
+    fn scoped_verify(
+        &self,
+        names: &keys::KeyNames,
+        targets: &[ScopeTarget],
+        run: impl FnOnce() -> Result<(i64, i64), Error>,
+    ) -> Result<Result<(i64, i64), Verdict>, Error> {
+        if targets.is_empty() {
+            return run().map(Ok);
+        }
+        let c = &self.counters;
+        match self.take_scopes(targets, Side::Failures)? {
+            Taking::Full => Err(self.full()),
+            Taking::Refused(waits) => {
+                let (reply, key_wait) = self.peek(names)?;
+                let key_wait = if reply == scripts::LOCKED {
+                    key_wait
+                } else {
+                    0
+                };
+                let (wait, by) = longest(0, &waits);
+                AtomicCounters::bump(&c.locked);
+                if let Some(limit) = by {
+                    AtomicCounters::bump(&c.scope_locked[limit]);
+                }
+                Ok(Err(Verdict::Locked {
+                    retry_after: Duration::from_millis(wait.max(key_wait)),
+                }))
+            }
+            Taking::Taken(taken) => {
+                let (reply, value) = run()?;
+                if reply != scripts::MISMATCH && reply != scripts::LOCKED_NOW {
+                    self.refund(&taken);
+                }
+                Ok(Ok((reply, value)))
+            }
+        }
+    }
+
+    /// See [`Engine::unlock_scope`](crate::Engine::unlock_scope).
+    pub(crate) fn unlock_scope(&self, target: &ScopeTarget) -> Result<bool, Error> {
+        let names = self.keys.names(target.id);
+        let args = self.scope_args(target.limit, Side::Issues);
+        let args: Vec<&[u8]> = args.iter().map(String::as_bytes).collect();
+        let (_, cleared) = self.run(&self.scripts.scope_clear, &names, &args)?;
+        Ok(cleared == 1)
+    }
+
+    /// Takes one event of `side` from every scope of `targets` with a budget
+    /// for it, in order. When one refuses (or a new scope finds the store
+    /// full), the others are still asked, so the answer can give the longest
+    /// wait, and then everything taken is given back.
+    fn take_scopes(&self, targets: &[ScopeTarget], side: Side) -> Result<Taking, Error> {
+        let mut taken = Vec::new();
+        let mut waits = Vec::new();
+        let mut full = false;
+        for t in targets {
+            let limit = &self.policy.scopes[t.limit];
+            let budget = match side {
+                Side::Issues => limit.max_issues,
+                Side::Failures => limit.max_failures,
+            };
+            if budget == 0 {
+                continue;
+            }
+            let names = self.keys.names(t.id);
+            let args = self.scope_args(t.limit, side);
+            let args: Vec<&[u8]> = args.iter().map(String::as_bytes).collect();
+            let (reply, value) = match self.run(&self.scripts.scope_take, &names, &args) {
+                Ok(answer) => answer,
+                Err(e) => {
+                    self.refund(&taken);
+                    return Err(e);
+                }
+            };
+            match reply {
+                scripts::OK => taken.push(Taken {
+                    names,
+                    limit: t.limit,
+                    side,
+                    window_start: value,
+                }),
+                scripts::FULL => full = true,
+                _ => waits.push((t.limit, value.max(0) as u64)),
+            }
+        }
+        if full || !waits.is_empty() {
+            self.refund(&taken);
+            return Ok(if waits.is_empty() {
+                Taking::Full
+            } else {
+                Taking::Refused(waits)
+            });
+        }
+        Ok(Taking::Taken(taken))
+    }
+
+    /// Gives back what [`RedisStore::take_scopes`] took. Best effort: a refund
+    /// lost to an outage leaves the scope charged for an event that did not
+    /// happen, which errs on the side of the limit.
+    fn refund(&self, taken: &[Taken]) {
+        for t in taken {
+            let mut args = self.scope_args(t.limit, t.side).to_vec();
+            args.push(t.window_start.to_string());
+            let args: Vec<&[u8]> = args.iter().map(String::as_bytes).collect();
+            let _ = self.run(&self.scripts.scope_refund, &t.names, &args);
+        }
+    }
+
+    /// What the key's own limits answer an issue now, issuing nothing.
+    fn peek(&self, names: &keys::KeyNames) -> Result<(i64, u64), Error> {
+        let digest = [0u8; 8];
+        let (reply, value) = self.run(&self.scripts.issue, names, &[&digest, b"0", b"peek"])?;
+        Ok((reply, value.max(0) as u64))
+    }
+
+    /// The arguments of the scope scripts: the side, its budget, both windows.
+    fn scope_args(&self, limit: usize, side: Side) -> [String; 4] {
+        let limit = &self.policy.scopes[limit];
+        let (letter, budget) = match side {
+            Side::Issues => ("i", limit.max_issues),
+            Side::Failures => ("f", limit.max_failures),
+        };
+        [
+            letter.to_owned(),
+            budget.to_string(),
+            limit.issue_window.to_string(),
+            limit.failure_window.to_string(),
+        ]
+    }
+
+    fn full(&self) -> Error {
+        AtomicCounters::bump(&self.counters.capacity_exceeded);
+        Error::CapacityExceeded {
+            capacity: self.policy.capacity,
+            out_of_memory: None,
+        }
     }
 
     pub(crate) fn revoke(&self, key: &[u8]) -> Result<bool, Error> {
@@ -655,9 +925,12 @@ impl RedisStore {
 
     fn stats_with(&self, live: u64, held: u64) -> Stats {
         let mut stats = Stats::default();
-        stats.add(&self.counters.snapshot());
+        let counters = self.counters.snapshot();
+        stats.add(&counters);
         stats.live = live;
         stats.held = held;
+        let names = self.policy.scopes.iter().map(|s| s.name.as_str());
+        stats.set_scopes(names, &[counters]);
         stats
     }
 

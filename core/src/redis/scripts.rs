@@ -33,6 +33,8 @@ pub(crate) const NOT_FOUND: i64 = 4;
 pub(crate) const RATE_LIMITED: i64 = 5;
 pub(crate) const FULL: i64 = 6;
 pub(crate) const REPLAYED: i64 = 7;
+/// `LOCKED` from the counted failure that burned the code or locked the key.
+pub(crate) const LOCKED_NOW: i64 = 8;
 
 /// Every operation, in the form the engine chose when it was built.
 pub(crate) struct Scripts {
@@ -41,6 +43,9 @@ pub(crate) struct Scripts {
     pub(crate) verify_totp: Op,
     pub(crate) revoke: Op,
     pub(crate) unlock: Op,
+    pub(crate) scope_take: Op,
+    pub(crate) scope_refund: Op,
+    pub(crate) scope_clear: Op,
 }
 
 /// One operation: its script, and with functions the name of its function.
@@ -51,13 +56,18 @@ pub(crate) struct Op {
 
 /// The common code and each operation's file and Lua name.
 const COMMON: &str = include_str!("lua/common.lua");
-const OPS: [(&str, &str); 5] = [
+const OPS: [(&str, &str); 8] = [
     ("issue", include_str!("lua/issue.lua")),
     ("verify", include_str!("lua/verify.lua")),
     ("verify_totp", include_str!("lua/verify_totp.lua")),
     ("revoke", include_str!("lua/revoke.lua")),
     ("unlock", include_str!("lua/unlock.lua")),
+    ("scope_take", SCOPE),
+    ("scope_refund", SCOPE),
+    ("scope_clear", SCOPE),
 ];
+/// The scope functions share one file.
+const SCOPE: &str = include_str!("lua/scope.lua");
 
 /// The function library's code, with the `#!lua name=...` line, and the tag
 /// its library and function names carry (`otpengine_<tag>`): the first 16 hex
@@ -69,8 +79,13 @@ fn library() -> &'static (String, String) {
             .strip_prefix("#!lua\n")
             .expect("common.lua opens with #!lua");
         let mut code: String = body.to_string();
+        let mut included: Vec<&str> = Vec::new();
         for (name, text) in OPS {
-            code.push_str(text);
+            // A file that defines several operations goes in once.
+            if !included.contains(&text) {
+                code.push_str(text);
+                included.push(text);
+            }
             code.push_str(&format!(
                 "\nredis.register_function('otpengine_{{tag}}_{name}', {name})\n"
             ));
@@ -105,13 +120,17 @@ impl Scripts {
             }
             Ok(Op { script, function })
         };
-        let [issue, verify, verify_totp, revoke, unlock] = OPS;
+        let [issue, verify, verify_totp, revoke, unlock, scope_take, scope_refund, scope_clear] =
+            OPS;
         Ok(Scripts {
             issue: op(issue)?,
             verify: op(verify)?,
             verify_totp: op(verify_totp)?,
             revoke: op(revoke)?,
             unlock: op(unlock)?,
+            scope_take: op(scope_take)?,
+            scope_refund: op(scope_refund)?,
+            scope_clear: op(scope_clear)?,
         })
     }
 }

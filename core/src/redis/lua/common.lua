@@ -51,8 +51,10 @@
 
 local EMPTY, PENDING, EXPIRED, BURNED = 0, 1, 2, 3
 -- Replies: the first element says what happened, the second carries a number.
-local OK, MISMATCH, LOCKED, EXPIRED_REPLY, NOT_FOUND, RATE_LIMITED, FULL, REPLAYED =
-  0, 1, 2, 3, 4, 5, 6, 7
+-- LOCKED_NOW is LOCKED from the counted failure that burned the code or locked
+-- the key (a scoped verify counts it on its scopes too).
+local OK, MISMATCH, LOCKED, EXPIRED_REPLY, NOT_FOUND, RATE_LIMITED, FULL, REPLAYED, LOCKED_NOW =
+  0, 1, 2, 3, 4, 5, 6, 7, 8
 -- Stale index entries an issue removes at most, so that a mass expiry is spread
 -- over many calls (shard.rs: OP_BUDGET).
 local PRUNE_BUDGET = 32

@@ -1,10 +1,13 @@
 
--- issue: ARGV[3] the new code's digest, ARGV[4] its ttl in ms.
+-- issue: ARGV[3] the new code's digest, ARGV[4] its ttl in ms; ARGV[5]
+-- 'peek' to only say what the key's own limits answer, issuing nothing (a
+-- scoped issue refused by a scope weighs the key's wait against it).
 -- Replies {OK, 0}, {LOCKED, wait}, {RATE_LIMITED, wait} or {FULL, 0}; a refusal
 -- changes nothing. The code itself was drawn by the engine and never comes here.
 local function issue(KEYS, ARGV)
   setup(KEYS, ARGV)
   local digest, ttl = ARGV[3], tonumber(ARGV[4])
+  local peek = ARGV[5] == 'peek'
 
   local st = current()
   if st then
@@ -16,6 +19,8 @@ local function issue(KEYS, ARGV)
     if wait > 0 then
       return { RATE_LIMITED, wait }
     end
+  elseif peek then
+    return { OK, 0 }
   else
     st = new_state()
     if not st then
@@ -23,6 +28,9 @@ local function issue(KEYS, ARGV)
     end
   end
 
+  if peek then
+    return { OK, 0 }
+  end
   -- With codes_per_key > 1 the newest code, if still pending or expired, becomes
   -- the first of the older ones (the oldest drops off); else they all go.
   local codes = { { digest = digest, expires_at = now + ttl, ttl = ttl, state = PENDING } }

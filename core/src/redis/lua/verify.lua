@@ -1,7 +1,8 @@
 
 -- verify: ARGV[3] the digest of the normalised code typed, or "" when what was
 -- typed cannot be a code (a counted mismatch all the same).
--- Replies {OK, 0} (verified), {MISMATCH, attempts left}, {LOCKED, wait},
+-- Replies {OK, 0} (verified), {MISMATCH, attempts left}, {LOCKED, wait}
+-- ({LOCKED_NOW, wait} when this guess was the failure that burned or locked),
 -- {EXPIRED_REPLY, 0} or {NOT_FOUND, 0}.
 local function verify(KEYS, ARGV)
   setup(KEYS, ARGV)
@@ -58,7 +59,7 @@ local function verify(KEYS, ARGV)
       reply = { MISMATCH, attempts_left }
     else
       clear_codes(st, BURNED)
-      reply = { LOCKED, lockout_left(st) or 0 }
+      reply = { LOCKED_NOW, lockout_left(st) or 0 }
     end
   end
   settle(st)

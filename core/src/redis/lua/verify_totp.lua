@@ -7,7 +7,8 @@
 -- the last accepted step: its digest field holds the step plus one (0: none),
 -- its expiry the time it was accepted and its ttl how long it must be
 -- remembered from then.
--- Replies {OK, 0}, {REPLAYED, 0}, {MISMATCH, failures left} or {LOCKED, wait}.
+-- Replies {OK, 0}, {REPLAYED, 0}, {MISMATCH, failures left} or {LOCKED, wait}
+-- ({LOCKED_NOW, wait} from the failure that spent the budget).
 local function verify_totp(KEYS, ARGV)
   setup(KEYS, ARGV)
   local first = tonumber(ARGV[3])
@@ -70,7 +71,7 @@ local function verify_totp(KEYS, ARGV)
     if failures_left > 0 then
       reply = { MISMATCH, failures_left }
     else
-      reply = { LOCKED, lockout_left(st) or 0 }
+      reply = { LOCKED_NOW, lockout_left(st) or 0 }
     end
   end
   settle(st)
