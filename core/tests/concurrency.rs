@@ -14,6 +14,7 @@ use std::collections::HashMap;
 use std::sync::{Barrier, Mutex};
 use std::time::Duration;
 
+use otpengine_core::scope::{Scope, ScopeLimit};
 use otpengine_core::{Clock, Config, Engine, Error, ManualClock, Verdict};
 
 fn engine(tune: impl FnOnce(&mut Config)) -> Engine {
@@ -273,4 +274,75 @@ fn mixed_load_adds_up(threads: usize) {
         "the mix exercised every path: {stats:?}"
     );
     assert!(stats.live <= stats.held && stats.held <= 48, "{stats:?}");
+}
+
+/// A scope "ip" with 10 issues and 10 failures an hour.
+fn one_scope(c: &mut Config) {
+    unlimited(c);
+    c.scope_limits = vec![ScopeLimit {
+        max_issues: 10,
+        issue_window: Duration::from_secs(3600),
+        max_failures: 10,
+        failure_window: Duration::from_secs(3600),
+        ..ScopeLimit::new("ip")
+    }];
+}
+
+#[test]
+fn racing_threads_never_exceed_a_scopes_issue_or_failure_budget() {
+    for threads in THREADS {
+        let engine = engine(one_scope);
+        let scopes = [Scope::new("ip", "203.0.113.7/32")];
+        // Each thread issues for keys of its own from the one address.
+        let issued: usize = race(threads, |t| {
+            (0..8)
+                .filter(|n| {
+                    let key = format!("t{t}-{n}");
+                    match engine.issue_scoped(&key, "", None, &scopes) {
+                        Ok(_) => true,
+                        Err(Error::RateLimited { scope, .. }) => {
+                            assert_eq!(scope.as_deref(), Some("ip"));
+                            false
+                        }
+                        Err(e) => panic!("{e}"),
+                    }
+                })
+                .count()
+        })
+        .into_iter()
+        .sum();
+        assert_eq!(issued, 10.min(threads * 8), "{threads} threads");
+
+        // Wrong guesses on the issued keys, one each, from the address: at most
+        // 10 are looked at, every later one is Locked.
+        let codes: Vec<String> = (0..32)
+            .map(|n| {
+                let key = format!("victim{n}");
+                engine.issue(&key, "").unwrap().code.to_string()
+            })
+            .collect();
+        let looked_at: usize = race(threads, |t| {
+            (t..32)
+                .step_by(threads)
+                .filter(|&n| {
+                    let wrong = if codes[n] == "000000" {
+                        "111111"
+                    } else {
+                        "000000"
+                    };
+                    match engine
+                        .verify_scoped(format!("victim{n}"), wrong, "", &scopes)
+                        .unwrap()
+                    {
+                        Verdict::Mismatch { .. } => true,
+                        Verdict::Locked { .. } => false,
+                        other => panic!("{other:?}"),
+                    }
+                })
+                .count()
+        })
+        .into_iter()
+        .sum();
+        assert_eq!(looked_at, 10, "{threads} threads");
+    }
 }

@@ -1159,3 +1159,62 @@ fn a_full_redis_refuses_every_call_alike_and_counts_nothing() {
         "the refused unlock cleared nothing"
     );
 }
+
+/// Two instances racing on one scope (on a cluster its key is in another slot
+/// than every account's): never more issues or looked-at guesses than its budget.
+#[test]
+fn racing_instances_never_exceed_a_scopes_budget() {
+    fn one_scope(c: &mut Config) {
+        no_limits(c);
+        c.scope_limits = vec![otpengine_core::scope::ScopeLimit {
+            max_issues: 10,
+            issue_window: 3600 * S,
+            max_failures: 10,
+            failure_window: 3600 * S,
+            ..otpengine_core::scope::ScopeLimit::new("ip")
+        }];
+    }
+    on_both(|url| {
+        let (a, b, _) = two_instances(url, one_scope);
+        let engines = [Arc::new(a), Arc::new(b)];
+        let scopes = [otpengine_core::scope::Scope::new("ip", "198.51.100.9/32")];
+        let race = |each: &(dyn Fn(usize, &Engine) -> usize + Sync)| -> usize {
+            let barrier = Barrier::new(8);
+            std::thread::scope(|s| {
+                let handles: Vec<_> = (0..8)
+                    .map(|t| {
+                        let (engine, barrier) = (&engines[t % 2], &barrier);
+                        s.spawn(move || {
+                            barrier.wait();
+                            each(t, engine)
+                        })
+                    })
+                    .collect();
+                handles.into_iter().map(|h| h.join().unwrap()).sum()
+            })
+        };
+        let issued = race(&|t, engine| {
+            (0..4)
+                .filter(|n| {
+                    engine
+                        .issue_scoped(format!("t{t}-{n}"), "", None, &scopes)
+                        .is_ok()
+                })
+                .count()
+        });
+        assert_eq!(issued, 10);
+        let looked_at = race(&|t, engine| {
+            (0..4)
+                .filter(|n| {
+                    let key = format!("victim{t}-{n}");
+                    let code = engine.issue(&key, "").unwrap().code.to_string();
+                    let verdict = engine
+                        .verify_scoped(&key, wrong(&code), "", &scopes)
+                        .unwrap();
+                    matches!(verdict, Verdict::Mismatch { .. })
+                })
+                .count()
+        });
+        assert_eq!(looked_at, 10);
+    });
+}
