@@ -40,7 +40,11 @@ enum { OTP_HASH_SHA1 = 0, OTP_HASH_SHA256 = 1, OTP_HASH_SHA512 = 2 };
 // The ABI major version of this header: bumped with every change of a public
 // struct's layout or a function's signature. The library's soname carries it
 // (`libotpengine.so.2`), and [`otp_abi_version`] returns the library's own.
-#define OTPENGINE_ABI_VERSION 1
+//
+// - 1: the layout before scopes.
+// - 2: `otp_config` gained `scope_limits` and `scope_limit_count`, `otp_issued`
+//   gained `scope`; `otp_issue` and `otp_verify` take a `const otp_engine *`.
+#define OTPENGINE_ABI_VERSION 2
 
 // The result of every call. Numbers are stable; a retired one is never reused.
 typedef enum otp_status {
@@ -86,6 +90,25 @@ typedef enum otp_sms_encoding {
 // An engine. Opaque; safe to share between threads; freed once with `otp_engine_free`.
 typedef struct otp_engine otp_engine;
 
+// One scope's budgets in `otp_config.scope_limits`: the `name` a call gives in
+// `otp_scope.name` (1..=31 bytes of `[a-z0-9_-]`, NUL-terminated), issues per
+// `issue_window_ms` and failed verifies per `failure_window_ms` for each of its
+// values (0: no limit; a window is 1000..=86400000 ms, unused when its count is 0).
+typedef struct otp_scope_limit {
+  // The scope's name, NUL-terminated.
+  char name[32];
+  // Length of the issue window, ms.
+  uint64_t issue_window_ms;
+  // Length of the failure window, ms.
+  uint64_t failure_window_ms;
+  // Issues allowed per value per issue window, 0 (no limit)..=1000000000.
+  uint32_t max_issues;
+  // Failed verifies per value per failure window before every verify naming
+  // it answers `OTP_LOCKED`, 0 (no limit)..=1000000000. Suits narrow scopes
+  // (an address, a tenant): on a broad one an attacker could lock everyone out.
+  uint32_t max_failures;
+} otp_scope_limit;
+
 // Engine configuration; fill it with `otp_config_default`, then change fields.
 typedef struct otp_config {
   // Symbols per code, 4..=10 (default 6).
@@ -130,6 +153,11 @@ typedef struct otp_config {
   // The longest escalated lockout, `lockout_ms`..=31536000000 ms (365 days;
   // default 2592000000, 30 days).
   uint64_t max_lockout_ms;
+  // Limits on the scopes a call may name (`otp_issue_scoped`,
+  // `otp_verify_scoped`): the first `scope_limit_count` entries, names distinct.
+  struct otp_scope_limit scope_limits[8];
+  // How many of `scope_limits` are set, 0..=8 (default 0).
+  uint32_t scope_limit_count;
 } otp_config;
 
 // What `otp_issue` reports besides the code.
@@ -138,7 +166,33 @@ typedef struct otp_issued {
   uint64_t expires_in_ms;
   // On `OTP_RATE_LIMITED` or `OTP_LOCKED`: how long until an issue would be allowed.
   uint64_t retry_after_ms;
+  // On `OTP_RATE_LIMITED`: the name of the scope whose limit gave the wait,
+  // NUL-terminated; empty when it was the key's own cooldown or window.
+  char scope[32];
 } otp_issued;
+
+// A scope a call belongs to: the `name` of a configured `otp_scope_limit`
+// (NUL-terminated) and this call's value of it, `value_len` bytes (0..=1024;
+// `value` may be NULL only when `value_len` is 0).
+typedef struct otp_scope {
+  // The scope's name.
+  const char *name;
+  // The value (an address from `otp_ip_scope`, a phone prefix, a tenant id).
+  const uint8_t *value;
+  // Bytes in `value`.
+  size_t value_len;
+} otp_scope;
+
+// A whole verdict: what `otp_verify` cannot say (`retry_after_ms` on
+// `OTP_LOCKED`). Written by `otp_verify_totp` on every verdict.
+typedef struct otp_verdict {
+  // The same status the call returned.
+  enum otp_status status;
+  // On `OTP_MISMATCH`: failures left before the key locks; 0 otherwise.
+  uint32_t attempts_left;
+  // On `OTP_LOCKED`: milliseconds until the lockout ends; 0 otherwise.
+  uint64_t retry_after_ms;
+} otp_verdict;
 
 // Counters of answers since the engine was built, and the keys with a pending code now.
 typedef struct otp_stats {
@@ -209,17 +263,6 @@ typedef struct otp_totp_params {
   uint32_t skew_ahead;
 } otp_totp_params;
 
-// A whole verdict: what `otp_verify` cannot say (`retry_after_ms` on
-// `OTP_LOCKED`). Written by `otp_verify_totp` on every verdict.
-typedef struct otp_verdict {
-  // The same status the call returned.
-  enum otp_status status;
-  // On `OTP_MISMATCH`: failures left before the key locks; 0 otherwise.
-  uint32_t attempts_left;
-  // On `OTP_LOCKED`: milliseconds until the lockout ends; 0 otherwise.
-  uint64_t retry_after_ms;
-} otp_verdict;
-
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
@@ -280,6 +323,28 @@ enum otp_status otp_issue(struct otp_engine *engine,
                           size_t code_out_len,
                           struct otp_issued *issued_out);
 
+// `otp_issue` for a key that belongs to `scopes` (`scope_count` of them,
+// 0..=8; NULL only with 0): allowed only when the key's own limits and every
+// named scope's allow it, then counted on each. `OTP_RATE_LIMITED` gives the
+// longest wait among the limits that refuse in `retry_after_ms`, and the
+// scope that gives it in `issued_out->scope` (empty: the key's own). A name
+// with no configured limit, or named twice, is `OTP_INVALID_ARGUMENT` and
+// counts nothing.
+//
+// # Safety
+// As `otp_issue`; `scopes` is NULL or valid for `scope_count` `otp_scope`s.
+enum otp_status otp_issue_scoped(const struct otp_engine *engine,
+                                 const uint8_t *key,
+                                 size_t key_len,
+                                 const uint8_t *context,
+                                 size_t context_len,
+                                 uint64_t ttl_ms,
+                                 const struct otp_scope *scopes,
+                                 size_t scope_count,
+                                 char *code_out,
+                                 size_t code_out_len,
+                                 struct otp_issued *issued_out);
+
 // Checks `code` (`code_len` bytes, no NUL needed) for `key` with `context`.
 //
 // Returns `OTP_OK` (right code, now consumed), `OTP_MISMATCH`, `OTP_LOCKED`,
@@ -299,6 +364,27 @@ enum otp_status otp_verify(struct otp_engine *engine,
                            const uint8_t *context,
                            size_t context_len,
                            uint32_t *attempts_left_out);
+
+// `otp_verify` for a call that belongs to `scopes` (as in `otp_issue_scoped`),
+// answering in `*verdict_out` (may be NULL; the returned status is its
+// `status`). A scope that has spent its failure budget answers `OTP_LOCKED`
+// with `retry_after_ms` without the code being looked at; a counted mismatch
+// counts on the key and on every scope with a failure budget; a success
+// resets the key's count, not a scope's.
+//
+// # Safety
+// As `otp_verify`; `scopes` as in `otp_issue_scoped`; `verdict_out` is NULL or
+// valid for a write of an `otp_verdict`.
+enum otp_status otp_verify_scoped(const struct otp_engine *engine,
+                                  const uint8_t *key,
+                                  size_t key_len,
+                                  const char *code,
+                                  size_t code_len,
+                                  const uint8_t *context,
+                                  size_t context_len,
+                                  const struct otp_scope *scopes,
+                                  size_t scope_count,
+                                  struct otp_verdict *verdict_out);
 
 // Drops the key's codes. Returns `OTP_OK` if one was pending, `OTP_NOT_FOUND` if
 // not, or `OTP_INVALID_ARGUMENT`. Rate limits and failure counts stay.
@@ -487,6 +573,28 @@ enum otp_status otp_engine_new_redis_opts(const struct otp_config *config,
                                           const struct otp_redis_options *options,
                                           struct otp_engine **engine_out);
 
+// Lifts the failure lockout of the scope `name` = `value` (`value_len` bytes)
+// and clears its counts. Returns `OTP_OK` if it had a count in a running
+// window, `OTP_NOT_FOUND` if not, `OTP_INVALID_ARGUMENT` (an unconfigured
+// name, a NULL pointer, a value over 1024 bytes) or `OTP_BACKEND_UNAVAILABLE`.
+//
+// # Safety
+// `engine` is NULL or a live handle; `name` is NULL or NUL-terminated;
+// `value` is NULL or valid for `value_len` bytes.
+enum otp_status otp_unlock_scope(const struct otp_engine *engine,
+                                 const char *name,
+                                 const uint8_t *value,
+                                 size_t value_len);
+
+// Writes the scope value for a client address (NUL-terminated) to `out`: an
+// IPv4 address as its `/32` ("203.0.113.7/32"), an IPv6 one masked to its
+// `/64` ("2001:db8:1:2::/64"); 64 bytes always suffice. Returns `OTP_OK`,
+// `OTP_INVALID_ARGUMENT` (not an address, NULL) or `OTP_BUFFER_TOO_SMALL`.
+//
+// # Safety
+// `addr` is NULL or NUL-terminated; `out` is NULL or valid for `out_len` bytes.
+enum otp_status otp_ip_scope(const char *addr, char *out, size_t out_len);
+
 // Fills `params` with the defaults (6 digits, 30 s, SHA-1, one step of skew
 // each way). NULL: does nothing.
 //
@@ -596,6 +704,24 @@ enum otp_status otp_verify_totp(struct otp_engine *engine,
                                 const struct otp_totp_params *params,
                                 uint64_t unix_time_s,
                                 struct otp_verdict *verdict_out);
+
+// `otp_verify_totp` for a call that belongs to `scopes`, with the scope rules
+// of `otp_verify_scoped`.
+//
+// # Safety
+// As `otp_verify_totp`; `scopes` is NULL or valid for `scope_count` `otp_scope`s.
+enum otp_status otp_verify_totp_scoped(const struct otp_engine *engine,
+                                       const uint8_t *key,
+                                       size_t key_len,
+                                       const uint8_t *secret,
+                                       size_t secret_len,
+                                       const char *code,
+                                       size_t code_len,
+                                       const struct otp_totp_params *params,
+                                       uint64_t unix_time_s,
+                                       const struct otp_scope *scopes,
+                                       size_t scope_count,
+                                       struct otp_verdict *verdict_out);
 
 // Lifts the lockout of `key`'s TOTP state and clears its failure count
 // (`otp_unlock` is for its random codes). Returns `OTP_OK` if there was a count,

@@ -168,16 +168,7 @@ pub(crate) struct ScopeTarget {
 /// Checks the configured limits: at most 8, names well formed and unique,
 /// counts and (used) windows in bounds.
 pub(crate) fn check_limits(limits: &[ScopeLimit]) -> Result<Vec<ScopePolicy>, InvalidInput> {
-    if limits.len() > MAX_SCOPE_LIMITS {
-        return Err(InvalidInput {
-            field: Field::ScopeLimits,
-            constraint: Constraint::Range {
-                min: 0,
-                max: MAX_SCOPE_LIMITS as u64,
-            },
-            got: Got::Int(limits.len() as u64),
-        });
-    }
+    check_scope_limit_count(limits.len())?;
     let mut checked: Vec<ScopePolicy> = Vec::with_capacity(limits.len());
     for limit in limits {
         check_name(&limit.name)?;
@@ -272,7 +263,13 @@ pub(crate) fn find(limits: &[ScopePolicy], name: &str) -> Result<usize, InvalidI
 }
 
 pub(crate) fn check_value(value: &[u8]) -> Result<(), InvalidInput> {
-    if value.len() <= MAX_SCOPE_VALUE_LEN {
+    check_scope_value_length(value.len())
+}
+
+/// Checks a scope value's length (at most 1024 bytes), for front ends that
+/// must check it before they form the value (the C ABI).
+pub fn check_scope_value_length(len: usize) -> Result<(), InvalidInput> {
+    if len <= MAX_SCOPE_VALUE_LEN {
         return Ok(());
     }
     Err(InvalidInput {
@@ -281,7 +278,38 @@ pub(crate) fn check_value(value: &[u8]) -> Result<(), InvalidInput> {
             min: 0,
             max: MAX_SCOPE_VALUE_LEN,
         },
-        got: Got::Bytes(value.len()),
+        got: Got::Bytes(len),
+    })
+}
+
+/// Checks how many scopes a call names (at most 8, as many as can be
+/// configured), for front ends that must check it before they read them.
+pub fn check_scope_count(count: usize) -> Result<(), InvalidInput> {
+    if count <= MAX_SCOPE_LIMITS {
+        return Ok(());
+    }
+    Err(InvalidInput {
+        field: Field::Scopes,
+        constraint: Constraint::Range {
+            min: 0,
+            max: MAX_SCOPE_LIMITS as u64,
+        },
+        got: Got::Int(count as u64),
+    })
+}
+
+/// Checks how many scope limits a configuration holds (at most 8).
+pub fn check_scope_limit_count(count: usize) -> Result<(), InvalidInput> {
+    if count <= MAX_SCOPE_LIMITS {
+        return Ok(());
+    }
+    Err(InvalidInput {
+        field: Field::ScopeLimits,
+        constraint: Constraint::Range {
+            min: 0,
+            max: MAX_SCOPE_LIMITS as u64,
+        },
+        got: Got::Int(count as u64),
     })
 }
 

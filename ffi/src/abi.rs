@@ -12,7 +12,11 @@
 /// The ABI major version of this header: bumped with every change of a public
 /// struct's layout or a function's signature. The library's soname carries it
 /// (`libotpengine.so.2`), and [`otp_abi_version`] returns the library's own.
-pub const OTPENGINE_ABI_VERSION: u32 = 1;
+///
+/// - 1: the layout before scopes.
+/// - 2: `otp_config` gained `scope_limits` and `scope_limit_count`, `otp_issued`
+///   gained `scope`; `otp_issue` and `otp_verify` take a `const otp_engine *`.
+pub const OTPENGINE_ABI_VERSION: u32 = 2;
 
 /// The ABI version the library was built with; a program linked statically (or
 /// loading the library by hand) compares it with `OTPENGINE_ABI_VERSION` from

@@ -21,6 +21,7 @@
 mod abi;
 mod message;
 mod redis;
+mod scope;
 mod totp;
 
 pub use abi::{otp_abi_version, OTPENGINE_ABI_VERSION};
@@ -28,9 +29,10 @@ pub use redis::{
     otp_engine_new_redis, otp_engine_new_redis_opts, otp_redis_options, otp_redis_options_default,
 };
 
+pub use scope::{otp_ip_scope, otp_scope, otp_scope_limit, otp_unlock_scope};
 pub use totp::{
     otp_hotp, otp_qr_svg, otp_totp, otp_totp_params, otp_totp_params_default, otp_totp_uri,
-    otp_unlock_totp, otp_verdict, otp_verify_totp,
+    otp_unlock_totp, otp_verdict, otp_verify_totp, otp_verify_totp_scoped,
 };
 
 use std::cell::RefCell;
@@ -138,6 +140,11 @@ pub struct otp_config {
     /// The longest escalated lockout, `lockout_ms`..=31536000000 ms (365 days;
     /// default 2592000000, 30 days).
     pub max_lockout_ms: u64,
+    /// Limits on the scopes a call may name (`otp_issue_scoped`,
+    /// `otp_verify_scoped`): the first `scope_limit_count` entries, names distinct.
+    pub scope_limits: [otp_scope_limit; 8],
+    /// How many of `scope_limits` are set, 0..=8 (default 0).
+    pub scope_limit_count: u32,
 }
 
 /// What `otp_issue` reports besides the code.
@@ -148,6 +155,9 @@ pub struct otp_issued {
     pub expires_in_ms: u64,
     /// On `OTP_RATE_LIMITED` or `OTP_LOCKED`: how long until an issue would be allowed.
     pub retry_after_ms: u64,
+    /// On `OTP_RATE_LIMITED`: the name of the scope whose limit gave the wait,
+    /// NUL-terminated; empty when it was the key's own cooldown or window.
+    pub scope: [c_char; 32],
 }
 
 /// Counters of answers since the engine was built, and the keys with a pending code now.
@@ -229,6 +239,15 @@ fn c_name(field: Field) -> &'static str {
         Field::RedisAcceptEviction => "accept_eviction",
         Field::TotpPeriod => "period_s",
         Field::Template => "template_text",
+        Field::ScopeLimits => "scope_limit_count",
+        Field::ScopeName => "scope_limits[].name",
+        Field::ScopeMaxIssues => "scope_limits[].max_issues",
+        Field::ScopeIssueWindow => "scope_limits[].issue_window_ms",
+        Field::ScopeMaxFailures => "scope_limits[].max_failures",
+        Field::ScopeFailureWindow => "scope_limits[].failure_window_ms",
+        Field::Scopes => "scopes",
+        Field::ScopeValue => "scopes[].value_len",
+        Field::IpAddress => "addr",
         other => other.name(),
     }
 }
@@ -354,7 +373,7 @@ unsafe fn context<'a>(ptr: *const u8, len: usize) -> Result<&'a [u8], Failure> {
     unsafe { bytes(ptr, len, "context", true, check_context_length) }
 }
 
-fn ms(d: Duration) -> u64 {
+pub(crate) fn ms(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
@@ -380,6 +399,7 @@ fn to_config(c: &otp_config) -> Result<Config, Failure> {
         } else {
             Clock::system()
         },
+        scope_limits: scope::limits(&c.scope_limits, c.scope_limit_count)?,
         ..defaults
     })
 }
@@ -416,6 +436,8 @@ pub unsafe extern "C" fn otp_config_default(config: *mut otp_config) {
                 redis_response_timeout_ms: ms(DEFAULT_REDIS_TIMEOUT),
                 escalate_lockouts: d.escalate_lockouts.into(),
                 max_lockout_ms: ms(d.max_lockout),
+                scope_limits: Default::default(),
+                scope_limit_count: 0,
             };
         }
         Ok(otp_status::OTP_OK)
@@ -509,10 +531,54 @@ pub unsafe extern "C" fn otp_issue(
     code_out_len: usize,
     issued_out: *mut otp_issued,
 ) -> otp_status {
+    // SAFETY: forwarded from the caller; no scopes.
+    unsafe {
+        otp_issue_scoped(
+            engine,
+            key,
+            key_len,
+            context,
+            context_len,
+            ttl_ms,
+            std::ptr::null(),
+            0,
+            code_out,
+            code_out_len,
+            issued_out,
+        )
+    }
+}
+
+/// `otp_issue` for a key that belongs to `scopes` (`scope_count` of them,
+/// 0..=8; NULL only with 0): allowed only when the key's own limits and every
+/// named scope's allow it, then counted on each. `OTP_RATE_LIMITED` gives the
+/// longest wait among the limits that refuse in `retry_after_ms`, and the
+/// scope that gives it in `issued_out->scope` (empty: the key's own). A name
+/// with no configured limit, or named twice, is `OTP_INVALID_ARGUMENT` and
+/// counts nothing.
+///
+/// # Safety
+/// As `otp_issue`; `scopes` is NULL or valid for `scope_count` `otp_scope`s.
+#[no_mangle]
+pub unsafe extern "C" fn otp_issue_scoped(
+    engine: *const otp_engine,
+    key: *const u8,
+    key_len: usize,
+    context: *const u8,
+    context_len: usize,
+    ttl_ms: u64,
+    scopes: *const otp_scope,
+    scope_count: usize,
+    code_out: *mut c_char,
+    code_out_len: usize,
+    issued_out: *mut otp_issued,
+) -> otp_status {
     guard(|| {
         // SAFETY: forwarded from the caller.
         let (engine, key, context) =
             unsafe { call_args(engine, key, key_len, Some((context, context_len))) }?;
+        // SAFETY: forwarded from the caller.
+        let read = unsafe { scope::read(scopes, scope_count) }?;
         if code_out.is_null() {
             return Err(Failure::invalid("code_out must not be NULL"));
         }
@@ -525,11 +591,8 @@ pub unsafe extern "C" fn otp_issue(
                 ),
             ));
         }
-        let result = if ttl_ms == 0 {
-            engine.issue(key, context)
-        } else {
-            engine.issue_with_ttl(key, context, Duration::from_millis(ttl_ms))
-        };
+        let ttl = (ttl_ms != 0).then(|| Duration::from_millis(ttl_ms));
+        let result = engine.issue_scoped(key, context, ttl, &scope::as_scopes(&read));
         let (status, report) = match result {
             Ok(issued) => {
                 // SAFETY: code_out is non-NULL and holds at least code_length + 1 bytes.
@@ -538,16 +601,28 @@ pub unsafe extern "C" fn otp_issue(
                 buf[needed - 1] = 0;
                 let report = otp_issued {
                     expires_in_ms: ms(issued.expires_in),
-                    retry_after_ms: 0,
+                    ..otp_issued::default()
                 };
                 (Ok(otp_status::OTP_OK), Some(report))
             }
             Err(
-                e @ (Error::RateLimited { retry_after, .. } | Error::Locked { retry_after, .. }),
+                ref e @ Error::RateLimited {
+                    retry_after,
+                    ref scope,
+                    ..
+                },
             ) => {
-                let report = otp_issued {
-                    expires_in_ms: 0,
+                let mut report = otp_issued {
                     retry_after_ms: ms(retry_after),
+                    ..otp_issued::default()
+                };
+                scope::set_fixed_string(&mut report.scope, scope.as_deref().unwrap_or(""));
+                (Err(Failure::from(e.clone())), Some(report))
+            }
+            Err(e @ Error::Locked { retry_after, .. }) => {
+                let report = otp_issued {
+                    retry_after_ms: ms(retry_after),
+                    ..otp_issued::default()
                 };
                 (Err(Failure::from(e)), Some(report))
             }
@@ -615,6 +690,60 @@ pub unsafe extern "C" fn otp_verify(
         }
         Ok(status)
     })
+}
+
+/// `otp_verify` for a call that belongs to `scopes` (as in `otp_issue_scoped`),
+/// answering in `*verdict_out` (may be NULL; the returned status is its
+/// `status`). A scope that has spent its failure budget answers `OTP_LOCKED`
+/// with `retry_after_ms` without the code being looked at; a counted mismatch
+/// counts on the key and on every scope with a failure budget; a success
+/// resets the key's count, not a scope's.
+///
+/// # Safety
+/// As `otp_verify`; `scopes` as in `otp_issue_scoped`; `verdict_out` is NULL or
+/// valid for a write of an `otp_verdict`.
+#[no_mangle]
+pub unsafe extern "C" fn otp_verify_scoped(
+    engine: *const otp_engine,
+    key: *const u8,
+    key_len: usize,
+    code: *const c_char,
+    code_len: usize,
+    context: *const u8,
+    context_len: usize,
+    scopes: *const otp_scope,
+    scope_count: usize,
+    verdict_out: *mut otp_verdict,
+) -> otp_status {
+    guard(|| {
+        // SAFETY: forwarded from the caller.
+        let (engine, key, context) =
+            unsafe { call_args(engine, key, key_len, Some((context, context_len))) }?;
+        // SAFETY: forwarded from the caller.
+        let read = unsafe { scope::read(scopes, scope_count) }?;
+        // SAFETY: forwarded from the caller.
+        let typed = unsafe { typed(code, code_len) }?;
+        let verdict = engine.verify_scoped(key, typed, context, &scope::as_scopes(&read))?;
+        let verdict = otp_verdict::from_verdict(verdict)?;
+        // SAFETY: forwarded from the caller.
+        if let Some(out) = unsafe { verdict_out.as_mut() } {
+            *out = verdict;
+        }
+        Ok(verdict.status)
+    })
+}
+
+/// What was typed, `len` bytes (no NUL needed): the engine reads no more than
+/// MAX_TYPED_LEN bytes, and one more marks "too long".
+///
+/// # Safety
+/// `code` is NULL or valid for `len` bytes.
+pub(crate) unsafe fn typed<'a>(code: *const c_char, len: usize) -> Result<&'a [u8], Failure> {
+    if code.is_null() {
+        return Err(Failure::invalid("code must not be NULL"));
+    }
+    // SAFETY: code is non-NULL and valid for len bytes; we cover at most that.
+    Ok(unsafe { std::slice::from_raw_parts(code.cast::<u8>(), len.min(MAX_TYPED_LEN + 1)) })
 }
 
 /// Drops the key's codes. Returns `OTP_OK` if one was pending, `OTP_NOT_FOUND` if

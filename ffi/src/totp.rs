@@ -4,11 +4,10 @@
 use std::ffi::{c_char, CStr};
 use std::time::Duration;
 
-use otpengine_core::code::MAX_TYPED_LEN;
 use otpengine_core::totp::{self, HashAlgorithm, TotpParams};
 use otpengine_core::Verdict;
 
-use crate::{call_args, guard, key_call, ms, otp_engine, otp_status, Failure};
+use crate::{call_args, guard, key_call, otp_engine, otp_status, Failure};
 
 /// A whole verdict: what `otp_verify` cannot say (`retry_after_ms` on
 /// `OTP_LOCKED`). Written by `otp_verify_totp` on every verdict.
@@ -316,19 +315,52 @@ pub unsafe extern "C" fn otp_verify_totp(
     unix_time_s: u64,
     verdict_out: *mut otp_verdict,
 ) -> otp_status {
+    // SAFETY: forwarded from the caller; no scopes.
+    unsafe {
+        otp_verify_totp_scoped(
+            engine,
+            key,
+            key_len,
+            secret,
+            secret_len,
+            code,
+            code_len,
+            params,
+            unix_time_s,
+            std::ptr::null(),
+            0,
+            verdict_out,
+        )
+    }
+}
+
+/// `otp_verify_totp` for a call that belongs to `scopes`, with the scope rules
+/// of `otp_verify_scoped`.
+///
+/// # Safety
+/// As `otp_verify_totp`; `scopes` is NULL or valid for `scope_count` `otp_scope`s.
+#[no_mangle]
+pub unsafe extern "C" fn otp_verify_totp_scoped(
+    engine: *const otp_engine,
+    key: *const u8,
+    key_len: usize,
+    secret: *const u8,
+    secret_len: usize,
+    code: *const c_char,
+    code_len: usize,
+    params: *const otp_totp_params,
+    unix_time_s: u64,
+    scopes: *const crate::otp_scope,
+    scope_count: usize,
+    verdict_out: *mut otp_verdict,
+) -> otp_status {
     guard(|| {
-        // SAFETY (all three): forwarded from the caller.
+        // SAFETY (all): forwarded from the caller.
         let (engine, key, _) = unsafe { call_args(engine, key, key_len, None) }?;
         let secret = unsafe { self::secret(secret, secret_len) }?;
         let params = unsafe { self::params(params) }?;
-        if code.is_null() {
-            return Err(Failure::invalid("code must not be NULL"));
-        }
-        // The engine reads no more than MAX_TYPED_LEN bytes; one more marks "too long".
-        // SAFETY: code is non-NULL and valid for code_len bytes; we cover at most that.
-        let typed = unsafe {
-            std::slice::from_raw_parts(code.cast::<u8>(), code_len.min(MAX_TYPED_LEN + 1))
-        };
+        let read = unsafe { crate::scope::read(scopes, scope_count) }?;
+        let typed = unsafe { crate::typed(code, code_len) }?;
         // Not UTF-8 cannot be a code: an ordinary counted mismatch, as in otp_verify.
         let typed = std::str::from_utf8(typed).unwrap_or("\u{fffd}");
         let at = match unix_time_s {
@@ -338,25 +370,9 @@ pub unsafe extern "C" fn otp_verify_totp(
                 Some(std::time::UNIX_EPOCH + Duration::from_secs(secs))
             }
         };
-        let verdict = engine.verify_totp(key, secret, typed, &params, at)?;
-        let verdict = match verdict {
-            Verdict::Verified => otp_verdict::of(otp_status::OTP_OK),
-            Verdict::Replayed => otp_verdict::of(otp_status::OTP_REPLAYED),
-            Verdict::Mismatch { attempts_left } => otp_verdict {
-                attempts_left,
-                ..otp_verdict::of(otp_status::OTP_MISMATCH)
-            },
-            Verdict::Locked { retry_after } => otp_verdict {
-                retry_after_ms: ms(retry_after),
-                ..otp_verdict::of(otp_status::OTP_LOCKED)
-            },
-            other => {
-                return Err(Failure(
-                    otp_status::OTP_INTERNAL_ERROR,
-                    format!("a verdict this C library does not know: {other:?}"),
-                ))
-            }
-        };
+        let scopes = crate::scope::as_scopes(&read);
+        let verdict = engine.verify_totp_scoped(key, secret, typed, &params, at, &scopes)?;
+        let verdict = otp_verdict::from_verdict(verdict)?;
         // SAFETY: forwarded from the caller.
         if let Some(out) = unsafe { verdict_out.as_mut() } {
             *out = verdict;
@@ -372,6 +388,30 @@ impl otp_verdict {
             attempts_left: 0,
             retry_after_ms: 0,
         }
+    }
+
+    /// A core verdict, translated.
+    pub(crate) fn from_verdict(verdict: Verdict) -> Result<Self, Failure> {
+        Ok(match verdict {
+            Verdict::Verified => otp_verdict::of(otp_status::OTP_OK),
+            Verdict::Replayed => otp_verdict::of(otp_status::OTP_REPLAYED),
+            Verdict::Expired => otp_verdict::of(otp_status::OTP_EXPIRED),
+            Verdict::NotFound => otp_verdict::of(otp_status::OTP_NOT_FOUND),
+            Verdict::Mismatch { attempts_left } => otp_verdict {
+                attempts_left,
+                ..otp_verdict::of(otp_status::OTP_MISMATCH)
+            },
+            Verdict::Locked { retry_after } => otp_verdict {
+                retry_after_ms: crate::ms(retry_after),
+                ..otp_verdict::of(otp_status::OTP_LOCKED)
+            },
+            other => {
+                return Err(Failure(
+                    otp_status::OTP_INTERNAL_ERROR,
+                    format!("a verdict this C library does not know: {other:?}"),
+                ))
+            }
+        })
     }
 }
 

@@ -64,10 +64,7 @@ fn calls(u: &mut Unstructured, engine: *mut otp_engine) -> Result<()> {
                 };
                 let code_len = u.int_in_range(0..=16usize)?;
                 let mut code = vec![CANARY; code_len + 8];
-                let mut issued = otp_issued {
-                    expires_in_ms: 0,
-                    retry_after_ms: 0,
-                };
+                let mut issued = otp_issued::default();
                 // SAFETY: every pointer is NULL or valid for the length passed with it.
                 let status = unsafe {
                     otp_issue(

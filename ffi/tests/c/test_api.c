@@ -118,7 +118,7 @@ static void test_last_error_truncates_like_snprintf(void) {
 static void test_issue_and_verify(void) {
   otp_engine *e = manual_engine(no_limits);
   char code[16], other[16];
-  otp_issued issued = {0, 0};
+  otp_issued issued = {0, 0, {0}};
   uint32_t left = 99;
   CHECK_STATUS(otp_ping(e), OTP_OK); /* in memory: always */
   CHECK_STATUS(otp_issue(e, KEY("alice"), NULL, 0, 0, code, sizeof code, &issued), OTP_OK);
@@ -162,7 +162,7 @@ static void test_burn_and_lockout(void) {
   c.max_failures_per_key = 2;
   c.lockout_ms = 60000;
   CHECK_STATUS(otp_engine_new(&c, &e), OTP_OK);
-  otp_issued issued = {0, 0};
+  otp_issued issued = {0, 0, {0}};
   CHECK_STATUS(otp_issue(e, KEY("bob"), NULL, 0, 0, code, sizeof code, NULL), OTP_OK);
   wrong_code(code, other);
   CHECK_STATUS(otp_verify(e, KEY("bob"), other, 6, NULL, 0, NULL), OTP_MISMATCH);
@@ -179,7 +179,7 @@ static void test_burn_and_lockout(void) {
 /* Spends the key's budget of 2 on a fresh code; the lockout's wait, or 0. */
 static uint64_t spend_budget(otp_engine *e, const char *key) {
   char code[16], other[16];
-  otp_issued issued = {0, 0};
+  otp_issued issued = {0, 0, {0}};
   CHECK_STATUS(otp_issue(e, KEY(key), NULL, 0, 0, code, sizeof code, NULL), OTP_OK);
   wrong_code(code, other);
   CHECK_STATUS(otp_verify(e, KEY(key), other, 6, NULL, 0, NULL), OTP_MISMATCH);
@@ -258,7 +258,7 @@ static void test_context_binding(void) {
 static void test_rate_limits(void) {
   otp_engine *e = manual_engine(NULL); /* default limits: 30 s cooldown, 5 per 10 min */
   char code[16];
-  otp_issued issued = {0, 0};
+  otp_issued issued = {0, 0, {0}};
   CHECK_STATUS(otp_issue(e, KEY("alice"), NULL, 0, 0, code, sizeof code, NULL), OTP_OK);
   CHECK_STATUS(otp_clock_advance(e, 12345), OTP_OK);
   memcpy(code, "keep", 5);
@@ -308,7 +308,7 @@ static void test_bad_arguments_change_nothing(void) {
   char code[16], small[6];
   uint8_t long_key[1025];
   memset(long_key, 'k', sizeof long_key);
-  otp_issued issued = {7, 7};
+  otp_issued issued = {7, 7, {0}};
   CHECK_STATUS(otp_issue(NULL, KEY("a"), NULL, 0, 0, code, sizeof code, NULL), OTP_INVALID_ARGUMENT);
   CHECK(last_error_contains("engine must not be NULL"));
   CHECK_STATUS(otp_issue(e, NULL, 1, NULL, 0, 0, code, sizeof code, NULL), OTP_INVALID_ARGUMENT);
@@ -620,6 +620,87 @@ static void test_verify_totp(void) {
   otp_engine_free(e);
 }
 
+static void scope_limits(otp_config *c) {
+  no_limits(c);
+  otp_scope_limit ip;
+  memset(&ip, 0, sizeof ip);
+  strcpy(ip.name, "ip");
+  ip.max_issues = 2;
+  ip.issue_window_ms = 3600000;
+  ip.max_failures = 2;
+  ip.failure_window_ms = 3600000;
+  c->scope_limits[0] = ip;
+  c->scope_limit_count = 1;
+}
+
+static void test_scopes(void) {
+  otp_engine *engine = manual_engine(scope_limits);
+  char value[64];
+  CHECK(otp_ip_scope("203.0.113.7", value, sizeof value) == OTP_OK);
+  CHECK(strcmp(value, "203.0.113.7/32") == 0);
+  CHECK(otp_ip_scope("2001:db8:1:2:3:4:5:6", value, sizeof value) == OTP_OK);
+  CHECK(strcmp(value, "2001:db8:1:2::/64") == 0);
+  CHECK(otp_ip_scope("2001:db8::1", value, 4) == OTP_BUFFER_TOO_SMALL);
+  CHECK(otp_ip_scope("not an address", value, sizeof value) == OTP_INVALID_ARGUMENT);
+  CHECK(last_error_contains("addr must be an IPv4 or IPv6 address"));
+  CHECK(otp_ip_scope("203.0.113.7", value, sizeof value) == OTP_OK);
+
+  otp_scope scopes[1] = {{"ip", (const uint8_t *)value, strlen(value)}};
+  char code[16];
+  otp_issued issued;
+  CHECK(otp_issue_scoped(engine, KEY("a"), NULL, 0, 0, scopes, 1, code, sizeof code, &issued) == OTP_OK);
+  CHECK(otp_issue_scoped(engine, KEY("b"), NULL, 0, 0, scopes, 1, code, sizeof code, &issued) == OTP_OK);
+  CHECK(otp_issue_scoped(engine, KEY("c"), NULL, 0, 0, scopes, 1, code, sizeof code, &issued) == OTP_RATE_LIMITED);
+  CHECK(issued.retry_after_ms == 3600000 && strcmp(issued.scope, "ip") == 0);
+  CHECK(last_error_contains("rate limited by scope \"ip\""));
+
+  otp_scope unknown[1] = {{"tenant", (const uint8_t *)"acme", 4}};
+  CHECK(otp_issue_scoped(engine, KEY("d"), NULL, 0, 0, unknown, 1, code, sizeof code, &issued) ==
+        OTP_INVALID_ARGUMENT);
+  CHECK(last_error_contains("scopes must be the name of a configured scope limit, got \"tenant\""));
+  CHECK(otp_issue_scoped(engine, KEY("d"), NULL, 0, 0, NULL, 1, code, sizeof code, &issued) ==
+        OTP_INVALID_ARGUMENT);
+  CHECK(otp_issue_scoped(engine, KEY("d"), NULL, 0, 0, scopes, 9, code, sizeof code, &issued) ==
+        OTP_INVALID_ARGUMENT);
+  CHECK(last_error_contains("scopes must be between 0 and 8, got 9"));
+
+  /* Two wrong guesses from the address spend its failure budget; then even
+     the right code is not looked at. */
+  char code_x[16], code_y[16], code_z[16];
+  CHECK(otp_issue(engine, KEY("x"), NULL, 0, 0, code_x, sizeof code_x, NULL) == OTP_OK);
+  CHECK(otp_issue(engine, KEY("y"), NULL, 0, 0, code_y, sizeof code_y, NULL) == OTP_OK);
+  CHECK(otp_issue(engine, KEY("z"), NULL, 0, 0, code_z, sizeof code_z, NULL) == OTP_OK);
+  otp_verdict verdict;
+  const char *wrong_x = strcmp(code_x, "000000") == 0 ? "111111" : "000000";
+  const char *wrong_y = strcmp(code_y, "000000") == 0 ? "111111" : "000000";
+  CHECK(otp_verify_scoped(engine, KEY("x"), wrong_x, 6, NULL, 0, scopes, 1, &verdict) == OTP_MISMATCH);
+  CHECK(verdict.status == OTP_MISMATCH && verdict.attempts_left == 4);
+  CHECK(otp_verify_scoped(engine, KEY("y"), wrong_y, 6, NULL, 0, scopes, 1, &verdict) == OTP_MISMATCH);
+  CHECK(otp_verify_scoped(engine, KEY("z"), code_z, 6, NULL, 0, scopes, 1, &verdict) == OTP_LOCKED);
+  CHECK(verdict.status == OTP_LOCKED && verdict.retry_after_ms == 3600000);
+  CHECK(otp_unlock_scope(engine, "ip", (const uint8_t *)value, strlen(value)) == OTP_OK);
+  CHECK(otp_unlock_scope(engine, "ip", (const uint8_t *)value, strlen(value)) == OTP_NOT_FOUND);
+  CHECK(otp_verify_scoped(engine, KEY("z"), code_z, 6, NULL, 0, scopes, 1, &verdict) == OTP_OK);
+  CHECK(otp_unlock_scope(engine, "tenant", NULL, 0) == OTP_INVALID_ARGUMENT);
+
+  /* A bad scope limit in the config names its field as C spells it. */
+  otp_config c;
+  otp_config_default(&c);
+  c.scope_limit_count = 1;
+  strcpy(c.scope_limits[0].name, "IP");
+  otp_engine *bad = NULL;
+  CHECK(otp_engine_new(&c, &bad) == OTP_INVALID_ARGUMENT && bad == NULL);
+  CHECK(last_error_contains("scope_limits[].name must be 1 to 31 bytes of a-z, 0-9, _ and -, got \"IP\""));
+  strcpy(c.scope_limits[0].name, "ip");
+  c.scope_limits[0].max_issues = 5;
+  CHECK(otp_engine_new(&c, &bad) == OTP_INVALID_ARGUMENT);
+  CHECK(last_error_contains("scope_limits[].issue_window_ms must be between 1000 and 86400000, got 0"));
+  c.scope_limit_count = 9;
+  CHECK(otp_engine_new(&c, &bad) == OTP_INVALID_ARGUMENT);
+  CHECK(last_error_contains("scope_limit_count must be between 0 and 8, got 9"));
+  otp_engine_free(engine);
+}
+
 int main(void) {
   freed_at_exit = manual_engine(NULL);
   atexit(free_at_exit);
@@ -641,5 +722,6 @@ int main(void) {
   test_totp_arguments_and_the_enrolment_uri();
   test_verify_totp();
   test_messages();
+  test_scopes();
   DONE();
 }
