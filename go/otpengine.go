@@ -197,6 +197,10 @@ type Config struct {
 	// half of each key's memory in Redis); without it Live reads 0 and
 	// maxmemory bounds the store.
 	RedisExactCounts bool
+
+	// ScopeLimits are the budgets of the scopes a call may name (IssueScoped,
+	// VerifyScoped), up to 8 with distinct names; none by default.
+	ScopeLimits []ScopeLimit
 }
 
 // Password is a credential: printing it (%v, %+v, %#v) shows *** instead.
@@ -253,10 +257,19 @@ type Stats struct {
 	Issued, Verified, Mismatched, Locked, Expired, RateLimited, Revoked, Live, Unavailable uint64
 }
 
-// RateLimitedError is returned by Issue inside the key's cooldown or beyond its window.
-type RateLimitedError struct{ RetryAfter time.Duration }
+// RateLimitedError is returned by Issue inside the key's cooldown or beyond its
+// window, and by IssueScoped when a scope's budget is spent: RetryAfter is the
+// longest wait among the limits that refuse, Scope the name of the scope that
+// gives it (empty: the key's own limits).
+type RateLimitedError struct {
+	RetryAfter time.Duration
+	Scope      string
+}
 
 func (e *RateLimitedError) Error() string {
+	if e.Scope != "" {
+		return fmt.Sprintf("otpengine: rate limited by scope %q, retry after %v", e.Scope, e.RetryAfter)
+	}
 	return fmt.Sprintf("otpengine: rate limited, retry after %v", e.RetryAfter)
 }
 
@@ -594,6 +607,7 @@ func toC(cfg Config) (C.otp_config, error) {
 		c.escalate_lockouts = 1
 	}
 	c.max_lockout_ms = msOf("MaxLockout", cfg.MaxLockout)
+	scopeLimitsToC(&c, cfg.ScopeLimits, u32, msOf)
 	return c, err
 }
 

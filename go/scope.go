@@ -1,0 +1,281 @@
+package otpengine
+
+/*
+#include <stdlib.h>
+#include <string.h>
+#include "otpengine.h"
+
+static char *go_scope_last_error(void) {
+	size_t len = otp_last_error(NULL, 0);
+	char *msg = malloc(len + 1);
+	if (msg != NULL) otp_last_error(msg, len + 1);
+	return msg;
+}
+
+static otp_status go_issue_scoped(const otp_engine *e, const uint8_t *key, size_t key_len,
+                                  const uint8_t *ctx, size_t ctx_len, uint64_t ttl_ms,
+                                  const otp_scope *scopes, size_t scope_count, char *code,
+                                  size_t code_len, otp_issued *issued, char **err) {
+	otp_status s = otp_issue_scoped(e, key, key_len, ctx, ctx_len, ttl_ms, scopes, scope_count,
+	                                code, code_len, issued);
+	if (s != OTP_OK) *err = go_scope_last_error();
+	return s;
+}
+
+static otp_status go_verify_scoped(const otp_engine *e, const uint8_t *key, size_t key_len,
+                                   const char *code, size_t code_len, const uint8_t *ctx,
+                                   size_t ctx_len, const otp_scope *scopes, size_t scope_count,
+                                   otp_verdict *v, char **err) {
+	otp_status s = otp_verify_scoped(e, key, key_len, code, code_len, ctx, ctx_len, scopes,
+	                                 scope_count, v);
+	if (s == OTP_INVALID_ARGUMENT || s == OTP_INTERNAL_ERROR || s == OTP_BACKEND_UNAVAILABLE ||
+	    s == OTP_CAPACITY_EXCEEDED)
+		*err = go_scope_last_error();
+	return s;
+}
+
+static otp_status go_verify_totp_scoped(const otp_engine *e, const uint8_t *key, size_t key_len,
+                                        const uint8_t *secret, size_t secret_len,
+                                        const char *code, size_t code_len,
+                                        const otp_totp_params *p, uint64_t at,
+                                        const otp_scope *scopes, size_t scope_count,
+                                        otp_verdict *v, char **err) {
+	otp_status s = otp_verify_totp_scoped(e, key, key_len, secret, secret_len, code, code_len, p,
+	                                      at, scopes, scope_count, v);
+	if (s != OTP_OK && s != OTP_MISMATCH && s != OTP_LOCKED && s != OTP_REPLAYED)
+		*err = go_scope_last_error();
+	return s;
+}
+
+static otp_status go_unlock_scope(const otp_engine *e, const char *name, const uint8_t *value,
+                                  size_t value_len, char **err) {
+	otp_status s = otp_unlock_scope(e, name, value, value_len);
+	if (s != OTP_OK && s != OTP_NOT_FOUND) *err = go_scope_last_error();
+	return s;
+}
+
+static otp_status go_ip_scope(const char *addr, char *out, size_t out_len, char **err) {
+	otp_status s = otp_ip_scope(addr, out, out_len);
+	if (s != OTP_OK) *err = go_scope_last_error();
+	return s;
+}
+*/
+import "C"
+
+import (
+	"time"
+	"unsafe"
+)
+
+// ScopeLimit gives a scope name its budgets (Config.ScopeLimits, up to 8):
+// issues per IssueWindow and failed verifies per FailureWindow for each value
+// of the scope (each client address, each phone prefix). 0 is no limit; a
+// window is 1s..24h, unused when its count is 0. Failure budgets suit narrow
+// scopes (an address, a tenant): on a broad one ("global", a country prefix)
+// one attacker could lock everyone out, so give those issue limits only.
+type ScopeLimit struct {
+	Name          string // 1..31 bytes of [a-z0-9_-], unique
+	MaxIssues     int
+	IssueWindow   time.Duration
+	MaxFailures   int
+	FailureWindow time.Duration
+}
+
+// Scope is a scope a call belongs to: the Name of a configured ScopeLimit and
+// this call's Value of it (IPScope of the client's address, a phone prefix,
+// a tenant id; empty for a scope with one value, like "global").
+type Scope struct {
+	Name  string
+	Value []byte
+}
+
+// IssueScoped is Issue (ttl 0: the engine's TTL) for a key that belongs to
+// scopes: allowed only when the key's own limits and every scope's allow it,
+// then counted on each. A refusal is *RateLimitedError with the longest wait
+// among the limits that refuse and, in Scope, the scope that gives it (empty:
+// the key's own limits). A scope name with no configured limit, or named
+// twice, is ErrInvalidArgument and counts nothing.
+func (e *Engine) IssueScoped(key, context []byte, ttl time.Duration, scopes ...Scope) (string, time.Duration, error) {
+	var ttlMs uint64
+	if ttl > 0 {
+		ttlMs = ceilMillis(ttl)
+	}
+	cs, count, release := cScopes(scopes)
+	defer release()
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	if e.ptr == nil {
+		return "", 0, ErrClosed
+	}
+	var code [16]C.char
+	var issued C.otp_issued
+	var msg *C.char
+	s := C.go_issue_scoped(e.ptr, bytes(key), C.size_t(len(key)), bytes(context), C.size_t(len(context)),
+		C.uint64_t(ttlMs), cs, count, &code[0], C.size_t(len(code)), &issued, &msg)
+	switch s {
+	case C.OTP_OK:
+		return C.GoString(&code[0]), ms(issued.expires_in_ms), nil
+	case C.OTP_RATE_LIMITED:
+		C.free(unsafe.Pointer(msg))
+		return "", 0, &RateLimitedError{RetryAfter: ms(issued.retry_after_ms), Scope: C.GoString(&issued.scope[0])}
+	case C.OTP_LOCKED:
+		C.free(unsafe.Pointer(msg))
+		return "", 0, &LockedError{RetryAfter: ms(issued.retry_after_ms)}
+	}
+	return "", 0, statusError(s, msg)
+}
+
+// VerifyScoped is Verify for a call that belongs to scopes. A scope that has
+// spent its failure budget answers Locked (with RetryAfter) without the code
+// being looked at; a counted mismatch counts on the key and on every scope
+// with a failure budget; Verified resets the key's count, not a scope's.
+func (e *Engine) VerifyScoped(key []byte, code string, context []byte, scopes ...Scope) (Verdict, error) {
+	cs, count, release := cScopes(scopes)
+	defer release()
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	if e.ptr == nil {
+		return Verdict{}, ErrClosed
+	}
+	var v C.otp_verdict
+	var msg *C.char
+	s := C.go_verify_scoped(e.ptr, bytes(key), C.size_t(len(key)), codePointer(code), C.size_t(len(code)),
+		bytes(context), C.size_t(len(context)), cs, count, &v, &msg)
+	return verdictOf(s, v, msg)
+}
+
+// VerifyTOTPScoped is VerifyTOTP for a call that belongs to scopes, with the
+// scope rules of VerifyScoped.
+func (e *Engine) VerifyTOTPScoped(key, secret []byte, code string, p TOTPParams, at time.Time, scopes ...Scope) (Verdict, error) {
+	params, err := p.toC()
+	if err != nil {
+		return Verdict{}, err
+	}
+	unix, err := unixSeconds(at)
+	if err != nil {
+		return Verdict{}, err
+	}
+	cs, count, release := cScopes(scopes)
+	defer release()
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	if e.ptr == nil {
+		return Verdict{}, ErrClosed
+	}
+	var v C.otp_verdict
+	var msg *C.char
+	s := C.go_verify_totp_scoped(e.ptr, bytes(key), C.size_t(len(key)), bytes(secret), C.size_t(len(secret)),
+		codePointer(code), C.size_t(len(code)), &params, unix, cs, count, &v, &msg)
+	return verdictOf(s, v, msg)
+}
+
+// UnlockScope lifts the failure lockout of the scope name = value and clears
+// its counts (a support desk unblocking an office's shared address); true if
+// it had a count in a running window.
+func (e *Engine) UnlockScope(name string, value []byte) (bool, error) {
+	cName := C.CString(name)
+	defer C.free(unsafe.Pointer(cName))
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	if e.ptr == nil {
+		return false, ErrClosed
+	}
+	var msg *C.char
+	switch s := C.go_unlock_scope(e.ptr, cName, bytes(value), C.size_t(len(value)), &msg); s {
+	case C.OTP_OK:
+		return true, nil
+	case C.OTP_NOT_FOUND:
+		return false, nil
+	default:
+		return false, statusError(s, msg)
+	}
+}
+
+// IPScope gives the scope value for a client address: an IPv4 address as its
+// /32 ("203.0.113.7/32"), an IPv6 address masked to its /64
+// ("2001:db8:1:2::/64"), since one host is routinely given a whole /64.
+func IPScope(addr string) (string, error) {
+	cAddr := C.CString(addr)
+	defer C.free(unsafe.Pointer(cAddr))
+	var out [64]C.char
+	var msg *C.char
+	if s := C.go_ip_scope(cAddr, &out[0], C.size_t(len(out)), &msg); s != C.OTP_OK {
+		return "", statusError(s, msg)
+	}
+	return C.GoString(&out[0]), nil
+}
+
+// cScopes copies scopes into C memory (cgo forbids passing Go memory that
+// holds Go pointers); release frees it.
+func cScopes(scopes []Scope) (*C.otp_scope, C.size_t, func()) {
+	if len(scopes) == 0 {
+		return nil, 0, func() {}
+	}
+	size := C.size_t(unsafe.Sizeof(C.otp_scope{})) * C.size_t(len(scopes))
+	array := (*C.otp_scope)(C.malloc(size))
+	entries := unsafe.Slice(array, len(scopes))
+	for i, s := range scopes {
+		entries[i].name = C.CString(s.Name)
+		// An empty value may be NULL (malloc(0)), which the engine accepts.
+		entries[i].value = (*C.uint8_t)(C.CBytes(s.Value))
+		entries[i].value_len = C.size_t(len(s.Value))
+	}
+	return array, C.size_t(len(scopes)), func() {
+		for i := range entries {
+			C.free(unsafe.Pointer(entries[i].name))
+			C.free(unsafe.Pointer(entries[i].value))
+		}
+		C.free(unsafe.Pointer(array))
+	}
+}
+
+// scopeLimitsToC fills the config's scope limits. A name is copied with its
+// NUL when it fits, and without one when it does not, so that the engine, not
+// this package, says what is wrong with it; more than 8 limits pass their
+// count, which the engine refuses by name.
+func scopeLimitsToC(c *C.otp_config, limits []ScopeLimit, u32 func(string, int) C.uint32_t, msOf func(string, time.Duration) C.uint64_t) {
+	c.scope_limit_count = C.uint32_t(len(limits))
+	for i, l := range limits {
+		if i >= len(c.scope_limits) {
+			break
+		}
+		dst := &c.scope_limits[i]
+		for k := range dst.name {
+			dst.name[k] = 0
+		}
+		for k := 0; k < len(l.Name) && k < len(dst.name); k++ {
+			dst.name[k] = C.char(l.Name[k])
+		}
+		dst.max_issues = u32("ScopeLimits.MaxIssues", l.MaxIssues)
+		dst.issue_window_ms = msOf("ScopeLimits.IssueWindow", l.IssueWindow)
+		dst.max_failures = u32("ScopeLimits.MaxFailures", l.MaxFailures)
+		dst.failure_window_ms = msOf("ScopeLimits.FailureWindow", l.FailureWindow)
+	}
+}
+
+// codePointer gives C a pointer to code's bytes (a valid one when empty).
+func codePointer(code string) *C.char {
+	if len(code) == 0 {
+		return (*C.char)(unsafe.Pointer(&emptyByte[0]))
+	}
+	return (*C.char)(unsafe.Pointer(unsafe.StringData(code)))
+}
+
+// verdictOf turns a verify's status and otp_verdict into a Verdict.
+func verdictOf(s C.otp_status, v C.otp_verdict, msg *C.char) (Verdict, error) {
+	switch s {
+	case C.OTP_OK:
+		return Verdict{Status: Verified}, nil
+	case C.OTP_REPLAYED:
+		return Verdict{Status: Replayed}, nil
+	case C.OTP_MISMATCH:
+		return Verdict{Status: Mismatch, AttemptsLeft: int(v.attempts_left)}, nil
+	case C.OTP_LOCKED:
+		return Verdict{Status: Locked, RetryAfter: ms(v.retry_after_ms)}, nil
+	case C.OTP_EXPIRED:
+		return Verdict{Status: Expired}, nil
+	case C.OTP_NOT_FOUND:
+		return Verdict{Status: NotFound}, nil
+	}
+	return Verdict{}, statusError(s, msg)
+}
