@@ -1,7 +1,7 @@
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import datetime
-from typing import final
+from typing import TypedDict, final
 
 from otpengine._types import Status
 
@@ -11,6 +11,7 @@ __all__ = [
     "__version__",
     "android_app_hash",
     "hotp",
+    "ip_scope",
     "new_totp_secret",
     "qr_svg",
     "sms_segments",
@@ -22,6 +23,14 @@ __all__ = [
 __version__: str
 
 _Bytes = str | bytes
+
+class _ScopeLimit(TypedDict, total=False):
+    """One scope's budgets in ``Engine(scope_limits=...)``."""
+
+    max_issues: int
+    issue_window: float
+    max_failures: int
+    failure_window: float
 
 @final
 class Engine:
@@ -62,9 +71,43 @@ class Engine:
         redis_password: str | None = None,
         redis_accept_eviction: bool = False,
         redis_exact_counts: bool = False,
-    ) -> Engine: ...
-    def issue(self, key: _Bytes, context: _Bytes | None = None, ttl: float | None = None) -> str: ...
-    def verify(self, key: _Bytes, code: _Bytes, context: _Bytes | None = None) -> Verdict: ...
+        scope_limits: Mapping[str, _ScopeLimit] | None = None,
+    ) -> Engine:
+        """``scope_limits`` gives each scope name a calls may use its budgets,
+        e.g. ``{"ip": {"max_issues": 10, "issue_window": 3600, "max_failures": 50,
+        "failure_window": 3600}}`` (up to 8 names of ``[a-z0-9_-]``; a count of 0
+        or left out is no limit; windows in seconds, 1 to 86400). Failure budgets
+        suit narrow scopes (an address, a tenant): on a broad one an attacker
+        could lock everyone out."""
+    def issue(
+        self,
+        key: _Bytes,
+        context: _Bytes | None = None,
+        ttl: float | None = None,
+        *,
+        scopes: Mapping[str, _Bytes] | None = None,
+    ) -> str:
+        """A code for ``key``. With ``scopes`` (scope name to this call's value,
+        e.g. ``{"ip": otpengine.ip_scope(addr), "prefix": "+44"}``) the issue is
+        allowed only when the key's own limits and every scope's allow it, and is
+        then counted on each; ``RateLimited.scope`` names the scope that gave the
+        longest wait (``None``: the key's own limits). A scope name with no
+        configured limit is a ``ValueError``, and counts nothing."""
+    def verify(
+        self,
+        key: _Bytes,
+        code: _Bytes,
+        context: _Bytes | None = None,
+        *,
+        scopes: Mapping[str, _Bytes] | None = None,
+    ) -> Verdict:
+        """What the person typed, checked. With ``scopes``, a scope that has
+        spent its failure budget answers ``LOCKED`` without the code being looked
+        at; a counted mismatch counts on the key and on every scope with a
+        failure budget; ``VERIFIED`` resets the key's count, not a scope's."""
+    def unlock_scope(self, name: str, value: _Bytes) -> bool:
+        """Lifts the failure lockout of the scope ``name`` = ``value`` and clears
+        its counts; ``True`` if it had a count in a running window."""
     def verify_totp(
         self,
         key: _Bytes,
@@ -77,6 +120,7 @@ class Engine:
         skew_back: int | None = None,
         skew_ahead: int | None = None,
         at: float | datetime | None = None,
+        scopes: Mapping[str, _Bytes] | None = None,
     ) -> Verdict:
         """Verifies an authenticator-app code (RFC 6238 TOTP) for ``key``.
 
@@ -90,7 +134,8 @@ class Engine:
         must be on (``ValueError`` otherwise). Parameters left ``None`` take the
         defaults: 6 digits, 30 s, ``"SHA1"``, one step of skew each way, and
         ``at`` now by this host's clock (Unix seconds or an aware ``datetime``).
-        TOTP state is apart from the key's random codes.
+        TOTP state is apart from the key's random codes. ``scopes`` as for
+        ``verify``.
         """
     def revoke(self, key: _Bytes) -> bool: ...
     def unlock(self, key: _Bytes) -> bool: ...
@@ -172,6 +217,12 @@ def totp_uri(
 def qr_svg(text: str) -> str:
     """``text`` as an SVG QR code, at least 200 pixels square (up to 2,331 bytes
     of text; longer raises ``ValueError``)."""
+
+def ip_scope(addr: str) -> str:
+    """The scope value for a client address: IPv4 as its ``/32``
+    (``"203.0.113.7/32"``), IPv6 masked to its ``/64`` (``"2001:db8:1:2::/64"``),
+    since one host is routinely given a whole ``/64``. ``ValueError`` for
+    anything else."""
 
 def sms_text(
     code: str,

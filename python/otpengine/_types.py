@@ -28,14 +28,20 @@ class OtpError(Exception):
 
 
 class RateLimited(OtpError):
-    """An issue inside the key's resend cooldown, or beyond its issue window."""
+    """An issue inside the key's resend cooldown, beyond its issue window, or
+    beyond the issue budget of a scope the call named."""
 
     retry_after: float
-    """Seconds until an issue for this key would be allowed."""
+    """Seconds until an issue for this key would be allowed: the longest wait
+    among the limits that refuse it."""
 
-    def __init__(self, message: str, retry_after: float) -> None:
+    scope: str | None
+    """The scope whose limit gives that wait; ``None`` for the key's own."""
+
+    def __init__(self, message: str, retry_after: float, scope: str | None = None) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+        self.scope = scope
 
 
 class KeyLocked(OtpError):

@@ -6,12 +6,14 @@
 //! their inputs into Rust first, then release the GIL for the whole loop.
 
 mod message;
+mod scope;
 mod totp;
 
 use std::borrow::Cow;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use otpengine_core::scope::Scope;
 use otpengine_core::{
     check_context_length, check_key_length, constraint, format_duration, Alphabet, Clock, Config,
     DurationUnit, Engine, Error, Field, Got, InvalidInput, ManualClock, RedisOptions, Secret,
@@ -91,10 +93,13 @@ fn to_py_err(py: Python<'_>, e: Error) -> PyErr {
         let t = types(py)?;
         let instance = match &e {
             Error::InvalidInput(invalid) => return Ok(value_error(invalid)),
-            Error::RateLimited { retry_after, .. } => t
-                .rate_limited
-                .bind(py)
-                .call1((message, retry_after.as_secs_f64()))?,
+            Error::RateLimited {
+                retry_after, scope, ..
+            } => t.rate_limited.bind(py).call1((
+                message,
+                retry_after.as_secs_f64(),
+                scope.clone(),
+            ))?,
             Error::Locked { retry_after, .. } => t
                 .key_locked
                 .bind(py)
@@ -276,6 +281,7 @@ impl PyEngine {
         redis_password=None,
         redis_accept_eviction=false,
         redis_exact_counts=false,
+        scope_limits=None,
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -307,8 +313,12 @@ impl PyEngine {
         redis_password: Option<String>,
         redis_accept_eviction: bool,
         redis_exact_counts: bool,
+        scope_limits: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
         let mut c = Config::default();
+        if let Some(v) = scope_limits.filter(|v| !v.is_none()) {
+            c.scope_limits = scope::limits_arg(v)?;
+        }
         if let Some(v) = code_length {
             c.code_length = int_arg(Field::CodeLength, v)?;
         }
@@ -425,20 +435,31 @@ impl PyEngine {
     /// Issues a code for ``key`` (``str`` or ``bytes``), bound to ``context``,
     /// valid for ``ttl`` seconds (``None``: the engine's ttl). Raises
     /// ``RateLimited``, ``KeyLocked`` or ``CapacityExceeded``; nothing changes then.
-    #[pyo3(signature = (key, context=None, ttl=None))]
+    #[pyo3(signature = (key, context=None, ttl=None, *, scopes=None))]
     fn issue(
         &self,
         py: Python<'_>,
         key: &Bound<'_, PyAny>,
         context: Option<&Bound<'_, PyAny>>,
         ttl: Option<&Bound<'_, PyAny>>,
+        scopes: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<String> {
         let key = key_arg(key)?;
         let context = context_arg(context)?;
-        let ttl = ttl.map(|t| seconds_arg(Field::Ttl, t)).transpose()?;
-        let issued = self.call(py, |engine| match ttl {
-            None => engine.issue(&key, &context),
-            Some(ttl) => engine.issue_with_ttl(&key, &context, ttl),
+        let ttl = ttl
+            .filter(|t| !t.is_none())
+            .map(|t| seconds_arg(Field::Ttl, t))
+            .transpose()?;
+        let scopes = scope::scopes_arg(scopes)?;
+        let issued = self.call(py, |engine| {
+            if scopes.is_empty() {
+                return match ttl {
+                    None => engine.issue(&key, &context),
+                    Some(ttl) => engine.issue_with_ttl(&key, &context, ttl),
+                };
+            }
+            let scopes: Vec<Scope> = scopes.iter().map(|(n, v)| Scope::new(n, &**v)).collect();
+            engine.issue_scoped(&key, &context, ttl, &scopes)
         })?;
         issued
             .map(|i| i.code.to_string())
@@ -448,25 +469,30 @@ impl PyEngine {
     /// Checks what a person typed. Spaces and hyphens are ignored (and case, for
     /// the alphanumeric alphabet); anything else that is not a code is a counted
     /// mismatch. Returns a ``Verdict``, which is true only when verified.
-    #[pyo3(signature = (key, code, context=None))]
+    #[pyo3(signature = (key, code, context=None, *, scopes=None))]
     fn verify(
         &self,
         py: Python<'_>,
         key: &Bound<'_, PyAny>,
         code: &Bound<'_, PyAny>,
         context: Option<&Bound<'_, PyAny>>,
+        scopes: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<PyVerdict> {
         let key = key_arg(key)?;
         let code = byte_arg(code, "code")?;
         let context = context_arg(context)?;
+        let scopes = scope::scopes_arg(scopes)?;
         let verdict = self
-            .call(py, |engine| engine.verify(&key, &code, &context))?
+            .call(py, |engine| {
+                let scopes: Vec<Scope> = scopes.iter().map(|(n, v)| Scope::new(n, &**v)).collect();
+                engine.verify_scoped(&key, &code, &context, &scopes)
+            })?
             .map_err(|e| to_py_err(py, e))?;
         PyVerdict::new(py, verdict)
     }
 
     /// Verifies an authenticator-app code (RFC 6238 TOTP); see the stub.
-    #[pyo3(signature = (key, secret, code, *, digits=None, period=None, algorithm=None, skew_back=None, skew_ahead=None, at=None))]
+    #[pyo3(signature = (key, secret, code, *, digits=None, period=None, algorithm=None, skew_back=None, skew_ahead=None, at=None, scopes=None))]
     #[allow(clippy::too_many_arguments)]
     fn verify_totp(
         &self,
@@ -480,7 +506,9 @@ impl PyEngine {
         skew_back: Option<&Bound<'_, PyAny>>,
         skew_ahead: Option<&Bound<'_, PyAny>>,
         at: Option<&Bound<'_, PyAny>>,
+        scopes: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<PyVerdict> {
+        let scopes = scope::scopes_arg(scopes)?;
         let key = key_arg(key)?;
         let secret = totp::secret_arg(secret)?;
         let code = code
@@ -504,10 +532,19 @@ impl PyEngine {
         };
         let verdict = self
             .call(py, |engine| {
-                engine.verify_totp(&key, &secret, &code, &params, at)
+                let scopes: Vec<Scope> = scopes.iter().map(|(n, v)| Scope::new(n, &**v)).collect();
+                engine.verify_totp_scoped(&key, &secret, &code, &params, at, &scopes)
             })?
             .map_err(|e| to_py_err(py, e))?;
         PyVerdict::new(py, verdict)
+    }
+
+    /// Lifts the failure lockout of the scope ``name`` = ``value`` and clears
+    /// its counts; ``True`` if it had a count in a running window.
+    fn unlock_scope(&self, py: Python<'_>, name: &str, value: &Bound<'_, PyAny>) -> PyResult<bool> {
+        let value = byte_arg(value, "value")?;
+        self.call(py, |engine| engine.unlock_scope(name, &value))?
+            .map_err(|e| to_py_err(py, e))
     }
 
     /// Drops the key's codes; ``True`` if one was pending. Limits stay.
@@ -815,6 +852,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(totp::totp_uri, m)?)?;
     m.add_function(wrap_pyfunction!(totp::qr_svg, m)?)?;
     m.add_function(wrap_pyfunction!(message::sms_text, m)?)?;
+    m.add_function(wrap_pyfunction!(scope::ip_scope, m)?)?;
     m.add_function(wrap_pyfunction!(message::android_app_hash, m)?)?;
     m.add_function(wrap_pyfunction!(message::sms_segments, m)?)?;
     m.add_function(wrap_pyfunction!(message::voice_text, m)?)?;
