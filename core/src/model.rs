@@ -13,6 +13,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use crate::code::MAX_TYPED_LEN;
+use crate::scope::Scope;
 use crate::{Alphabet, Clock, Config, Engine, Error, ManualClock, Stats, Verdict};
 
 /// Returns `Err` naming the step when the two sides differ.
@@ -73,6 +74,12 @@ pub struct Model {
     /// code (the step in `code`, remembered as an expired code accepted at
     /// `expires_at` with a ttl that runs as long as a replay could be accepted).
     totp: HashMap<u8, ModelKey>,
+    /// Scope values with a count in a running window, by (limit, value).
+    scopes: HashMap<(u8, u8), ModelScope>,
+    scope_rate_limited: [u64; 8],
+    scope_locked: [u64; 8],
+    /// Whether the last verify was a counted failure.
+    failed: bool,
     stats: Stats,
     now: u64,
 }
@@ -97,6 +104,78 @@ pub struct ModelConfig {
     pub codes_per_key: usize,
     pub capacity: usize,
     pub shards: u32,
+    /// Scope limits, named "s0", "s1", ... in order.
+    pub scopes: Vec<ModelScopeLimit>,
+}
+
+/// A scope limit of the model: counts and windows in ms (a window is unused
+/// when its count is 0).
+#[derive(Clone, Copy, Debug)]
+pub struct ModelScopeLimit {
+    pub max_issues: u32,
+    pub issue_window: u64,
+    pub max_failures: u32,
+    pub failure_window: u64,
+}
+
+/// One scope value's windows.
+#[derive(Clone, Copy, Debug, Default)]
+struct ModelScope {
+    issue_start: u64,
+    issues: u32,
+    failure_start: u64,
+    failures: u32,
+}
+
+impl ModelScope {
+    fn forget_at(&self, l: &ModelScopeLimit) -> u64 {
+        let mut at = 0;
+        if self.issues > 0 {
+            at = self.issue_start + l.issue_window;
+        }
+        if self.failures > 0 {
+            at = at.max(self.failure_start + l.failure_window);
+        }
+        at
+    }
+
+    fn issue_wait(&self, l: &ModelScopeLimit, now: u64) -> u64 {
+        let end = self.issue_start + l.issue_window;
+        if l.max_issues > 0 && self.issues >= l.max_issues && now < end {
+            end - now
+        } else {
+            0
+        }
+    }
+
+    fn lockout_left(&self, l: &ModelScopeLimit, now: u64) -> u64 {
+        let end = self.failure_start + l.failure_window;
+        if l.max_failures > 0 && self.failures >= l.max_failures && now < end {
+            end - now
+        } else {
+            0
+        }
+    }
+}
+
+/// Counts one event in a fixed window.
+fn count_in_window(start: &mut u64, count: &mut u32, window: u64, now: u64) {
+    if *count == 0 || now >= *start + window {
+        *start = now;
+        *count = 1;
+    } else {
+        *count += 1;
+    }
+}
+
+/// The name of the model's `n`-th scope limit.
+fn scope_name(n: u8) -> String {
+    format!("s{n}")
+}
+
+/// The value of the model's `n`-th scope value.
+fn scope_value(n: u8) -> Vec<u8> {
+    format!("value-{n}").into_bytes()
 }
 
 impl ModelKey {
@@ -190,10 +269,152 @@ impl Model {
         }
         self.keys.retain(|_, k| k.forget_at(c) > now);
         self.totp.retain(|_, k| k.forget_at(c) > now);
+        self.scopes
+            .retain(|(limit, _), s| s.forget_at(&c.scopes[usize::from(*limit)]) > now);
     }
 
     fn held(&self) -> usize {
-        self.keys.len() + self.totp.len()
+        self.keys.len() + self.totp.len() + self.scopes.len()
+    }
+
+    /// The longest wait among `key_wait` and the waits `wait` gives for the
+    /// call's scopes (`None`: the key's, which wins ties).
+    fn longest(
+        &self,
+        key_wait: u64,
+        scopes: &[(u8, u8)],
+        wait: impl Fn(&ModelScope, &ModelScopeLimit) -> u64,
+    ) -> (u64, Option<u8>) {
+        let mut answer = (key_wait, None);
+        for &(limit, value) in scopes {
+            let l = &self.c.scopes[usize::from(limit)];
+            let w = self.scopes.get(&(limit, value)).map_or(0, |s| wait(s, l));
+            if w > answer.0 {
+                answer = (w, Some(limit));
+            }
+        }
+        answer
+    }
+
+    /// Scope values of `scopes` with a budget on the side `counts` names that
+    /// hold nothing yet: the rows counting there would add.
+    fn new_scope_rows(
+        &self,
+        scopes: &[(u8, u8)],
+        counts: impl Fn(&ModelScopeLimit) -> bool,
+    ) -> usize {
+        scopes
+            .iter()
+            .filter(|&&(limit, value)| {
+                counts(&self.c.scopes[usize::from(limit)])
+                    && !self.scopes.contains_key(&(limit, value))
+            })
+            .count()
+    }
+
+    fn issue_scoped(
+        &mut self,
+        key: u8,
+        context: &[u8],
+        scopes: &[(u8, u8)],
+        code: Option<&str>,
+    ) -> Result<(), Error> {
+        if scopes.is_empty() {
+            return self.issue(key, context, None, code);
+        }
+        self.tick();
+        let (c, now) = (self.c.clone(), self.now);
+        let mut key_wait = 0;
+        if let Some(k) = self.keys.get(&key) {
+            if let Some(left) = k.lockout_left(&c, now) {
+                self.stats.locked += 1;
+                return Err(Error::Locked {
+                    retry_after: ms(left),
+                });
+            }
+            if c.cooldown > 0 && now < k.last_issue_at + c.cooldown {
+                key_wait = k.last_issue_at + c.cooldown - now;
+            }
+            if c.max_issues > 0 && k.window_count >= c.max_issues && now < k.window_start + c.window
+            {
+                key_wait = key_wait.max(k.window_start + c.window - now);
+            }
+        }
+        let (wait, by) = self.longest(key_wait, scopes, |s, l| s.issue_wait(l, now));
+        if wait > 0 {
+            self.stats.rate_limited += 1;
+            if let Some(limit) = by {
+                self.scope_rate_limited[usize::from(limit)] += 1;
+            }
+            return Err(Error::RateLimited {
+                retry_after: ms(wait),
+                scope: by.map(scope_name),
+            });
+        }
+        let new_rows = self.new_scope_rows(scopes, |l| l.max_issues > 0)
+            + usize::from(!self.keys.contains_key(&key));
+        if self.held() + new_rows > c.capacity {
+            self.stats.capacity_exceeded += 1;
+            return Err(Error::CapacityExceeded {
+                capacity: c.capacity as u64,
+                out_of_memory: None,
+            });
+        }
+        self.issue(key, context, None, code)?;
+        for &(limit, value) in scopes {
+            let l = c.scopes[usize::from(limit)];
+            if l.max_issues > 0 {
+                let s = self.scopes.entry((limit, value)).or_default();
+                count_in_window(&mut s.issue_start, &mut s.issues, l.issue_window, now);
+            }
+        }
+        Ok(())
+    }
+
+    /// A scoped verify of either kind: `verify` is the key's own.
+    fn verify_scoped(
+        &mut self,
+        scopes: &[(u8, u8)],
+        key_lockout: impl Fn(&Model) -> u64,
+        key_is_new: impl Fn(&Model) -> bool,
+        verify: impl FnOnce(&mut Model) -> Result<Verdict, Error>,
+    ) -> Result<Verdict, Error> {
+        self.tick();
+        let key_is_new = key_is_new(self);
+        let (c, now) = (self.c.clone(), self.now);
+        self.failed = false;
+        let (wait, by) = self.longest(0, scopes, |s, l| s.lockout_left(l, now));
+        if let Some(limit) = by {
+            self.stats.locked += 1;
+            self.scope_locked[usize::from(limit)] += 1;
+            return Ok(Verdict::Locked {
+                retry_after: ms(wait.max(key_lockout(self))),
+            });
+        }
+        let new_rows = self.new_scope_rows(scopes, |l| l.max_failures > 0);
+        if new_rows > 0 && self.held() + new_rows + usize::from(key_is_new) > c.capacity {
+            self.stats.capacity_exceeded += 1;
+            return Err(Error::CapacityExceeded {
+                capacity: c.capacity as u64,
+                out_of_memory: None,
+            });
+        }
+        let verdict = verify(self)?;
+        if self.failed {
+            for &(limit, value) in scopes {
+                let l = c.scopes[usize::from(limit)];
+                if l.max_failures > 0 {
+                    let s = self.scopes.entry((limit, value)).or_default();
+                    count_in_window(&mut s.failure_start, &mut s.failures, l.failure_window, now);
+                }
+            }
+        }
+        Ok(verdict)
+    }
+
+    fn unlock_scope(&mut self, limit: u8, value: u8) -> bool {
+        self.tick();
+        self.scopes.remove(&(limit, value)).is_some()
     }
 
     /// `verify_totp` with the default parameters at wall time `unix_ms`.
@@ -253,6 +474,7 @@ impl Model {
                 Ok(Verdict::Replayed)
             }
             None => {
+                self.failed = true;
                 let left = k.count_failure(&c, now);
                 if left > 0 {
                     self.stats.mismatched += 1;
@@ -386,6 +608,7 @@ impl Model {
             self.stats.expired += 1;
             return Verdict::Expired;
         }
+        self.failed = true;
         k.attempts_left -= 1;
         let mut left = k.attempts_left;
         if c.max_failures > 0 {
@@ -437,6 +660,13 @@ impl Model {
             .filter(|k| k.codes.iter().any(|x| x.state == State::Pending))
             .count() as u64;
         stats.held = self.held() as u64;
+        stats.scopes = (0..self.c.scopes.len())
+            .map(|k| crate::ScopeStats {
+                name: scope_name(k as u8),
+                rate_limited: self.scope_rate_limited[k],
+                locked: self.scope_locked[k],
+            })
+            .collect();
         stats
     }
 }
@@ -546,6 +776,28 @@ pub enum Op {
     UnlockTotp {
         key: u8,
     },
+    /// An issue naming scopes: (limit, value) pairs, limits distinct and
+    /// configured (the runner drops the others).
+    IssueScoped {
+        key: u8,
+        context: u8,
+        scopes: Vec<(u8, u8)>,
+    },
+    VerifyScoped {
+        key: u8,
+        guess: Guess,
+        context: u8,
+        scopes: Vec<(u8, u8)>,
+    },
+    VerifyTotpScoped {
+        key: u8,
+        guess: TotpGuess,
+        scopes: Vec<(u8, u8)>,
+    },
+    UnlockScope {
+        limit: u8,
+        value: u8,
+    },
 }
 
 /// What a TOTP verify types.
@@ -630,6 +882,53 @@ fn respell(code: String, changes: &[Respelling]) -> Vec<u8> {
     chars.concat().into_bytes()
 }
 
+/// The code a TOTP guess types at wall time `unix_ms`.
+fn totp_typed(guess: &TotpGuess, unix_ms: u64) -> String {
+    let step_code = |d: i8| {
+        let step = (unix_ms / 1000 / 30).saturating_add_signed(d.into());
+        crate::totp::hotp(TOTP_SECRET, step, 6, crate::totp::HashAlgorithm::Sha1)
+            .unwrap()
+            .to_string()
+    };
+    let typed: Vec<u8> = match guess {
+        TotpGuess::Step(d) => step_code(*d).into_bytes(),
+        TotpGuess::Spaced(d) => {
+            let code = step_code(*d);
+            format!("{}-{}", &code[..3], &code[3..]).into_bytes()
+        }
+        TotpGuess::Raw(bytes) => bytes.clone(),
+    };
+    String::from_utf8_lossy(&typed).into_owned()
+}
+
+/// Errors agree by kind (and field); their messages are the engine's.
+fn kind(r: &Result<Verdict, Error>) -> String {
+    match r {
+        Ok(v) => format!("{v:?}"),
+        Err(Error::InvalidInput(e)) => format!("invalid {:?}", e.field),
+        Err(e) => format!("{e}"),
+    }
+}
+
+/// An op's scopes that a call may name: configured limits, each once.
+fn usable(scopes: &[(u8, u8)], configured: usize) -> Vec<(u8, u8)> {
+    let mut out: Vec<(u8, u8)> = Vec::new();
+    for &(limit, value) in scopes {
+        if usize::from(limit) < configured && !out.iter().any(|&(l, _)| l == limit) {
+            out.push((limit, value));
+        }
+    }
+    out
+}
+
+/// The names and values of a call's scopes.
+fn scope_args(scopes: &[(u8, u8)]) -> (Vec<String>, Vec<Vec<u8>>) {
+    scopes
+        .iter()
+        .map(|&(limit, value)| (scope_name(limit), scope_value(value)))
+        .unzip()
+}
+
 /// `stats_every_step` reads the stats (which runs every due timer) after each op;
 /// without it, answers must be exact however far behind the wheels are.
 pub fn run(c: ModelConfig, ops: Vec<Op>, stats_every_step: bool) -> Result<(), String> {
@@ -651,6 +950,18 @@ pub fn run(c: ModelConfig, ops: Vec<Op>, stats_every_step: bool) -> Result<(), S
         shards: Some(c.shards),
         clock: Clock::manual(&clock),
         reaper_interval: None,
+        scope_limits: c
+            .scopes
+            .iter()
+            .enumerate()
+            .map(|(n, l)| crate::scope::ScopeLimit {
+                name: scope_name(n as u8),
+                max_issues: l.max_issues,
+                issue_window: ms(l.issue_window),
+                max_failures: l.max_failures,
+                failure_window: ms(l.failure_window),
+            })
+            .collect(),
         ..Config::default()
     })
     .expect("valid config");
@@ -658,6 +969,10 @@ pub fn run(c: ModelConfig, ops: Vec<Op>, stats_every_step: bool) -> Result<(), S
         c: c.clone(),
         keys: HashMap::new(),
         totp: HashMap::new(),
+        scopes: HashMap::new(),
+        scope_rate_limited: [0; 8],
+        scope_locked: [0; 8],
+        failed: false,
         stats: Stats::default(),
         now: 0,
     };
@@ -718,21 +1033,7 @@ pub fn run(c: ModelConfig, ops: Vec<Op>, stats_every_step: bool) -> Result<(), S
             }
             Op::VerifyTotp { key, ref guess } => {
                 let unix_ms = TOTP_EPOCH_SECS * 1000 + model.now;
-                let step_code = |d: i8| {
-                    let step = (unix_ms / 1000 / 30).saturating_add_signed(d.into());
-                    crate::totp::hotp(TOTP_SECRET, step, 6, crate::totp::HashAlgorithm::Sha1)
-                        .unwrap()
-                        .to_string()
-                };
-                let typed: Vec<u8> = match guess {
-                    TotpGuess::Step(d) => step_code(*d).into_bytes(),
-                    TotpGuess::Spaced(d) => {
-                        let code = step_code(*d);
-                        format!("{}-{}", &code[..3], &code[3..]).into_bytes()
-                    }
-                    TotpGuess::Raw(bytes) => bytes.clone(),
-                };
-                let typed_str = String::from_utf8_lossy(&typed).into_owned();
+                let typed_str = totp_typed(guess, unix_ms);
                 let at = std::time::UNIX_EPOCH + Duration::from_millis(unix_ms);
                 let got = engine.verify_totp(
                     name(key),
@@ -742,13 +1043,123 @@ pub fn run(c: ModelConfig, ops: Vec<Op>, stats_every_step: bool) -> Result<(), S
                     Some(at),
                 );
                 let want = model.verify_totp(key, typed_str.as_bytes(), unix_ms);
-                // Errors agree by kind (and field); their messages are the engine's.
-                let kind = |r: &Result<Verdict, Error>| match r {
-                    Ok(v) => format!("{v:?}"),
-                    Err(Error::InvalidInput(e)) => format!("invalid {:?}", e.field),
-                    Err(e) => format!("{e}"),
+                check_eq!(kind(&got), kind(&want), "{:?} typed {:?}", op, typed_str);
+            }
+            Op::VerifyTotpScoped {
+                key,
+                ref guess,
+                ref scopes,
+            } => {
+                let scopes = usable(scopes, c.scopes.len());
+                let (names, values) = scope_args(&scopes);
+                let call: Vec<Scope> = names
+                    .iter()
+                    .zip(&values)
+                    .map(|(n, v)| Scope::new(n, v))
+                    .collect();
+                let unix_ms = TOTP_EPOCH_SECS * 1000 + model.now;
+                let typed_str = totp_typed(guess, unix_ms);
+                let at = std::time::UNIX_EPOCH + Duration::from_millis(unix_ms);
+                let got = engine.verify_totp_scoped(
+                    name(key),
+                    TOTP_SECRET,
+                    &typed_str,
+                    &crate::totp::TotpParams::default(),
+                    Some(at),
+                    &call,
+                );
+                let now = model.now;
+                let cfg = model.c.clone();
+                // A TOTP verify without a failure budget is refused first, as a
+                // bad argument.
+                let want = if cfg.max_failures == 0 {
+                    model.verify_totp(key, typed_str.as_bytes(), unix_ms)
+                } else {
+                    model.verify_scoped(
+                        &scopes,
+                        |m| {
+                            m.totp
+                                .get(&key)
+                                .and_then(|k| k.lockout_left(&cfg, now))
+                                .unwrap_or(0)
+                        },
+                        |m| !m.totp.contains_key(&key),
+                        |m| m.verify_totp(key, typed_str.as_bytes(), unix_ms),
+                    )
                 };
                 check_eq!(kind(&got), kind(&want), "{:?} typed {:?}", op, typed_str);
+            }
+            Op::IssueScoped {
+                key,
+                context: ctx,
+                ref scopes,
+            } => {
+                let scopes = usable(scopes, c.scopes.len());
+                let (names, values) = scope_args(&scopes);
+                let call: Vec<Scope> = names
+                    .iter()
+                    .zip(&values)
+                    .map(|(n, v)| Scope::new(n, v))
+                    .collect();
+                let got = engine.issue_scoped(name(key), context(ctx), None, &call);
+                let code = got.as_ref().ok().map(|i| i.code.to_string());
+                let want = model.issue_scoped(key, context(ctx), &scopes, code.as_deref());
+                check_eq!(
+                    got.as_ref().map(|_| ()).map_err(Clone::clone),
+                    want,
+                    "{:?}",
+                    op
+                );
+                if let Ok(i) = got {
+                    issued.entry(key).or_default().push(i.code.to_string());
+                }
+            }
+            Op::VerifyScoped {
+                key,
+                ref guess,
+                context: ctx,
+                ref scopes,
+            } => {
+                let scopes = usable(scopes, c.scopes.len());
+                let (names, values) = scope_args(&scopes);
+                let call: Vec<Scope> = names
+                    .iter()
+                    .zip(&values)
+                    .map(|(n, v)| Scope::new(n, v))
+                    .collect();
+                let codes = issued.get(&key).map(Vec::as_slice).unwrap_or(&[]);
+                let typed = typed(guess, codes, c.alphabet);
+                let got = engine.verify_scoped(name(key), &typed, context(ctx), &call);
+                let now = model.now;
+                let cfg = model.c.clone();
+                let want = model.verify_scoped(
+                    &scopes,
+                    |m| {
+                        m.keys
+                            .get(&key)
+                            .and_then(|k| k.lockout_left(&cfg, now))
+                            .unwrap_or(0)
+                    },
+                    |_| false,
+                    |m| Ok(m.verify(key, &typed, context(ctx))),
+                );
+                check_eq!(
+                    got,
+                    want,
+                    "{:?} typed {:?}",
+                    op,
+                    String::from_utf8_lossy(&typed)
+                );
+            }
+            Op::UnlockScope { limit, value } => {
+                if usize::from(limit) < c.scopes.len() {
+                    check_eq!(
+                        engine
+                            .unlock_scope(&scope_name(limit), scope_value(value))
+                            .unwrap(),
+                        model.unlock_scope(limit, value)
+                    );
+                }
             }
             Op::UnlockTotp { key } => {
                 check_eq!(

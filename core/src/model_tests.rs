@@ -5,7 +5,7 @@
 
 use proptest::prelude::*;
 
-use crate::model::{run, Guess, ModelConfig, Op, Respelling, TotpGuess};
+use crate::model::{run, Guess, ModelConfig, ModelScopeLimit, Op, Respelling, TotpGuess};
 use crate::Alphabet;
 
 fn config_strategy() -> impl Strategy<Value = ModelConfig> {
@@ -33,12 +33,14 @@ fn config_strategy() -> impl Strategy<Value = ModelConfig> {
             any::<bool>(),
             prop_oneof![3 => 1u64..=8, 1 => Just(0)],
         ),
+        prop::collection::vec(scope_limit(), 0..=3),
     )
         .prop_map(
             |(
                 (len, alnum, ttl, attempts, cooldown),
                 (issues, window, failures, lockout, k),
                 (capacity, shards, escalate, max_lockout),
+                scopes,
             )| {
                 ModelConfig {
                     code_length: len,
@@ -62,9 +64,27 @@ fn config_strategy() -> impl Strategy<Value = ModelConfig> {
                     codes_per_key: k,
                     capacity,
                     shards,
+                    scopes,
                 }
             },
         )
+}
+
+/// A scope limit with small budgets and windows, so that they fill and end.
+fn scope_limit() -> impl Strategy<Value = ModelScopeLimit> {
+    (0u32..=4, 1u64..=40, 0u32..=4, 1u64..=40).prop_map(
+        |(max_issues, issue_window, max_failures, failure_window)| ModelScopeLimit {
+            max_issues,
+            issue_window: issue_window * 1000,
+            max_failures,
+            failure_window: failure_window * 1000,
+        },
+    )
+}
+
+/// The scopes a call names: (limit, value), some unconfigured (dropped).
+fn scopes() -> impl Strategy<Value = Vec<(u8, u8)>> {
+    prop::collection::vec((0u8..3, 0u8..3), 0..=3)
 }
 
 /// Ways to type a code that must verify exactly when the canonical spelling
@@ -100,7 +120,17 @@ fn op_strategy(keys: u8) -> impl Strategy<Value = Op> {
         1 => prop::collection::vec(any::<u8>(), 0..12).prop_map(Guess::Raw),
     ];
     let ttl = prop_oneof![3 => Just(None), 1 => (1u64..=30).prop_map(|s| Some(s * 1000))];
+    let scoped = prop_oneof![
+        3 => (0..keys, 0u8..3, scopes())
+            .prop_map(|(key, context, scopes)| Op::IssueScoped { key, context, scopes }),
+        4 => (0..keys, guess.clone(), scopes())
+            .prop_map(|(key, guess, scopes)| Op::VerifyScoped { key, guess, context: 0, scopes }),
+        1 => (0..keys, totp_guess(), scopes())
+            .prop_map(|(key, guess, scopes)| Op::VerifyTotpScoped { key, guess, scopes }),
+        1 => (0u8..3, 0u8..3).prop_map(|(limit, value)| Op::UnlockScope { limit, value }),
+    ];
     prop_oneof![
+        4 => scoped,
         4 => (0..keys, 0u8..3, ttl).prop_map(|(key, context, ttl)| Op::Issue { key, context, ttl }),
         6 => (0..keys, guess, prop_oneof![4 => Just(0u8), 1 => 0u8..3])
             .prop_map(|(key, guess, context)| Op::Verify { key, guess, context }),

@@ -8,7 +8,7 @@
 
 use libfuzzer_sys::arbitrary::{Result, Unstructured};
 use libfuzzer_sys::fuzz_target;
-use otpengine_core::model::{run, Guess, ModelConfig, Op, Respelling, TotpGuess};
+use otpengine_core::model::{run, Guess, ModelConfig, ModelScopeLimit, Op, Respelling, TotpGuess};
 use otpengine_core::Alphabet;
 
 /// Keys the operations use: few, so that operations meet on the same key, or
@@ -62,6 +62,16 @@ fn decode(u: &mut Unstructured) -> Result<(ModelConfig, Vec<Op>, bool)> {
         codes_per_key: u.int_in_range(1..=4)?,
         capacity: u.int_in_range(1..=8)? * usize::from(keys / FEW_KEYS),
         shards: 1 << u.int_in_range(0..=2)?,
+        scopes: (0..u.int_in_range(0..=3u8)?)
+            .map(|_| {
+                Ok(ModelScopeLimit {
+                    max_issues: u.int_in_range(0..=4)?,
+                    issue_window: u.int_in_range(1..=40)? * 1000,
+                    max_failures: u.int_in_range(0..=4)?,
+                    failure_window: u.int_in_range(1..=40)? * 1000,
+                })
+            })
+            .collect::<Result<_>>()?,
     };
     let stats_every_step = u.arbitrary()?;
     let mut ops = Vec::new();
@@ -73,7 +83,27 @@ fn decode(u: &mut Unstructured) -> Result<(ModelConfig, Vec<Op>, bool)> {
 
 fn op(u: &mut Unstructured, keys: u8) -> Result<Op> {
     let key = u.int_in_range(0..=keys - 1)?;
-    Ok(match u.int_in_range(0..=11u8)? {
+    Ok(match u.int_in_range(0..=15u8)? {
+        12 => Op::IssueScoped {
+            key,
+            context: u.int_in_range(0..=2)?,
+            scopes: scopes(u)?,
+        },
+        13 => Op::VerifyScoped {
+            key,
+            guess: guess(u)?,
+            context: 0,
+            scopes: scopes(u)?,
+        },
+        14 => Op::VerifyTotpScoped {
+            key,
+            guess: TotpGuess::Step(u.int_in_range(-2..=2)?),
+            scopes: scopes(u)?,
+        },
+        15 => Op::UnlockScope {
+            limit: u.int_in_range(0..=2)?,
+            value: u.int_in_range(0..=2)?,
+        },
         10 => Op::VerifyTotp {
             key,
             guess: match u.int_in_range(0..=7u8)? {
@@ -113,6 +143,13 @@ fn op(u: &mut Unstructured, keys: u8) -> Result<Op> {
             },
         },
     })
+}
+
+/// The scopes a call names: (limit, value), some unconfigured (dropped).
+fn scopes(u: &mut Unstructured) -> Result<Vec<(u8, u8)>> {
+    (0..u.int_in_range(0..=3u8)?)
+        .map(|_| Ok((u.int_in_range(0..=2)?, u.int_in_range(0..=2)?)))
+        .collect()
 }
 
 fn guess(u: &mut Unstructured) -> Result<Guess> {
