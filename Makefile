@@ -268,12 +268,14 @@ bench-build:
 load:
 	$(CARGO) run --release --bin otp-load
 
-## A 2-second run whose answers must add up (otp-load exits non-zero otherwise).
+## A 2-second run whose answers must add up (otp-load exits non-zero otherwise);
+## then per-key limits, and the pumping bot against an ip scope (which must hold).
 load-smoke:
 	@mkdir -p $(BUILD)
 	$(CARGO) run --release --bin otp-load -- --seconds 2 --keys 200000 --json | tee $(BUILD)/load-smoke.txt
 	@tail -n 1 $(BUILD)/load-smoke.txt | grep -q '"counts_add_up":true' || { echo "ERROR: otp-load counts do not add up" >&2; exit 1; }
 	$(CARGO) run --release --bin otp-load -- --seconds 1 --keys 50000 --dist zipf --limits --ttl 1 --wrong 0.5 > $(BUILD)/load-smoke-limits.txt
+	$(CARGO) run --release --bin otp-load -- --seconds 1 --scopes ip:1000 --json > $(BUILD)/load-smoke-scopes.txt
 
 ## Constant-time checks, the long run (about 35 s; dudect-smoke is the CI one).
 ## dudect (BENCHMARKS.md): Welch's t-test between two classes of input

@@ -5,6 +5,7 @@
 
 pub mod dudect;
 pub mod growth;
+pub mod pumping;
 
 /// SplitMix64: a tiny, fast generator for choosing keys and mistakes (the codes
 /// themselves come from the engine's ChaCha).

@@ -94,6 +94,20 @@ struct Args {
     /// per batch, divided by its items
     #[arg(long, default_value_t = 0)]
     batch: usize,
+    /// Instead of the users above: an SMS-pumping bot (fresh premium numbers,
+    /// one prefix, a few addresses) beside ordinary users, with these scope
+    /// issue budgets per hour, e.g. `ip:1000` or `ip:1000,prefix:50000`
+    /// (names: ip, prefix, global). Reports what each side was issued; fails
+    /// if the bot got more than its scopes allow or (with ip alone) a user was
+    /// refused
+    #[arg(long, value_name = "NAME:N,...")]
+    scopes: Option<String>,
+    /// With --scopes: the addresses the bot sends from
+    #[arg(long, default_value_t = 4)]
+    bot_ips: u32,
+    /// With --scopes: the share of steps that are the bot's, 0 to 1
+    #[arg(long, default_value_t = 0.5)]
+    bot_share: f64,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -389,6 +403,68 @@ fn fail(message: &str) -> ! {
     std::process::exit(2);
 }
 
+/// `--scopes`: the pumping bot beside ordinary users (`otpengine_benches::pumping`).
+fn pumping(args: &Args, scopes: &str, threads: usize) {
+    use otpengine_benches::pumping::{run, PumpingRun, PumpingScopes};
+    let scopes = PumpingScopes::parse(scopes).unwrap_or_else(|e| fail(&e));
+    if !(0.0..=1.0).contains(&args.bot_share) {
+        fail(&format!(
+            "--bot-share must be between 0 and 1, got {}",
+            args.bot_share
+        ));
+    }
+    if args.bot_ips == 0 || args.bot_ips > 256 {
+        fail(&format!(
+            "--bot-ips must be between 1 and 256, got {}",
+            args.bot_ips
+        ));
+    }
+    let report = run(&PumpingRun {
+        scopes: scopes.clone(),
+        threads,
+        seconds: args.seconds,
+        bot_ips: args.bot_ips,
+        bot_share: args.bot_share,
+    })
+    .unwrap_or_else(|e| fail(&format!("the engine refused the scopes: {e}")));
+    println!(
+        "otp-load --scopes: {:.1} s, {threads} threads, {:.0} calls/s",
+        args.seconds, report.calls_per_sec
+    );
+    println!(
+        "  bot:   {} issues asked, {} sent ({} allowed by its scopes), {} refused ({:.2}% refused)",
+        report.bot_attempts,
+        report.bot_issued,
+        report.bot_budget,
+        report.bot_refused,
+        100.0 * report.bot_refused as f64 / report.bot_attempts.max(1) as f64
+    );
+    println!(
+        "  users: {} issues asked, {} sent, {} refused, {} codes verified",
+        report.user_attempts, report.user_issued, report.user_refused, report.user_verified
+    );
+    let holds = report.holds(&scopes);
+    if args.json {
+        println!(
+            r#"{{"scopes":{:?},"bot_attempts":{},"bot_issued":{},"bot_budget":{},"bot_refused":{},"user_attempts":{},"user_issued":{},"user_refused":{},"user_verified":{},"calls_per_sec":{:.0},"holds":{}}}"#,
+            args.scopes.as_deref().unwrap_or_default(),
+            report.bot_attempts,
+            report.bot_issued,
+            report.bot_budget,
+            report.bot_refused,
+            report.user_attempts,
+            report.user_issued,
+            report.user_refused,
+            report.user_verified,
+            report.calls_per_sec,
+            holds
+        );
+    }
+    if !holds {
+        fail("the scopes did not hold: the bot got more than its budget, or a user was refused");
+    }
+}
+
 fn main() {
     let args = Args::parse();
     if !(0.0..=1.0).contains(&args.wrong) {
@@ -416,6 +492,10 @@ fn main() {
         fail(&format!(
             "--threads must be between 1 and --keys, got {threads}"
         ));
+    }
+    if let Some(scopes) = &args.scopes {
+        pumping(&args, scopes, threads);
+        return;
     }
     let rss_before = rss_bytes();
 
