@@ -151,7 +151,7 @@ pub fn run(run: &PumpingRun) -> Result<PumpingReport, Error> {
             s.spawn(move || {
                 let mut rng = crate::SplitMix64::new(thread + 1);
                 let mut step = 0u64;
-                while step % 256 != 0 || Instant::now() < deadline {
+                while !step.is_multiple_of(256) || Instant::now() < deadline {
                     step += 1;
                     let n = step * run.threads as u64 + thread;
                     if rng.next_f64() < run.bot_share {
