@@ -54,6 +54,13 @@ static otp_status go_unlock_scope(const otp_engine *e, const char *name, const u
 	return s;
 }
 
+static otp_status go_prometheus(const otp_engine *e, char *out, size_t out_len, size_t *needed,
+                                char **err) {
+	otp_status s = otp_prometheus(e, out, out_len, needed);
+	if (s != OTP_OK && s != OTP_BUFFER_TOO_SMALL) *err = go_scope_last_error();
+	return s;
+}
+
 static otp_status go_ip_scope(const char *addr, char *out, size_t out_len, char **err) {
 	otp_status s = otp_ip_scope(addr, out, out_len);
 	if (s != OTP_OK) *err = go_scope_last_error();
@@ -188,6 +195,31 @@ func (e *Engine) UnlockScope(name string, value []byte) (bool, error) {
 		return false, nil
 	default:
 		return false, statusError(s, msg)
+	}
+}
+
+// Prometheus gives the engine's stats in the Prometheus text format: every
+// counter, otpengine_rate_limited_total with a scope label for each scope that
+// refused (scope="key" for the key's own limits), and the gauges.
+func (e *Engine) Prometheus() (string, error) {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	if e.ptr == nil {
+		return "", ErrClosed
+	}
+	buf := make([]C.char, 4096)
+	for {
+		var needed C.size_t
+		var msg *C.char
+		s := C.go_prometheus(e.ptr, &buf[0], C.size_t(len(buf)), &needed, &msg)
+		switch s {
+		case C.OTP_OK:
+			return C.GoString(&buf[0]), nil
+		case C.OTP_BUFFER_TOO_SMALL:
+			buf = make([]C.char, needed)
+		default:
+			return "", statusError(s, msg)
+		}
 	}
 }
 

@@ -42,6 +42,11 @@ func TestScopedIssuesAreLimitedPerScopeValue(t *testing.T) {
 	if _, _, err := e.IssueScoped([]byte("c"), nil, 0, Scope{Name: "ip", Value: []byte("198.51.100.1/32")}); err != nil {
 		t.Fatalf("another address: %v", err)
 	}
+	text, err := e.Prometheus()
+	if err != nil || !strings.Contains(text, "otpengine_rate_limited_total{scope=\"ip\"} 1\n") ||
+		!strings.Contains(text, "otpengine_rate_limited_total{scope=\"key\"} 0\n") {
+		t.Fatalf("Prometheus: %v\n%s", err, text)
+	}
 	_, _, err = e.IssueScoped([]byte("d"), nil, 0, Scope{Name: "tenant", Value: []byte("acme")})
 	if !errors.Is(err, ErrInvalidArgument) || !strings.Contains(err.Error(), `scopes must be the name of a configured scope limit, got "tenant"`) {
 		t.Fatalf("unknown scope: %v", err)

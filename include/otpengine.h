@@ -400,6 +400,20 @@ enum otp_status otp_revoke(struct otp_engine *engine, const uint8_t *key, size_t
 // `engine` is NULL or a live handle; `key` is NULL or valid for `key_len` bytes.
 enum otp_status otp_unlock(struct otp_engine *engine, const uint8_t *key, size_t key_len);
 
+// Writes the engine's stats in the Prometheus text format (every counter
+// `otpengine_<name>_total`, `otpengine_rate_limited_total` with a `scope`
+// label per refusing scope, the gauges) and a NUL to `text_out`, and the
+// length with the NUL to `*text_len_out` (may be NULL), also on
+// `OTP_BUFFER_TOO_SMALL`, so a caller can size its buffer from a first call.
+//
+// # Safety
+// `engine` is NULL or a live handle; `text_out` is NULL or valid for writes of
+// `text_out_len` bytes; `text_len_out` is NULL or valid for a write.
+enum otp_status otp_prometheus(const struct otp_engine *engine,
+                               char *text_out,
+                               size_t text_out_len,
+                               size_t *text_len_out);
+
 // Writes the engine's counters to `*stats_out`. Returns `OTP_OK` or
 // `OTP_INVALID_ARGUMENT` (NULL pointer).
 //

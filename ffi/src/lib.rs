@@ -797,6 +797,32 @@ unsafe fn key_call(
     })
 }
 
+/// Writes the engine's stats in the Prometheus text format (every counter
+/// `otpengine_<name>_total`, `otpengine_rate_limited_total` with a `scope`
+/// label per refusing scope, the gauges) and a NUL to `text_out`, and the
+/// length with the NUL to `*text_len_out` (may be NULL), also on
+/// `OTP_BUFFER_TOO_SMALL`, so a caller can size its buffer from a first call.
+///
+/// # Safety
+/// `engine` is NULL or a live handle; `text_out` is NULL or valid for writes of
+/// `text_out_len` bytes; `text_len_out` is NULL or valid for a write.
+#[no_mangle]
+pub unsafe extern "C" fn otp_prometheus(
+    engine: *const otp_engine,
+    text_out: *mut c_char,
+    text_out_len: usize,
+    text_len_out: *mut usize,
+) -> otp_status {
+    guard(|| {
+        // SAFETY (both): forwarded from the caller.
+        let engine = unsafe { self::engine(engine) }?;
+        let text = engine.stats().to_prometheus();
+        unsafe {
+            totp::write_text_with_length(&text, text_out, text_out_len, text_len_out, "text_out")
+        }
+    })
+}
+
 /// Writes the engine's counters to `*stats_out`. Returns `OTP_OK` or
 /// `OTP_INVALID_ARGUMENT` (NULL pointer).
 ///

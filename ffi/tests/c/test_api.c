@@ -653,6 +653,13 @@ static void test_scopes(void) {
   CHECK(otp_issue_scoped(engine, KEY("c"), NULL, 0, 0, scopes, 1, code, sizeof code, &issued) == OTP_RATE_LIMITED);
   CHECK(issued.retry_after_ms == 3600000 && strcmp(issued.scope, "ip") == 0);
   CHECK(last_error_contains("rate limited by scope \"ip\""));
+  size_t text_len = 0;
+  char small[8];
+  CHECK(otp_prometheus(engine, small, sizeof small, &text_len) == OTP_BUFFER_TOO_SMALL && text_len > 8);
+  char *text = malloc(text_len);
+  CHECK(text != NULL && otp_prometheus(engine, text, text_len, NULL) == OTP_OK);
+  CHECK(strstr(text, "otpengine_rate_limited_total{scope=\"ip\"} 1\n") != NULL);
+  free(text);
 
   otp_scope unknown[1] = {{"tenant", (const uint8_t *)"acme", 4}};
   CHECK(otp_issue_scoped(engine, KEY("d"), NULL, 0, 0, unknown, 1, code, sizeof code, &issued) ==
