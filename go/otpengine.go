@@ -20,8 +20,6 @@ package otpengine
 
 /*
 #cgo CFLAGS: -I${SRCDIR}/../include
-#cgo noescape go_issue
-#cgo nocallback go_issue
 #cgo noescape go_verify
 #cgo nocallback go_verify
 #cgo noescape go_revoke
@@ -61,14 +59,6 @@ static otp_status go_engine_new_redis(const otp_config *config, const char *url,
 static otp_status go_ping(otp_engine *e, char **err) {
 	otp_status s = otp_ping(e);
 	if (s != OTP_OK) *err = go_last_error();
-	return s;
-}
-
-static otp_status go_issue(otp_engine *e, const uint8_t *key, size_t key_len, const uint8_t *ctx,
-                           size_t ctx_len, uint64_t ttl_ms, char *code, size_t code_len,
-                           otp_issued *issued, char **err) {
-	otp_status s = otp_issue(e, key, key_len, ctx, ctx_len, ttl_ms, code, code_len, issued);
-	if (s != OTP_OK && s != OTP_RATE_LIMITED && s != OTP_LOCKED) *err = go_last_error();
 	return s;
 }
 
@@ -412,25 +402,7 @@ func (e *Engine) IssueTTL(key, context []byte, ttl time.Duration) (string, time.
 }
 
 func (e *Engine) issue(key, context []byte, ttlMs uint64) (string, time.Duration, error) {
-	e.mu.RLock()
-	defer e.mu.RUnlock()
-	if e.ptr == nil {
-		return "", 0, ErrClosed
-	}
-	var code [16]C.char
-	var issued C.otp_issued
-	var msg *C.char
-	s := C.go_issue(e.ptr, bytes(key), C.size_t(len(key)), bytes(context), C.size_t(len(context)),
-		C.uint64_t(ttlMs), &code[0], C.size_t(len(code)), &issued, &msg)
-	switch s {
-	case C.OTP_OK:
-		return C.GoString(&code[0]), ms(issued.expires_in_ms), nil
-	case C.OTP_RATE_LIMITED:
-		return "", 0, &RateLimitedError{RetryAfter: ms(issued.retry_after_ms)}
-	case C.OTP_LOCKED:
-		return "", 0, &LockedError{RetryAfter: ms(issued.retry_after_ms)}
-	}
-	return "", 0, statusError(s, msg)
+	return e.issueIn(key, context, ttlMs, nil)
 }
 
 // Verify checks what a person typed for key with context (nil: none). Spaces and

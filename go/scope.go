@@ -1,6 +1,8 @@
 package otpengine
 
 /*
+#cgo noescape go_issue_scoped
+#cgo nocallback go_issue_scoped
 #include <stdlib.h>
 #include <string.h>
 #include "otpengine.h"
@@ -107,6 +109,11 @@ func (e *Engine) IssueScoped(key, context []byte, ttl time.Duration, scopes ...S
 	if ttl > 0 {
 		ttlMs = ceilMillis(ttl)
 	}
+	return e.issueIn(key, context, ttlMs, scopes)
+}
+
+// issueIn is every issue: ttlMs 0 is the engine's TTL, scopes may be none.
+func (e *Engine) issueIn(key, context []byte, ttlMs uint64, scopes []Scope) (string, time.Duration, error) {
 	cs, count, release := cScopes(scopes)
 	defer release()
 	e.mu.RLock()

@@ -26,16 +26,6 @@ static otp_status go_totp(const uint8_t *secret, size_t secret_len, uint64_t at,
 	return s;
 }
 
-static otp_status go_verify_totp(otp_engine *e, const uint8_t *key, size_t key_len,
-                                 const uint8_t *secret, size_t secret_len, const char *code,
-                                 size_t code_len, const otp_totp_params *p, uint64_t at,
-                                 otp_verdict *v, char **err) {
-	otp_status s = otp_verify_totp(e, key, key_len, secret, secret_len, code, code_len, p, at, v);
-	if (s != OTP_OK && s != OTP_MISMATCH && s != OTP_LOCKED && s != OTP_REPLAYED)
-		*err = go_totp_last_error();
-	return s;
-}
-
 static otp_status go_unlock_totp(otp_engine *e, const uint8_t *key, size_t key_len, char **err) {
 	otp_status s = otp_unlock_totp(e, key, key_len);
 	if (s != OTP_OK && s != OTP_NOT_FOUND) *err = go_totp_last_error();
@@ -226,38 +216,7 @@ func QRSVG(text string) (string, error) {
 // from the key's random codes. Errors: ErrInvalidArgument, ErrCapacityExceeded,
 // ErrBackendUnavailable, ErrClosed.
 func (e *Engine) VerifyTOTP(key, secret []byte, code string, p TOTPParams, at time.Time) (Verdict, error) {
-	params, err := p.toC()
-	if err != nil {
-		return Verdict{}, err
-	}
-	unix, err := unixSeconds(at)
-	if err != nil {
-		return Verdict{}, err
-	}
-	e.mu.RLock()
-	defer e.mu.RUnlock()
-	if e.ptr == nil {
-		return Verdict{}, ErrClosed
-	}
-	codePtr := (*C.char)(unsafe.Pointer(&emptyByte[0]))
-	if len(code) > 0 {
-		codePtr = (*C.char)(unsafe.Pointer(unsafe.StringData(code)))
-	}
-	var v C.otp_verdict
-	var msg *C.char
-	s := C.go_verify_totp(e.ptr, bytes(key), C.size_t(len(key)), bytes(secret), C.size_t(len(secret)),
-		codePtr, C.size_t(len(code)), &params, unix, &v, &msg)
-	switch s {
-	case C.OTP_OK:
-		return Verdict{Status: Verified}, nil
-	case C.OTP_REPLAYED:
-		return Verdict{Status: Replayed}, nil
-	case C.OTP_MISMATCH:
-		return Verdict{Status: Mismatch, AttemptsLeft: int(v.attempts_left)}, nil
-	case C.OTP_LOCKED:
-		return Verdict{Status: Locked, RetryAfter: ms(v.retry_after_ms)}, nil
-	}
-	return Verdict{}, statusError(s, msg)
+	return e.VerifyTOTPScoped(key, secret, code, p, at)
 }
 
 // UnlockTOTP lifts the lockout of key's TOTP state and clears its failure count

@@ -85,7 +85,7 @@ impl Engine {
     /// an empty key or a key or context over 1024 bytes, or (Redis backend)
     /// [`Error::Unavailable`].
     pub fn issue(&self, key: impl AsRef<[u8]>, context: impl AsRef<[u8]>) -> Result<Issued, Error> {
-        self.issue_inner(key.as_ref(), context.as_ref(), None)
+        self.issue_inner(key.as_ref(), context.as_ref(), None, &[])
     }
 
     /// [`Engine::issue`] with a ttl for this code only (1 s..=24 h).
@@ -95,14 +95,17 @@ impl Engine {
         context: impl AsRef<[u8]>,
         ttl: Duration,
     ) -> Result<Issued, Error> {
-        self.issue_inner(key.as_ref(), context.as_ref(), Some(ttl))
+        self.issue_inner(key.as_ref(), context.as_ref(), Some(ttl), &[])
     }
 
+    /// Every issue: the arguments checked (the scopes last), then the backend's
+    /// plain or scoped issue.
     fn issue_inner(
         &self,
         key: &[u8],
         context: &[u8],
         ttl: Option<Duration>,
+        scopes: &[Scope<'_>],
     ) -> Result<Issued, Error> {
         check_key(key)?;
         check_context(context)?;
@@ -110,10 +113,14 @@ impl Engine {
             Some(ttl) => check_ttl(ttl)?,
             None => self.policy().ttl,
         };
-        let code = match &self.backend {
-            Backend::Memory(m) => m.issue(key, context, ttl),
+        let targets = self.targets(scopes)?;
+        let code = match (&self.backend, targets.is_empty()) {
+            (Backend::Memory(m), true) => m.issue(key, context, ttl),
+            (Backend::Memory(m), false) => m.issue_scoped(key, context, ttl, &targets),
             #[cfg(feature = "redis")]
-            Backend::Redis(r) => r.issue(key, context, ttl),
+            (Backend::Redis(r), true) => r.issue(key, context, ttl),
+            #[cfg(feature = "redis")]
+            (Backend::Redis(r), false) => r.issue_scoped(key, context, ttl, &targets),
         }?;
         Ok(Issued {
             code,
@@ -138,26 +145,7 @@ impl Engine {
         ttl: Option<Duration>,
         scopes: &[Scope<'_>],
     ) -> Result<Issued, Error> {
-        let (key, context) = (key.as_ref(), context.as_ref());
-        if scopes.is_empty() {
-            return self.issue_inner(key, context, ttl);
-        }
-        check_key(key)?;
-        check_context(context)?;
-        let ttl = match ttl {
-            Some(ttl) => check_ttl(ttl)?,
-            None => self.policy().ttl,
-        };
-        let targets = self.targets(scopes)?;
-        let code = match &self.backend {
-            Backend::Memory(m) => m.issue_scoped(key, context, ttl, &targets),
-            #[cfg(feature = "redis")]
-            Backend::Redis(r) => r.issue_scoped(key, context, ttl, &targets),
-        }?;
-        Ok(Issued {
-            code,
-            expires_in: Duration::from_millis(ttl),
-        })
+        self.issue_inner(key.as_ref(), context.as_ref(), ttl, scopes)
     }
 
     /// [`Engine::verify`] for a call that belongs to `scopes`. A scope that has
@@ -201,8 +189,12 @@ impl Engine {
         }
     }
 
-    /// A call's scopes, checked against the configured limits and hashed.
+    /// A call's scopes, checked against the configured limits and hashed
+    /// (none: nothing to do, no allocation).
     fn targets(&self, scopes: &[Scope<'_>]) -> Result<Vec<ScopeTarget>, Error> {
+        if scopes.is_empty() {
+            return Ok(Vec::new());
+        }
         let digester = match &self.backend {
             Backend::Memory(m) => m.digester(),
             #[cfg(feature = "redis")]

@@ -268,16 +268,7 @@ impl Memory {
             inner.reclaim_all(now);
             result = shard.lock().issue(&inner.shared, req, now, true);
         }
-        result.map_err(|refusal| match refusal {
-            Refusal::RateLimited(wait) => Error::RateLimited {
-                retry_after: Duration::from_millis(wait),
-                scope: None,
-            },
-            Refusal::Locked(wait) => Error::Locked {
-                retry_after: Duration::from_millis(wait),
-            },
-            Refusal::Full => self.full(),
-        })
+        result.map_err(|refusal| self.refusal(refusal))
     }
 
     pub(crate) fn verify(&self, key: &[u8], typed: &[u8], context: &[u8]) -> Verdict {
@@ -395,10 +386,7 @@ impl Memory {
         let scopes_policy = &shared.policy.scopes;
         let now = inner.time.now();
         let mut key = inner.shard(req.hash).lock();
-        let (mut scopes, guard_of) = inner.lock_scopes(targets);
-        for guard in scopes.iter_mut() {
-            guard.begin(shared, now);
-        }
+        let (mut scopes, guard_of) = inner.lock_scopes(targets, now);
 
         // The longest wait among the limits that refuse, and whose it is.
         let mut wait = match key.issue_refusal(shared, req.hash, now) {
@@ -431,13 +419,10 @@ impl Memory {
         }
 
         // Allowed by every limit: the scopes with an issue limit count it.
-        let counting: Vec<usize> = (0..targets.len())
-            .filter(|&k| scopes_policy[targets[k].limit].max_issues > 0)
-            .collect();
-        let new_rows = counting
-            .iter()
-            .filter(|&&k| !scopes[guard_of[k]].holds(targets[k].id.table_hash()))
-            .count();
+        let (counting, new_rows) =
+            counting_scopes(scopes_policy, targets, &scopes, &guard_of, |l| {
+                l.max_issues > 0
+            });
         if !reserve_rows(shared, new_rows) {
             if count_full {
                 key.counters.capacity_exceeded += 1;
@@ -454,16 +439,7 @@ impl Memory {
             }
             Err(refusal) => {
                 shared.held.fetch_sub(new_rows as u64, Ordering::Relaxed);
-                Err(match refusal {
-                    Refusal::RateLimited(wait) => Error::RateLimited {
-                        retry_after: Duration::from_millis(wait),
-                        scope: None,
-                    },
-                    Refusal::Locked(wait) => Error::Locked {
-                        retry_after: Duration::from_millis(wait),
-                    },
-                    Refusal::Full => self.full(),
-                })
+                Err(self.refusal(refusal))
             }
         }
     }
@@ -520,10 +496,7 @@ impl Memory {
             let scopes_policy = &shared.policy.scopes;
             let now = inner.time.now();
             let mut key = inner.shard(hash).lock();
-            let (mut scopes, guard_of) = inner.lock_scopes(targets);
-            for guard in scopes.iter_mut() {
-                guard.begin(shared, now);
-            }
+            let (mut scopes, guard_of) = inner.lock_scopes(targets, now);
 
             let mut wait = 0;
             let mut by = None;
@@ -543,13 +516,10 @@ impl Memory {
                 });
             }
 
-            let counting: Vec<usize> = (0..targets.len())
-                .filter(|&k| scopes_policy[targets[k].limit].max_failures > 0)
-                .collect();
-            let new_rows = counting
-                .iter()
-                .filter(|&&k| !scopes[guard_of[k]].holds(targets[k].id.table_hash()))
-                .count();
+            let (counting, new_rows) =
+                counting_scopes(scopes_policy, targets, &scopes, &guard_of, |l| {
+                    l.max_failures > 0
+                });
             if !reserve_rows(shared, new_rows) {
                 if count_full {
                     key.counters.capacity_exceeded += 1;
@@ -593,6 +563,20 @@ impl Memory {
         let mut shard = inner.scope_shards[inner.scope_shard_index(target)].lock();
         shard.begin(&inner.shared, now);
         shard.clear(&inner.shared, target.id.table_hash(), now)
+    }
+
+    /// A shard's refusal of an issue, as the engine's error.
+    fn refusal(&self, refusal: Refusal) -> Error {
+        match refusal {
+            Refusal::RateLimited(wait) => Error::RateLimited {
+                retry_after: Duration::from_millis(wait),
+                scope: None,
+            },
+            Refusal::Locked(wait) => Error::Locked {
+                retry_after: Duration::from_millis(wait),
+            },
+            Refusal::Full => self.full(),
+        }
     }
 
     fn full(&self) -> Error {
@@ -746,23 +730,51 @@ impl Inner {
         (target.id.table_hash() & (self.scope_shards.len() as u64 - 1)) as usize
     }
 
-    /// Locks the shards of `targets` in ascending order, each once; returns the
-    /// guards and, for each target, the index of its guard.
+    /// Locks the shards of `targets` in ascending order, each once, and brings
+    /// each up to `now`; returns the guards and, for each target, the index of
+    /// its guard.
     fn lock_scopes(
         &self,
         targets: &[ScopeTarget],
+        now: Millis,
     ) -> (Vec<MutexGuard<'_, ScopeShard>>, Vec<usize>) {
         let mut order: Vec<usize> = targets.iter().map(|t| self.scope_shard_index(t)).collect();
         let of_target = order.clone();
         order.sort_unstable();
         order.dedup();
-        let guards = order.iter().map(|&k| self.scope_shards[k].lock()).collect();
+        let guards = order
+            .iter()
+            .map(|&k| {
+                let mut guard = self.scope_shards[k].lock();
+                guard.begin(&self.shared, now);
+                guard
+            })
+            .collect();
         let guard_of = of_target
             .iter()
             .map(|k| order.binary_search(k).expect("locked"))
             .collect();
         (guards, guard_of)
     }
+}
+
+/// The targets whose limit counts this call (`counts`), by index, and how many
+/// of them have no row yet (what counting them would take of the capacity).
+fn counting_scopes(
+    limits: &[crate::scope::ScopePolicy],
+    targets: &[ScopeTarget],
+    scopes: &[MutexGuard<'_, ScopeShard>],
+    guard_of: &[usize],
+    counts: impl Fn(&crate::scope::ScopePolicy) -> bool,
+) -> (Vec<usize>, usize) {
+    let counting: Vec<usize> = (0..targets.len())
+        .filter(|&k| counts(&limits[targets[k].limit]))
+        .collect();
+    let new_rows = counting
+        .iter()
+        .filter(|&&k| !scopes[guard_of[k]].holds(targets[k].id.table_hash()))
+        .count();
+    (counting, new_rows)
 }
 
 /// Takes `rows` rows of the capacity, all or none.

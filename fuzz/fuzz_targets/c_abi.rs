@@ -15,10 +15,14 @@ use libfuzzer_sys::arbitrary::{Result, Unstructured};
 use libfuzzer_sys::fuzz_target;
 use otpengine::{
     otp_clock_advance, otp_config, otp_config_default, otp_engine, otp_engine_free, otp_engine_new,
-    otp_engine_stats, otp_hotp, otp_issue, otp_issued, otp_last_error, otp_revoke, otp_stats,
-    otp_status, otp_status_str, otp_totp, otp_totp_params, otp_totp_uri, otp_unlock,
-    otp_unlock_totp, otp_verdict, otp_verify, otp_verify_totp,
+    otp_engine_stats, otp_hotp, otp_ip_scope, otp_issue, otp_issue_scoped, otp_issued,
+    otp_last_error, otp_revoke, otp_scope, otp_stats, otp_status, otp_status_str, otp_totp,
+    otp_totp_params, otp_totp_uri, otp_unlock, otp_unlock_scope, otp_unlock_totp, otp_verdict,
+    otp_verify, otp_verify_scoped, otp_verify_totp,
 };
+
+/// Scope names the calls use: configured by `perturb` (sometimes), or not.
+const SCOPE_NAMES: [&[u8]; 4] = [b"ip\0", b"t\0", b"zz\0", b"\0"];
 
 /// Bytes written after every output buffer, checked to be untouched.
 const CANARY: u8 = 0xA5;
@@ -53,7 +57,7 @@ fn exercise(u: &mut Unstructured) -> Result<()> {
 fn calls(u: &mut Unstructured, engine: *mut otp_engine) -> Result<()> {
     let mut last_code: Vec<u8> = Vec::new();
     while !u.is_empty() {
-        match u.int_in_range(0..=8u8)? {
+        match u.int_in_range(0..=10u8)? {
             0 | 1 => {
                 let key = bytes(u)?;
                 let context = bytes(u)?;
@@ -300,6 +304,137 @@ fn calls(u: &mut Unstructured, engine: *mut otp_engine) -> Result<()> {
                     assert!(needed > out_len, "the length needed is reported");
                 }
             }
+            9 => {
+                // A scoped issue or verify, with scopes named from a small set
+                // (some configured, some not) and arbitrary values and counts.
+                let key = bytes(u)?;
+                let values: Vec<Input> = (0..u.int_in_range(0..=9usize)?)
+                    .map(|_| bytes(u))
+                    .collect::<Result<_>>()?;
+                let scopes: Vec<otp_scope> = values
+                    .iter()
+                    .map(|value| {
+                        Ok(otp_scope {
+                            name: SCOPE_NAMES[u.int_in_range(0..=SCOPE_NAMES.len() - 1)?]
+                                .as_ptr()
+                                .cast(),
+                            value: value.ptr(),
+                            value_len: value.len,
+                        })
+                    })
+                    .collect::<Result<_>>()?;
+                let (scopes_ptr, count) = if u.ratio(1, 8)? {
+                    (ptr::null(), u.int_in_range(0..=2usize)?)
+                } else {
+                    (scopes.as_ptr(), scopes.len())
+                };
+                use otp_status::*;
+                if u.arbitrary()? {
+                    let mut code = [CANARY; 16];
+                    let mut issued = otp_issued::default();
+                    // SAFETY: every pointer is NULL or valid for the length passed with it.
+                    let status = unsafe {
+                        otp_issue_scoped(
+                            engine,
+                            key.ptr(),
+                            key.len,
+                            ptr::null(),
+                            0,
+                            0,
+                            scopes_ptr,
+                            count,
+                            code.as_mut_ptr().cast(),
+                            12,
+                            &mut issued,
+                        )
+                    };
+                    expect(
+                        status,
+                        &[
+                            OTP_OK,
+                            OTP_RATE_LIMITED,
+                            OTP_LOCKED,
+                            OTP_CAPACITY_EXCEEDED,
+                            OTP_INVALID_ARGUMENT,
+                        ],
+                        "issue_scoped",
+                    );
+                    assert!(
+                        code[12..].iter().all(|&b| b == CANARY),
+                        "wrote past code_out_len"
+                    );
+                    assert_eq!(issued.scope[31], 0, "the scope name is NUL-terminated");
+                    if status == OTP_OK {
+                        let end = code.iter().position(|&b| b == 0).expect("NUL-terminated");
+                        last_code = code[..end].to_vec();
+                    }
+                } else {
+                    let mut verdict = otp_verdict {
+                        status: otp_status::OTP_INTERNAL_ERROR,
+                        attempts_left: 0,
+                        retry_after_ms: 0,
+                    };
+                    // SAFETY: every pointer is NULL or valid for the length passed with it.
+                    let status = unsafe {
+                        otp_verify_scoped(
+                            engine,
+                            key.ptr(),
+                            key.len,
+                            last_code.as_ptr().cast(),
+                            last_code.len(),
+                            ptr::null(),
+                            0,
+                            scopes_ptr,
+                            count,
+                            &mut verdict,
+                        )
+                    };
+                    expect(
+                        status,
+                        &[
+                            OTP_OK,
+                            OTP_MISMATCH,
+                            OTP_LOCKED,
+                            OTP_EXPIRED,
+                            OTP_NOT_FOUND,
+                            OTP_CAPACITY_EXCEEDED,
+                            OTP_INVALID_ARGUMENT,
+                        ],
+                        "verify_scoped",
+                    );
+                }
+            }
+            10 => {
+                let mut text: Vec<u8> = bytes(u)?.bytes.unwrap_or_default();
+                text.retain(|&b| b != 0);
+                text.push(0);
+                let value = bytes(u)?;
+                let name = SCOPE_NAMES[u.int_in_range(0..=SCOPE_NAMES.len() - 1)?];
+                // SAFETY: `name` is NUL-terminated; `value` NULL or valid for its length.
+                let status = unsafe {
+                    otp_unlock_scope(engine, name.as_ptr().cast(), value.ptr(), value.len)
+                };
+                use otp_status::*;
+                expect(
+                    status,
+                    &[OTP_OK, OTP_NOT_FOUND, OTP_INVALID_ARGUMENT],
+                    "unlock_scope",
+                );
+                let out_len = u.int_in_range(0..=64usize)?;
+                let mut out = vec![CANARY; out_len + 8];
+                // SAFETY: `text` is NUL-terminated; `out` valid for out_len bytes.
+                let status =
+                    unsafe { otp_ip_scope(text.as_ptr().cast(), out.as_mut_ptr().cast(), out_len) };
+                expect(
+                    status,
+                    &[OTP_OK, OTP_BUFFER_TOO_SMALL, OTP_INVALID_ARGUMENT],
+                    "ip_scope",
+                );
+                assert!(
+                    out[out_len..].iter().all(|&b| b == CANARY),
+                    "wrote past out_len"
+                );
+            }
             _ => {
                 let mut stats = std::mem::MaybeUninit::<otp_stats>::zeroed();
                 // SAFETY: `engine` is a live handle, `stats` valid for a write.
@@ -386,7 +521,7 @@ fn perturb(u: &mut Unstructured, c: &mut otp_config) -> Result<()> {
     c.manual_clock = 1;
     c.shards = 1 << u.int_in_range(0..=3)?;
     for _ in 0..u.int_in_range(0..=4u8)? {
-        match u.int_in_range(0..=13u8)? {
+        match u.int_in_range(0..=14u8)? {
             0 => c.code_length = u.arbitrary()?,
             1 => c.alphabet = u.arbitrary()?,
             2 => c.ttl_ms = u.arbitrary()?,
@@ -400,6 +535,20 @@ fn perturb(u: &mut Unstructured, c: &mut otp_config) -> Result<()> {
             10 => c.capacity = u.int_in_range(0..=16)?,
             11 => c.escalate_lockouts = u.arbitrary()?,
             12 => c.max_lockout_ms = u.arbitrary()?,
+            13 => {
+                // Scope limits named "ip" and "t", any budgets and windows, any count.
+                for (k, name) in [&b"ip"[..], b"t"].iter().enumerate() {
+                    let limit = &mut c.scope_limits[k];
+                    for (slot, &b) in limit.name.iter_mut().zip(name.iter()) {
+                        *slot = b as c_char;
+                    }
+                    limit.max_issues = u.int_in_range(0..=3)?;
+                    limit.issue_window_ms = u.int_in_range(0..=60_000)?;
+                    limit.max_failures = u.int_in_range(0..=3)?;
+                    limit.failure_window_ms = u.int_in_range(0..=60_000)?;
+                }
+                c.scope_limit_count = u.int_in_range(0..=9)?;
+            }
             _ => c.shards = u.arbitrary()?,
         }
     }
