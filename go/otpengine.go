@@ -20,8 +20,6 @@ package otpengine
 
 /*
 #cgo CFLAGS: -I${SRCDIR}/../include
-#cgo noescape go_verify
-#cgo nocallback go_verify
 #cgo noescape go_revoke
 #cgo nocallback go_revoke
 #cgo noescape go_unlock
@@ -59,15 +57,6 @@ static otp_status go_engine_new_redis(const otp_config *config, const char *url,
 static otp_status go_ping(otp_engine *e, char **err) {
 	otp_status s = otp_ping(e);
 	if (s != OTP_OK) *err = go_last_error();
-	return s;
-}
-
-static otp_status go_verify(otp_engine *e, const uint8_t *key, size_t key_len, const char *code,
-                            size_t code_len, const uint8_t *ctx, size_t ctx_len, uint32_t *left,
-                            char **err) {
-	otp_status s = otp_verify(e, key, key_len, code, code_len, ctx, ctx_len, left);
-	if (s == OTP_INVALID_ARGUMENT || s == OTP_INTERNAL_ERROR || s == OTP_BACKEND_UNAVAILABLE)
-		*err = go_last_error();
 	return s;
 }
 
@@ -116,9 +105,9 @@ type Alphabet int
 
 const (
 	// Digits: 0-9.
-	Digits Alphabet = iota
+	Digits Alphabet = C.OTP_ALPHABET_DIGITS
 	// Alphanumeric: 23456789ABCDEFGHJKLMNPQRSTUVWXYZ, case-insensitive on input.
-	Alphanumeric
+	Alphanumeric Alphabet = C.OTP_ALPHABET_ALPHANUMERIC
 )
 
 // Config holds an engine's settings; start from DefaultConfig. Bounds are the
@@ -237,14 +226,17 @@ func (s Status) String() string {
 type Verdict struct {
 	Status       Status
 	AttemptsLeft int           // wrong guesses left, on Mismatch; 0 otherwise
-	RetryAfter   time.Duration // on Locked from VerifyTOTP: until the lockout ends
+	RetryAfter   time.Duration // on Locked: until the lockout ends (0 for a burned code)
 }
 
-// Stats counts the engine's answers since it was built, and the keys with a
-// pending code now (with RedisURL: in the whole store). Unavailable counts the
-// calls that failed with ErrBackendUnavailable.
+// Stats counts the engine's answers since it was built (every counter of the
+// C ABI's otp_stats): Unavailable the calls that failed with
+// ErrBackendUnavailable, CapacityExceeded those refused as full; Live the keys
+// with a pending code now and Held those (and scope values) with any state
+// (with RedisURL: in the whole store). Per-scope counts are in Prometheus().
 type Stats struct {
 	Issued, Verified, Mismatched, Locked, Expired, RateLimited, Revoked, Live, Unavailable uint64
+	NotFound, CapacityExceeded, Held, Replayed                                             uint64
 }
 
 // RateLimitedError is returned by Issue inside the key's cooldown or beyond its
@@ -410,32 +402,7 @@ func (e *Engine) issue(key, context []byte, ttlMs uint64) (string, time.Duration
 // engine or an unreachable Redis (ErrBackendUnavailable); every other outcome
 // is a Verdict.
 func (e *Engine) Verify(key []byte, code string, context []byte) (Verdict, error) {
-	e.mu.RLock()
-	defer e.mu.RUnlock()
-	if e.ptr == nil {
-		return Verdict{}, ErrClosed
-	}
-	var left C.uint32_t
-	var msg *C.char
-	codePtr := (*C.char)(unsafe.Pointer(&emptyByte[0]))
-	if len(code) > 0 {
-		codePtr = (*C.char)(unsafe.Pointer(unsafe.StringData(code)))
-	}
-	s := C.go_verify(e.ptr, bytes(key), C.size_t(len(key)), codePtr, C.size_t(len(code)),
-		bytes(context), C.size_t(len(context)), &left, &msg)
-	switch s {
-	case C.OTP_OK:
-		return Verdict{Status: Verified}, nil
-	case C.OTP_MISMATCH:
-		return Verdict{Status: Mismatch, AttemptsLeft: int(left)}, nil
-	case C.OTP_LOCKED:
-		return Verdict{Status: Locked}, nil
-	case C.OTP_EXPIRED:
-		return Verdict{Status: Expired}, nil
-	case C.OTP_NOT_FOUND:
-		return Verdict{Status: NotFound}, nil
-	}
-	return Verdict{}, statusError(s, msg)
+	return e.VerifyScoped(key, code, context)
 }
 
 // Revoke drops the key's codes; true if one was pending. Limits stay. It fails
@@ -483,6 +450,8 @@ func (e *Engine) Stats() Stats {
 		Issued: uint64(s.issued), Verified: uint64(s.verified), Mismatched: uint64(s.mismatched),
 		Locked: uint64(s.locked), Expired: uint64(s.expired), RateLimited: uint64(s.rate_limited),
 		Revoked: uint64(s.revoked), Live: uint64(s.live), Unavailable: uint64(s.unavailable),
+		NotFound: uint64(s.not_found), CapacityExceeded: uint64(s.capacity_exceeded),
+		Held: uint64(s.held), Replayed: uint64(s.replayed),
 	}
 }
 

@@ -276,7 +276,8 @@ func TestCapacityRevokeAndStats(t *testing.T) {
 	}
 	verify(t, e, "a", a)
 	s := e.Stats()
-	want := Stats{Issued: 2, Verified: 1, Revoked: 1, Live: 0}
+	// a (its cooldown) and b (revoked, its cooldown too) are held; c was refused.
+	want := Stats{Issued: 2, Verified: 1, Revoked: 1, Live: 0, CapacityExceeded: 1, Held: 2}
 	if s != want {
 		t.Fatalf("Stats = %+v, want %+v", s, want)
 	}

@@ -3,6 +3,8 @@ package otpengine
 /*
 #cgo noescape go_issue_scoped
 #cgo nocallback go_issue_scoped
+#cgo noescape go_verify_scoped
+#cgo nocallback go_verify_scoped
 #include <stdlib.h>
 #include <string.h>
 #include "otpengine.h"

@@ -61,11 +61,11 @@ type Hash int
 
 const (
 	// SHA1: HMAC-SHA-1, the default, and what nearly every enrolment uses.
-	SHA1 Hash = iota
+	SHA1 Hash = C.OTP_HASH_SHA1
 	// SHA256: HMAC-SHA-256.
-	SHA256
+	SHA256 Hash = C.OTP_HASH_SHA256
 	// SHA512: HMAC-SHA-512.
-	SHA512
+	SHA512 Hash = C.OTP_HASH_SHA512
 )
 
 // TOTPParams says how TOTP codes are computed and which time steps a verify

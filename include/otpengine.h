@@ -31,11 +31,6 @@
 /* Version of this header; otp_version() returns the library's. */
 #define OTPENGINE_VERSION "0.1.0"
 
-/* Values of otp_config.alphabet. */
-enum { OTP_ALPHABET_DIGITS = 0, OTP_ALPHABET_ALPHANUMERIC = 1 };
-
-/* Values of otp_totp_params.algorithm and otp_hotp's algorithm. */
-enum { OTP_HASH_SHA1 = 0, OTP_HASH_SHA256 = 1, OTP_HASH_SHA512 = 2 };
 
 // The ABI major version of this header: bumped with every change of a public
 // struct's layout or a function's signature. The library's soname carries it
@@ -44,7 +39,22 @@ enum { OTP_HASH_SHA1 = 0, OTP_HASH_SHA256 = 1, OTP_HASH_SHA512 = 2 };
 // - 1: the layout before scopes.
 // - 2: `otp_config` gained `scope_limits` and `scope_limit_count`, `otp_issued`
 //   gained `scope`; `otp_issue` and `otp_verify` take a `const otp_engine *`.
-#define OTPENGINE_ABI_VERSION 2
+#define OTPENGINE_ABI_VERSION 3
+
+// `otp_config.alphabet`: the digits 0-9.
+#define OTP_ALPHABET_DIGITS 0
+
+// `otp_config.alphabet`: 23456789ABCDEFGHJKLMNPQRSTUVWXYZ, case-insensitive on input.
+#define OTP_ALPHABET_ALPHANUMERIC 1
+
+// `otp_totp_params.algorithm` and `otp_hotp`'s: HMAC-SHA-1 (the default).
+#define OTP_HASH_SHA1 0
+
+// HMAC-SHA-256.
+#define OTP_HASH_SHA256 1
+
+// HMAC-SHA-512.
+#define OTP_HASH_SHA512 2
 
 // The result of every call. Numbers are stable; a retired one is never reused.
 typedef enum otp_status {
@@ -214,6 +224,15 @@ typedef struct otp_stats {
   uint64_t live;
   // Calls answered `OTP_BACKEND_UNAVAILABLE`.
   uint64_t unavailable;
+  // Verifies answered `OTP_NOT_FOUND`.
+  uint64_t not_found;
+  // Issues (and TOTP verifies) answered `OTP_CAPACITY_EXCEEDED`.
+  uint64_t capacity_exceeded;
+  // Keys (and scope values) the engine holds any state for now, against
+  // its capacity (for a Redis engine: in the whole store, with exact counts).
+  uint64_t held;
+  // TOTP verifies answered `OTP_REPLAYED`.
+  uint64_t replayed;
 } otp_stats;
 
 // What `otp_engine_new_redis_opts` takes besides the URL and secret. Fill it
@@ -313,7 +332,7 @@ void otp_engine_free(struct otp_engine *engine);
 // # Safety
 // Pointers are NULL or valid for their lengths (`code_out` for writes of
 // `code_out_len` bytes, `issued_out` for a write of an `otp_issued`).
-enum otp_status otp_issue(struct otp_engine *engine,
+enum otp_status otp_issue(const struct otp_engine *engine,
                           const uint8_t *key,
                           size_t key_len,
                           const uint8_t *context,
@@ -356,7 +375,7 @@ enum otp_status otp_issue_scoped(const struct otp_engine *engine,
 // # Safety
 // Pointers are NULL or valid for their lengths; `attempts_left_out` is NULL or
 // valid for a write of a `uint32_t`.
-enum otp_status otp_verify(struct otp_engine *engine,
+enum otp_status otp_verify(const struct otp_engine *engine,
                            const uint8_t *key,
                            size_t key_len,
                            const char *code,
@@ -364,6 +383,22 @@ enum otp_status otp_verify(struct otp_engine *engine,
                            const uint8_t *context,
                            size_t context_len,
                            uint32_t *attempts_left_out);
+
+// `otp_verify` answering in a whole `otp_verdict` (may be NULL): the status it
+// returns, the attempts left on `OTP_MISMATCH`, and on `OTP_LOCKED` how long
+// until the lockout ends (`retry_after_ms`; 0 for a burned code, which a new
+// issue replaces).
+//
+// # Safety
+// As `otp_verify`; `verdict_out` is NULL or valid for a write of an `otp_verdict`.
+enum otp_status otp_verify_ex(const struct otp_engine *engine,
+                              const uint8_t *key,
+                              size_t key_len,
+                              const char *code,
+                              size_t code_len,
+                              const uint8_t *context,
+                              size_t context_len,
+                              struct otp_verdict *verdict_out);
 
 // `otp_verify` for a call that belongs to `scopes` (as in `otp_issue_scoped`),
 // answering in `*verdict_out` (may be NULL; the returned status is its
@@ -391,14 +426,14 @@ enum otp_status otp_verify_scoped(const struct otp_engine *engine,
 //
 // # Safety
 // `engine` is NULL or a live handle; `key` is NULL or valid for `key_len` bytes.
-enum otp_status otp_revoke(struct otp_engine *engine, const uint8_t *key, size_t key_len);
+enum otp_status otp_revoke(const struct otp_engine *engine, const uint8_t *key, size_t key_len);
 
 // Lifts the key's lockout and clears its failure count. Returns `OTP_OK` if there
 // was one, `OTP_NOT_FOUND` if not, or `OTP_INVALID_ARGUMENT`.
 //
 // # Safety
 // `engine` is NULL or a live handle; `key` is NULL or valid for `key_len` bytes.
-enum otp_status otp_unlock(struct otp_engine *engine, const uint8_t *key, size_t key_len);
+enum otp_status otp_unlock(const struct otp_engine *engine, const uint8_t *key, size_t key_len);
 
 // Writes the engine's stats in the Prometheus text format (every counter
 // `otpengine_<name>_total`, `otpengine_rate_limited_total` with a `scope`
@@ -436,7 +471,7 @@ enum otp_status otp_ping(const struct otp_engine *engine);
 //
 // # Safety
 // `engine` is NULL or a live handle.
-enum otp_status otp_clock_advance(struct otp_engine *engine, uint64_t ms);
+enum otp_status otp_clock_advance(const struct otp_engine *engine, uint64_t ms);
 
 // A static, NUL-terminated description of `status`, never NULL; "unknown status"
 // for a number that is not an `otp_status`.
@@ -708,7 +743,7 @@ enum otp_status otp_qr_svg(const uint8_t *text,
 // `engine` is NULL or a live handle; pointers are NULL or valid for their
 // lengths; `params` is NULL or valid for reads of an `otp_totp_params`;
 // `verdict_out` is NULL or valid for a write of an `otp_verdict`.
-enum otp_status otp_verify_totp(struct otp_engine *engine,
+enum otp_status otp_verify_totp(const struct otp_engine *engine,
                                 const uint8_t *key,
                                 size_t key_len,
                                 const uint8_t *secret,
@@ -743,7 +778,9 @@ enum otp_status otp_verify_totp_scoped(const struct otp_engine *engine,
 //
 // # Safety
 // `engine` is NULL or a live handle; `key` is NULL or valid for `key_len` bytes.
-enum otp_status otp_unlock_totp(struct otp_engine *engine, const uint8_t *key, size_t key_len);
+enum otp_status otp_unlock_totp(const struct otp_engine *engine,
+                                const uint8_t *key,
+                                size_t key_len);
 
 #ifdef __cplusplus
 }  // extern "C"

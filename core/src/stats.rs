@@ -116,6 +116,28 @@ impl Stats {
             .collect();
     }
 
+    /// Every fixed counter and gauge, by its field name, in declaration order:
+    /// the one list the front ends' stats structs are checked against (the C
+    /// ABI's `otp_stats` by a test of the header). The per-scope counts are in
+    /// [`Stats::scopes`] and the Prometheus text.
+    pub fn fields(&self) -> [(&'static str, u64); 13] {
+        [
+            ("issued", self.issued),
+            ("verified", self.verified),
+            ("mismatched", self.mismatched),
+            ("locked", self.locked),
+            ("expired", self.expired),
+            ("rate_limited", self.rate_limited),
+            ("revoked", self.revoked),
+            ("not_found", self.not_found),
+            ("capacity_exceeded", self.capacity_exceeded),
+            ("unavailable", self.unavailable),
+            ("replayed", self.replayed),
+            ("live", self.live),
+            ("held", self.held),
+        ]
+    }
+
     /// Issues refused by the key's own cooldown or window.
     pub fn rate_limited_by_key(&self) -> u64 {
         let by_scopes: u64 = self.scopes.iter().map(|s| s.rate_limited).sum();

@@ -16,7 +16,7 @@
 /// - 1: the layout before scopes.
 /// - 2: `otp_config` gained `scope_limits` and `scope_limit_count`, `otp_issued`
 ///   gained `scope`; `otp_issue` and `otp_verify` take a `const otp_engine *`.
-pub const OTPENGINE_ABI_VERSION: u32 = 2;
+pub const OTPENGINE_ABI_VERSION: u32 = 3;
 
 /// The ABI version the library was built with; a program linked statically (or
 /// loading the library by hand) compares it with `OTPENGINE_ABI_VERSION` from

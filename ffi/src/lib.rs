@@ -19,12 +19,14 @@
 #![warn(missing_docs)]
 
 mod abi;
+mod constants;
 mod message;
 mod redis;
 mod scope;
 mod totp;
 
 pub use abi::{otp_abi_version, OTPENGINE_ABI_VERSION};
+pub use constants::*;
 pub use redis::{
     otp_engine_new_redis, otp_engine_new_redis_opts, otp_redis_options, otp_redis_options_default,
 };
@@ -81,6 +83,49 @@ pub enum otp_status {
     /// otp_verify_totp: the right code for a time step at or before the last one
     /// this key accepted (a code works once); not counted as a failure.
     OTP_REPLAYED = 11,
+}
+
+impl otp_status {
+    /// Every status, in the order of their numbers.
+    const ALL: [otp_status; 12] = [
+        otp_status::OTP_OK,
+        otp_status::OTP_MISMATCH,
+        otp_status::OTP_LOCKED,
+        otp_status::OTP_EXPIRED,
+        otp_status::OTP_NOT_FOUND,
+        otp_status::OTP_RATE_LIMITED,
+        otp_status::OTP_CAPACITY_EXCEEDED,
+        otp_status::OTP_INVALID_ARGUMENT,
+        otp_status::OTP_BUFFER_TOO_SMALL,
+        otp_status::OTP_INTERNAL_ERROR,
+        otp_status::OTP_BACKEND_UNAVAILABLE,
+        otp_status::OTP_REPLAYED,
+    ];
+
+    /// The status numbered `number`, if there is one.
+    fn from_number(number: u32) -> Option<otp_status> {
+        Self::ALL.into_iter().find(|s| *s as u32 == number)
+    }
+
+    /// What `otp_status_str` says of it, NUL-terminated.
+    fn text(self) -> &'static [u8] {
+        match self {
+            otp_status::OTP_OK => b"ok\0",
+            otp_status::OTP_MISMATCH => b"mismatch: wrong code or context\0",
+            otp_status::OTP_LOCKED => b"locked: attempts used up or key locked out\0",
+            otp_status::OTP_EXPIRED => b"expired\0",
+            otp_status::OTP_NOT_FOUND => b"not found: no pending code for this key\0",
+            otp_status::OTP_RATE_LIMITED => b"rate limited\0",
+            otp_status::OTP_CAPACITY_EXCEEDED => b"capacity exceeded\0",
+            otp_status::OTP_INVALID_ARGUMENT => b"invalid argument\0",
+            otp_status::OTP_BUFFER_TOO_SMALL => b"buffer too small\0",
+            otp_status::OTP_INTERNAL_ERROR => b"internal error\0",
+            otp_status::OTP_BACKEND_UNAVAILABLE => {
+                b"backend unavailable: Redis could not be reached or did not answer in time\0"
+            }
+            otp_status::OTP_REPLAYED => b"replayed: this authenticator code was already used\0",
+        }
+    }
 }
 
 /// An `otp_status` as C passes it: any integer, matched rather than trusted.
@@ -182,6 +227,15 @@ pub struct otp_stats {
     pub live: u64,
     /// Calls answered `OTP_BACKEND_UNAVAILABLE`.
     pub unavailable: u64,
+    /// Verifies answered `OTP_NOT_FOUND`.
+    pub not_found: u64,
+    /// Issues (and TOTP verifies) answered `OTP_CAPACITY_EXCEEDED`.
+    pub capacity_exceeded: u64,
+    /// Keys (and scope values) the engine holds any state for now, against
+    /// its capacity (for a Redis engine: in the whole store, with exact counts).
+    pub held: u64,
+    /// TOTP verifies answered `OTP_REPLAYED`.
+    pub replayed: u64,
 }
 
 /// A failed call: its status and the message for `otp_last_error`.
@@ -521,7 +575,7 @@ pub unsafe extern "C" fn otp_engine_free(engine: *mut otp_engine) {
 /// `code_out_len` bytes, `issued_out` for a write of an `otp_issued`).
 #[no_mangle]
 pub unsafe extern "C" fn otp_issue(
-    engine: *mut otp_engine,
+    engine: *const otp_engine,
     key: *const u8,
     key_len: usize,
     context: *const u8,
@@ -649,7 +703,7 @@ pub unsafe extern "C" fn otp_issue_scoped(
 /// valid for a write of a `uint32_t`.
 #[no_mangle]
 pub unsafe extern "C" fn otp_verify(
-    engine: *mut otp_engine,
+    engine: *const otp_engine,
     key: *const u8,
     key_len: usize,
     code: *const c_char,
@@ -690,6 +744,41 @@ pub unsafe extern "C" fn otp_verify(
         }
         Ok(status)
     })
+}
+
+/// `otp_verify` answering in a whole `otp_verdict` (may be NULL): the status it
+/// returns, the attempts left on `OTP_MISMATCH`, and on `OTP_LOCKED` how long
+/// until the lockout ends (`retry_after_ms`; 0 for a burned code, which a new
+/// issue replaces).
+///
+/// # Safety
+/// As `otp_verify`; `verdict_out` is NULL or valid for a write of an `otp_verdict`.
+#[no_mangle]
+pub unsafe extern "C" fn otp_verify_ex(
+    engine: *const otp_engine,
+    key: *const u8,
+    key_len: usize,
+    code: *const c_char,
+    code_len: usize,
+    context: *const u8,
+    context_len: usize,
+    verdict_out: *mut otp_verdict,
+) -> otp_status {
+    // SAFETY: forwarded from the caller; no scopes.
+    unsafe {
+        otp_verify_scoped(
+            engine,
+            key,
+            key_len,
+            code,
+            code_len,
+            context,
+            context_len,
+            std::ptr::null(),
+            0,
+            verdict_out,
+        )
+    }
 }
 
 /// `otp_verify` for a call that belongs to `scopes` (as in `otp_issue_scoped`),
@@ -753,7 +842,7 @@ pub(crate) unsafe fn typed<'a>(code: *const c_char, len: usize) -> Result<&'a [u
 /// `engine` is NULL or a live handle; `key` is NULL or valid for `key_len` bytes.
 #[no_mangle]
 pub unsafe extern "C" fn otp_revoke(
-    engine: *mut otp_engine,
+    engine: *const otp_engine,
     key: *const u8,
     key_len: usize,
 ) -> otp_status {
@@ -768,7 +857,7 @@ pub unsafe extern "C" fn otp_revoke(
 /// `engine` is NULL or a live handle; `key` is NULL or valid for `key_len` bytes.
 #[no_mangle]
 pub unsafe extern "C" fn otp_unlock(
-    engine: *mut otp_engine,
+    engine: *const otp_engine,
     key: *const u8,
     key_len: usize,
 ) -> otp_status {
@@ -782,7 +871,7 @@ pub unsafe extern "C" fn otp_unlock(
 /// # Safety
 /// As [`call_args`].
 unsafe fn key_call(
-    engine: *mut otp_engine,
+    engine: *const otp_engine,
     key: *const u8,
     key_len: usize,
     op: fn(&Engine, &[u8]) -> Result<bool, Error>,
@@ -848,6 +937,10 @@ pub unsafe extern "C" fn otp_engine_stats(
             revoked: s.revoked,
             live: s.live,
             unavailable: s.unavailable,
+            not_found: s.not_found,
+            capacity_exceeded: s.capacity_exceeded,
+            held: s.held,
+            replayed: s.replayed,
         };
         Ok(otp_status::OTP_OK)
     })
@@ -877,7 +970,7 @@ pub unsafe extern "C" fn otp_ping(engine: *const otp_engine) -> otp_status {
 /// # Safety
 /// `engine` is NULL or a live handle.
 #[no_mangle]
-pub unsafe extern "C" fn otp_clock_advance(engine: *mut otp_engine, ms: u64) -> otp_status {
+pub unsafe extern "C" fn otp_clock_advance(engine: *const otp_engine, ms: u64) -> otp_status {
     guard(|| {
         // SAFETY: forwarded from the caller.
         let engine = unsafe { self::engine(engine) }?;
@@ -890,20 +983,9 @@ pub unsafe extern "C" fn otp_clock_advance(engine: *mut otp_engine, ms: u64) -> 
 /// for a number that is not an `otp_status`.
 #[no_mangle]
 pub extern "C" fn otp_status_str(status: otp_status_arg) -> *const c_char {
-    let text: &'static [u8] = match status.0 {
-        0 => b"ok\0",
-        1 => b"mismatch: wrong code or context\0",
-        2 => b"locked: attempts used up or key locked out\0",
-        3 => b"expired\0",
-        4 => b"not found: no pending code for this key\0",
-        5 => b"rate limited\0",
-        6 => b"capacity exceeded\0",
-        7 => b"invalid argument\0",
-        8 => b"buffer too small\0",
-        9 => b"internal error\0",
-        10 => b"backend unavailable: Redis could not be reached or did not answer in time\0",
-        11 => b"replayed: this authenticator code was already used\0",
-        _ => b"unknown status\0",
+    let text: &'static [u8] = match otp_status::from_number(status.0) {
+        Some(status) => status.text(),
+        None => b"unknown status\0",
     };
     text.as_ptr().cast()
 }

@@ -304,7 +304,7 @@ pub unsafe extern "C" fn otp_qr_svg(
 /// `verdict_out` is NULL or valid for a write of an `otp_verdict`.
 #[no_mangle]
 pub unsafe extern "C" fn otp_verify_totp(
-    engine: *mut otp_engine,
+    engine: *const otp_engine,
     key: *const u8,
     key_len: usize,
     secret: *const u8,
@@ -423,7 +423,7 @@ impl otp_verdict {
 /// `engine` is NULL or a live handle; `key` is NULL or valid for `key_len` bytes.
 #[no_mangle]
 pub unsafe extern "C" fn otp_unlock_totp(
-    engine: *mut otp_engine,
+    engine: *const otp_engine,
     key: *const u8,
     key_len: usize,
 ) -> otp_status {

@@ -70,6 +70,19 @@ fn declarations(header: &str) -> std::collections::BTreeMap<String, String> {
     // The C++ guard's `extern "C" {` and its `}` enclose the functions.
     let plain = plain.replace("extern \"C\" {", "");
     let mut items = std::collections::BTreeMap::new();
+    // The constants (`#define NAME value`), but for the guard and the versions,
+    // which change by design.
+    for line in header.lines() {
+        let Some(rest) = line.strip_prefix("#define ") else {
+            continue;
+        };
+        let Some((name, value)) = rest.split_once(' ') else {
+            continue;
+        };
+        if !matches!(name, "OTPENGINE_VERSION" | "OTPENGINE_ABI_VERSION") {
+            items.insert(name.to_owned(), format!("#define {name} {}", value.trim()));
+        }
+    }
     let (mut depth, mut statement) = (0, String::new());
     for c in plain.chars() {
         statement.push(c);
@@ -185,4 +198,27 @@ fn a_changed_struct_or_signature_bumps_the_abi_version() {
         lock == fresh,
         "ffi/abi.lock lacks new declarations or an ABI bump: run `make header` and commit it"
     );
+}
+
+/// `otp_stats` holds exactly core's fixed counters and gauges
+/// (`Stats::fields`), each under core's name: one list, so a counter core
+/// adds cannot be missed here.
+#[test]
+fn otp_stats_has_every_fixed_counter_of_core() {
+    let decls = declarations(&generate());
+    let stats = &decls["otp_stats"];
+    let body = stats.split_once('{').map_or("", |(_, b)| b);
+    let body = body.split('}').next().unwrap_or_default();
+    let mut fields: Vec<&str> = body
+        .split(';')
+        .filter_map(|f| f.split_whitespace().last())
+        .collect();
+    let mut core: Vec<&str> = otpengine_core::Stats::default()
+        .fields()
+        .iter()
+        .map(|(name, _)| *name)
+        .collect();
+    fields.sort_unstable();
+    core.sort_unstable();
+    assert_eq!(fields, core, "otp_stats and core's Stats::fields differ");
 }

@@ -165,9 +165,16 @@ static void test_burn_and_lockout(void) {
   otp_issued issued = {0, 0, {0}};
   CHECK_STATUS(otp_issue(e, KEY("bob"), NULL, 0, 0, code, sizeof code, NULL), OTP_OK);
   wrong_code(code, other);
-  CHECK_STATUS(otp_verify(e, KEY("bob"), other, 6, NULL, 0, NULL), OTP_MISMATCH);
-  CHECK_STATUS(otp_verify(e, KEY("bob"), other, 6, NULL, 0, NULL), OTP_LOCKED);
+  otp_verdict verdict;
+  CHECK_STATUS(otp_verify_ex(e, KEY("bob"), other, 6, NULL, 0, &verdict), OTP_MISMATCH);
+  CHECK(verdict.status == OTP_MISMATCH && verdict.attempts_left == 1 && verdict.retry_after_ms == 0);
+  /* The failure that spends the budget says how long the lockout lasts. */
+  CHECK_STATUS(otp_verify_ex(e, KEY("bob"), other, 6, NULL, 0, &verdict), OTP_LOCKED);
+  CHECK(verdict.status == OTP_LOCKED && verdict.retry_after_ms == 60000);
+  CHECK_STATUS(otp_verify_ex(e, KEY("bob"), code, 6, NULL, 0, NULL), OTP_LOCKED);
   CHECK_STATUS(otp_clock_advance(e, 1000), OTP_OK);
+  CHECK_STATUS(otp_verify_ex(e, KEY("bob"), code, 6, NULL, 0, &verdict), OTP_LOCKED);
+  CHECK(verdict.retry_after_ms == 59000);
   CHECK_STATUS(otp_issue(e, KEY("bob"), NULL, 0, 0, code, sizeof code, &issued), OTP_LOCKED);
   CHECK(issued.retry_after_ms == 59000);
   CHECK_STATUS(otp_unlock(e, KEY("bob")), OTP_OK);
@@ -298,6 +305,7 @@ static void test_capacity_revoke_and_stats(void) {
   CHECK_STATUS(otp_engine_stats(e, &s), OTP_OK);
   CHECK(s.issued == 2 && s.rate_limited == 1 && s.revoked == 1 && s.live == 1);
   CHECK(s.mismatched + s.verified == 1 && s.locked == 0 && s.expired == 0);
+  CHECK(s.not_found == 1 && s.capacity_exceeded == 1 && s.held == 2 && s.replayed == 0);
   CHECK_STATUS(otp_engine_stats(e, NULL), OTP_INVALID_ARGUMENT);
   CHECK_STATUS(otp_engine_stats(NULL, &s), OTP_INVALID_ARGUMENT);
   otp_engine_free(e);
