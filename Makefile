@@ -159,7 +159,7 @@ python-install: $(VENV_TOOLS)
 python-test: python-install
 	$(VENV)/bin/python -m pytest -q python/tests
 	mkdir -p $(BUILD) && cd $(BUILD) && $(VENV)/bin/python -m mypy.stubtest otpengine
-	$(VENV)/bin/mypy --strict python/tests/typed_usage.py python/otpengine/_types.py
+	$(VENV)/bin/mypy --strict python/tests/typed_usage.py python/otpengine/_types.py python/otpengine/aio.py
 	$(VENV)/bin/python python/tests/typed_usage.py >/dev/null
 
 ## The Python benchmark (batches and single calls).

@@ -7,7 +7,7 @@
 True
 """
 
-from otpengine._types import BackendUnavailable, CapacityExceeded, KeyLocked, OtpError, RateLimited, Status
+from otpengine._types import BackendUnavailable, CapacityExceeded, KeyLocked, OtpError, RateLimited, Stats, Status
 from otpengine._native import (
     Engine,
     Verdict,
@@ -23,6 +23,7 @@ from otpengine._native import (
     totp_uri,
     voice_text,
 )
+from otpengine import aio
 
 __all__ = [
     "BackendUnavailable",
@@ -31,9 +32,11 @@ __all__ = [
     "KeyLocked",
     "OtpError",
     "RateLimited",
+    "Stats",
     "Status",
     "Verdict",
     "__version__",
+    "aio",
     "android_app_hash",
     "hotp",
     "ip_scope",

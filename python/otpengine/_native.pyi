@@ -3,7 +3,7 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import TypedDict, final
 
-from otpengine._types import Status
+from otpengine._types import Stats, Status
 
 __all__ = [
     "Engine",
@@ -137,8 +137,10 @@ class Engine:
         TOTP state is apart from the key's random codes. ``scopes`` as for
         ``verify``.
         """
-    def revoke(self, key: _Bytes) -> bool: ...
-    def unlock(self, key: _Bytes) -> bool: ...
+    def revoke(self, key: _Bytes) -> bool:
+        """Drops the key's codes; ``True`` if one was pending. Limits and failure counts stay."""
+    def unlock(self, key: _Bytes) -> bool:
+        """Lifts the key's lockout and clears its failure count; ``True`` if there was one."""
     def ping(self) -> None:
         """A cheap health check for readiness probes: returns when the store
         answers now (always, in memory), else raises ``BackendUnavailable``."""
@@ -146,10 +148,15 @@ class Engine:
         """Lifts the lockout of the key's TOTP state and clears its failure count
         (``unlock`` is for its random codes); ``True`` if there was a count. The
         last accepted step stays."""
-    def __len__(self) -> int: ...
-    def stats(self) -> dict[str, int]: ...
-    def prometheus(self) -> str: ...
-    def advance(self, seconds: float) -> None: ...
+    def __len__(self) -> int:
+        """Keys with a pending code."""
+    def stats(self) -> Stats:
+        """Counters of the engine's answers, and what it holds now (see ``Stats``)."""
+    def prometheus(self) -> str:
+        """The stats in the Prometheus text format, ``otpengine_rate_limited_total``
+        with a ``scope`` label per refusing scope (``scope="key"``: the key's own)."""
+    def advance(self, seconds: float) -> None:
+        """Moves the manual clock on (``manual_clock=True`` only)."""
     def issue_many(self, keys: Iterable[_Bytes], context: _Bytes | None = None) -> list[str | Exception]:
         """A code per key, or the exception the single ``issue`` would raise for it."""
     def verify_many(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+from typing import TypedDict
 
 
 class Status(enum.Enum):
@@ -21,6 +22,38 @@ class Status(enum.Enum):
     REPLAYED = "replayed"
     """``verify_totp`` only: the right authenticator code for a time step the key
     already accepted (a code works once); not counted as a failure."""
+
+
+class Stats(TypedDict):
+    """What ``Engine.stats()`` returns: the engine's answers since it was built,
+    and what it holds now. Per-scope counts are in ``Engine.prometheus()``."""
+
+    issued: int
+    """Codes issued."""
+    verified: int
+    """Verifies answered ``VERIFIED``."""
+    mismatched: int
+    """Verifies answered ``MISMATCH``."""
+    locked: int
+    """Issues and verifies answered ``LOCKED`` / ``KeyLocked`` (a scope's lockout too)."""
+    expired: int
+    """Verifies answered ``EXPIRED``."""
+    rate_limited: int
+    """Issues refused with ``RateLimited`` (the key's own limits or a scope's)."""
+    revoked: int
+    """Revokes that dropped a pending code."""
+    not_found: int
+    """Verifies answered ``NOT_FOUND``."""
+    capacity_exceeded: int
+    """Calls refused with ``CapacityExceeded``."""
+    unavailable: int
+    """Calls that raised ``BackendUnavailable`` (Redis only)."""
+    replayed: int
+    """TOTP verifies answered ``REPLAYED``."""
+    live: int
+    """Keys with a pending code now (with Redis: the whole store's)."""
+    held: int
+    """Keys and scope values with any state now, against the capacity."""
 
 
 class OtpError(Exception):

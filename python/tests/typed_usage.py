@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import otpengine
 
 
@@ -43,10 +45,26 @@ def main() -> None:
     codes: list[str | Exception] = engine.issue_many(["a", b"b"], context=b"ctx")
     first = codes[0] if isinstance(codes[0], str) else ""
     statuses: list[otpengine.Status | Exception] = engine.verify_many([("a", first), (b"b", "000000", b"ctx")])
-    stats: dict[str, int] = engine.stats()
+    stats: otpengine.Stats = engine.stats()
     engine.advance(1.5)
     print(len(engine), statuses, stats["issued"], otpengine.__version__)
     enrol()
+    asyncio.run(serve())
+
+
+async def serve() -> None:
+    """The asyncio engine, with scopes."""
+    engine = otpengine.aio.Engine(manual_clock=True, scope_limits={"ip": {"max_issues": 10, "issue_window": 3600}})
+    scopes = {"ip": otpengine.ip_scope("203.0.113.7")}
+    code: str = await engine.issue("alice", scopes=scopes)
+    verdict: otpengine.Verdict = await engine.verify("alice", code, scopes=scopes)
+    stats: otpengine.Stats = await engine.stats()
+    try:
+        await engine.issue("alice", scopes=scopes)
+    except otpengine.RateLimited as refused:
+        where: str | None = refused.scope
+        print(where)
+    print(bool(verdict), stats["verified"])
 
 
 def enrol() -> None:
