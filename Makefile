@@ -132,10 +132,22 @@ c-test: ffi-debug
 	$(BUILD)/c/test_threads_tsan
 	$(BUILD)/c/header_cpp
 
-## Go package over the static library (the default) and the shared one.
-go-test: go-lib
-	cd go && $(GO) vet ./... && $(GO) test -race -count=1 ./...
+## Go package over the static library (the default) and the shared one; go vet and
+## staticcheck (installed from the Go module proxy into build/gobin); a build without cgo
+## must fail, naming what it needs.
+STATICCHECK := $(CURDIR)/$(BUILD)/gobin/staticcheck
+go-test: go-lib $(STATICCHECK)
+	cd go && $(GO) vet ./... && $(STATICCHECK) ./... && $(GO) test -race -count=1 ./...
 	cd go && $(GO) test -count=1 -tags otpengine_shared ./...
+	@cd go && ! CGO_ENABLED=0 $(GO) build ./... 2>$(CURDIR)/$(BUILD)/nocgo.txt \
+	  || { echo "ERROR: the Go package built without cgo" >&2; exit 1; }
+	@grep -q otpengine_needs_cgo $(BUILD)/nocgo.txt \
+	  || { echo "ERROR: a build without cgo does not say it needs cgo:" >&2; cat $(BUILD)/nocgo.txt >&2; exit 1; }
+
+$(STATICCHECK):
+	@mkdir -p $(BUILD)/gobin
+	GOBIN=$(CURDIR)/$(BUILD)/gobin $(GO) install honnef.co/go/tools/cmd/staticcheck@v0.8.2 \
+	  || { echo "ERROR: could not install staticcheck from the Go module proxy" >&2; exit 1; }
 
 ## The README's C and Go quick starts, built and run.
 examples: go-lib install-test

@@ -552,22 +552,27 @@ func toC(cfg Config) (C.otp_config, error) {
 	return c, err
 }
 
-// statusError wraps a failure with its message, and frees the message.
+// statusError is a failure with its kind and message, and frees the message.
 func statusError(s C.otp_status, msg *C.char) error {
 	detail := "no detail"
 	if msg != nil {
 		detail = C.GoString(msg)
 		C.free(unsafe.Pointer(msg))
 	}
+	kind := KindInternal
 	switch s {
 	case C.OTP_CAPACITY_EXCEEDED:
-		return fmt.Errorf("%w: %s", ErrCapacityExceeded, detail)
+		kind = KindCapacityExceeded
 	case C.OTP_INVALID_ARGUMENT:
-		return fmt.Errorf("%w: %s", ErrInvalidArgument, detail)
+		kind = KindInvalidArgument
 	case C.OTP_BACKEND_UNAVAILABLE:
-		return fmt.Errorf("%w: %s", ErrBackendUnavailable, detail)
+		kind = KindBackendUnavailable
 	}
-	return fmt.Errorf("otpengine: %s: %s", C.GoString(C.otp_status_str(s)), detail)
+	what := kind.String()
+	if kind == KindInternal {
+		what = C.GoString(C.otp_status_str(s))
+	}
+	return &Error{kind: kind, msg: fmt.Sprintf("otpengine: %s: %s", what, detail)}
 }
 
 // bytes gives C a pointer to b's bytes (a valid one even when b is empty).

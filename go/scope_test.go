@@ -108,3 +108,28 @@ func TestBadScopeLimitsAreNamedByTheEngine(t *testing.T) {
 		t.Fatalf("nine limits: %v", err)
 	}
 }
+
+func TestEveryErrorHasAKind(t *testing.T) {
+	e := scopedEngine(t)
+	_, _, err := e.IssueScoped([]byte("k"), nil, 0, Scope{Name: "nope"})
+	var typed *Error
+	if KindOf(err) != KindInvalidArgument || !errors.As(err, &typed) || typed.Kind() != KindInvalidArgument || !errors.Is(err, ErrInvalidArgument) {
+		t.Fatalf("an unknown scope: %v (%v)", err, KindOf(err))
+	}
+	if _, _, err := e.IssueTTL([]byte("k"), nil, -time.Second); KindOf(err) != KindInvalidArgument {
+		t.Fatalf("a negative ttl: %v", KindOf(err))
+	}
+	for _, key := range []string{"a", "b", "c"} {
+		_, _, err = e.IssueScoped([]byte(key), nil, 0, Scope{Name: "ip", Value: []byte("x")})
+	}
+	if KindOf(err) != KindRateLimited || KindOf(err).String() != "rate limited" {
+		t.Fatalf("a refused issue: %v", KindOf(err))
+	}
+	if KindOf(nil) != KindNone || KindOf(errors.New("other")) != KindNone {
+		t.Fatal("KindOf of foreign errors")
+	}
+	e.Close()
+	if _, _, err := e.Issue([]byte("k"), nil); KindOf(err) != KindClosed {
+		t.Fatalf("a closed engine: %v", KindOf(err))
+	}
+}
