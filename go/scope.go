@@ -74,6 +74,8 @@ static otp_status go_ip_scope(const char *addr, char *out, size_t out_len, char 
 import "C"
 
 import (
+	"fmt"
+	"strings"
 	"time"
 	"unsafe"
 )
@@ -107,15 +109,17 @@ type Scope struct {
 // the key's own limits). A scope name with no configured limit, or named
 // twice, is ErrInvalidArgument and counts nothing.
 func (e *Engine) IssueScoped(key, context []byte, ttl time.Duration, scopes ...Scope) (string, time.Duration, error) {
-	var ttlMs uint64
-	if ttl > 0 {
-		ttlMs = ceilMillis(ttl)
+	if ttl < 0 {
+		return "", 0, fmt.Errorf("%w: ttl must not be negative (0: the engine's), got %v", ErrInvalidArgument, ttl)
 	}
-	return e.issueIn(key, context, ttlMs, scopes)
+	return e.issueIn(key, context, ceilMillis(ttl), scopes)
 }
 
 // issueIn is every issue: ttlMs 0 is the engine's TTL, scopes may be none.
 func (e *Engine) issueIn(key, context []byte, ttlMs uint64, scopes []Scope) (string, time.Duration, error) {
+	if err := scopeNamesFit(scopes); err != nil {
+		return "", 0, err
+	}
 	cs, count, release := cScopes(scopes)
 	defer release()
 	e.mu.RLock()
@@ -146,6 +150,9 @@ func (e *Engine) issueIn(key, context []byte, ttlMs uint64, scopes []Scope) (str
 // being looked at; a counted mismatch counts on the key and on every scope
 // with a failure budget; Verified resets the key's count, not a scope's.
 func (e *Engine) VerifyScoped(key []byte, code string, context []byte, scopes ...Scope) (Verdict, error) {
+	if err := scopeNamesFit(scopes); err != nil {
+		return Verdict{}, err
+	}
 	cs, count, release := cScopes(scopes)
 	defer release()
 	e.mu.RLock()
@@ -171,6 +178,9 @@ func (e *Engine) VerifyTOTPScoped(key, secret []byte, code string, p TOTPParams,
 	if err != nil {
 		return Verdict{}, err
 	}
+	if err := scopeNamesFit(scopes); err != nil {
+		return Verdict{}, err
+	}
 	cs, count, release := cScopes(scopes)
 	defer release()
 	e.mu.RLock()
@@ -189,6 +199,9 @@ func (e *Engine) VerifyTOTPScoped(key, secret []byte, code string, p TOTPParams,
 // its counts (a support desk unblocking an office's shared address); true if
 // it had a count in a running window.
 func (e *Engine) UnlockScope(name string, value []byte) (bool, error) {
+	if err := scopeNamesFit([]Scope{{Name: name}}); err != nil {
+		return false, err
+	}
 	cName := C.CString(name)
 	defer C.free(unsafe.Pointer(cName))
 	e.mu.RLock()
@@ -246,6 +259,17 @@ func IPScope(addr string) (string, error) {
 	return C.GoString(&out[0]), nil
 }
 
+// scopeNamesFit refuses a name with a NUL byte, which a C string cannot carry
+// (it would end the name early and name another scope).
+func scopeNamesFit(scopes []Scope) error {
+	for _, s := range scopes {
+		if strings.IndexByte(s.Name, 0) >= 0 {
+			return fmt.Errorf("%w: scope names cannot hold a NUL byte, got %q", ErrInvalidArgument, s.Name)
+		}
+	}
+	return nil
+}
+
 // cScopes copies scopes into C memory (cgo forbids passing Go memory that
 // holds Go pointers); release frees it.
 func cScopes(scopes []Scope) (*C.otp_scope, C.size_t, func()) {
@@ -284,8 +308,14 @@ func scopeLimitsToC(c *C.otp_config, limits []ScopeLimit, u32 func(string, int) 
 		for k := range dst.name {
 			dst.name[k] = 0
 		}
-		for k := 0; k < len(l.Name) && k < len(dst.name); k++ {
-			dst.name[k] = C.char(l.Name[k])
+		name := l.Name
+		if strings.IndexByte(name, 0) >= 0 {
+			// A NUL would end the name early: fill the field without one, which
+			// the engine refuses by name.
+			name = strings.Repeat("x", len(dst.name))
+		}
+		for k := 0; k < len(name) && k < len(dst.name); k++ {
+			dst.name[k] = C.char(name[k])
 		}
 		dst.max_issues = u32("ScopeLimits.MaxIssues", l.MaxIssues)
 		dst.issue_window_ms = msOf("ScopeLimits.IssueWindow", l.IssueWindow)

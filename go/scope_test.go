@@ -125,6 +125,12 @@ func TestEveryErrorHasAKind(t *testing.T) {
 	if KindOf(err) != KindRateLimited || KindOf(err).String() != "rate limited" {
 		t.Fatalf("a refused issue: %v", KindOf(err))
 	}
+	if _, _, err := e.IssueScoped([]byte("k"), nil, -time.Second); KindOf(err) != KindInvalidArgument {
+		t.Fatalf("a negative ttl: %v", err)
+	}
+	if _, _, err := e.IssueScoped([]byte("k"), nil, 0, Scope{Name: "ip\x00x"}); KindOf(err) != KindInvalidArgument {
+		t.Fatalf("a NUL in a scope name: %v", err)
+	}
 	if KindOf(nil) != KindNone || KindOf(errors.New("other")) != KindNone {
 		t.Fatal("KindOf of foreign errors")
 	}

@@ -34,7 +34,7 @@
 
 // The ABI major version of this header: bumped with every change of a public
 // struct's layout or a function's signature. The library's soname carries it
-// (`libotpengine.so.2`), and [`otp_abi_version`] returns the library's own.
+// (`libotpengine.so.<N>`), and [`otp_abi_version`] returns the library's own.
 //
 // - 1: the layout before scopes.
 // - 2: `otp_config` gained `scope_limits` and `scope_limit_count`, `otp_issued`

@@ -213,14 +213,24 @@ fn check_name(name: &str) -> Result<(), InvalidInput> {
         && name
             .bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
-    if well_formed {
-        return Ok(());
+    if !well_formed {
+        return Err(InvalidInput {
+            field: Field::ScopeName,
+            constraint: Constraint::Format("1 to 31 bytes of a-z, 0-9, _ and -"),
+            got: Got::Name(name.chars().take(64).collect()),
+        });
     }
-    Err(InvalidInput {
-        field: Field::ScopeName,
-        constraint: Constraint::Format("1 to 31 bytes of a-z, 0-9, _ and -"),
-        got: Got::Name(name.chars().take(64).collect()),
-    })
+    if name == "key" {
+        // The Prometheus text labels the key's own refusals scope="key".
+        return Err(InvalidInput {
+            field: Field::ScopeName,
+            constraint: Constraint::Format(
+                "other than \"key\", the label of the key's own limits in the stats",
+            ),
+            got: Got::Name(name.to_owned()),
+        });
+    }
+    Ok(())
 }
 
 /// Resolves a call's scopes against the configured limits: each name must be
@@ -359,6 +369,7 @@ mod tests {
             "scope_name must be 1 to 31 bytes of a-z, 0-9, _ and -, got \"IP\""
         );
         assert!(err(&[ScopeLimit::new("")]).starts_with("scope_name must be"));
+        assert!(err(&[ScopeLimit::new("key")]).starts_with("scope_name must be other than \"key\""));
         assert!(err(&[ScopeLimit::new("x".repeat(32))]).starts_with("scope_name must be"));
         assert_eq!(
             err(&[ok.clone(), ok.clone()]),

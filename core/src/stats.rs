@@ -140,8 +140,11 @@ impl Stats {
 
     /// Issues refused by the key's own cooldown or window.
     pub fn rate_limited_by_key(&self) -> u64 {
+        // Saturating: a Redis engine's counters are read one by one, without a
+        // lock, so a refusal counted while they are read may show in a
+        // scope's count and not yet in the total.
         let by_scopes: u64 = self.scopes.iter().map(|s| s.rate_limited).sum();
-        self.rate_limited - by_scopes
+        self.rate_limited.saturating_sub(by_scopes)
     }
 
     /// The stats in the Prometheus text exposition format, metric names prefixed

@@ -1643,6 +1643,27 @@ fn scope_state_is_held_while_its_windows_run(b: Backend) {
     assert_eq!((scope.as_deref(), wait), (Some("tenant"), 60 * S));
 }
 
+fn a_full_store_answers_the_keys_own_refusal_first(b: Backend) {
+    if !b.enforces_capacity() {
+        return;
+    }
+    let f = Fixture::new(b, |c| {
+        c.capacity = 2;
+        c.scope_limits = scope_limits();
+    });
+    // k1 and its address fill the store.
+    f.issue_in("k1", &[Scope::new("ip", "a")])
+        .expect("room for both");
+    // k1 again, from a new address: its own cooldown answers, not the full store.
+    let (scope, wait) = rate_limited_by(f.issue_in("k1", &[Scope::new("ip", "b")]));
+    assert_eq!((scope, wait), (None, 30 * S));
+    // k2 from the known address: no room for k2.
+    assert!(matches!(
+        f.issue_in("k2", &[Scope::new("ip", "a")]),
+        Err(Error::CapacityExceeded { .. })
+    ));
+}
+
 fn totp_verifies_count_on_scopes_too(b: Backend) {
     let f = Fixture::new(b, |c| c.scope_limits = scope_limits());
     let a = [Scope::new("ip", "sprayer")];
@@ -1718,6 +1739,7 @@ on_every_backend! {
     unlock_scope_lifts_the_lockout_and_clears_the_counts,
     scope_state_is_held_while_its_windows_run,
     totp_verifies_count_on_scopes_too,
+    a_full_store_answers_the_keys_own_refusal_first,
 }
 
 #[cfg(not(feature = "redis"))]

@@ -115,13 +115,8 @@ pub(crate) unsafe fn read<'a>(
     scopes
         .iter()
         .map(|s| {
-            if s.name.is_null() {
-                return Err(Failure::invalid("scopes[].name must not be NULL"));
-            }
-            // SAFETY: a NUL-terminated string (the caller's promise).
-            let name = unsafe { CStr::from_ptr(s.name) }
-                .to_string_lossy()
-                .into_owned();
+            // SAFETY: forwarded from the caller.
+            let name = unsafe { short_name(s.name, "scopes[].name") }?;
             // SAFETY: forwarded from the caller.
             let value = unsafe {
                 bytes(
@@ -135,6 +130,30 @@ pub(crate) unsafe fn read<'a>(
             Ok((name, value))
         })
         .collect()
+}
+
+/// A scope's name: a NUL-terminated string read no further than 32 bytes
+/// (names are at most 31), so a `char[32]` passed without its NUL is an error
+/// rather than a read past it. `what` is how the error names it.
+///
+/// # Safety
+/// `name` is NULL or points to bytes readable up to its NUL or 32 bytes.
+unsafe fn short_name(name: *const c_char, what: &str) -> Result<String, Failure> {
+    if name.is_null() {
+        return Err(Failure::invalid(format!("{what} must not be NULL")));
+    }
+    let mut bytes = Vec::with_capacity(32);
+    for at in 0..32 {
+        // SAFETY: within the NUL-terminated string or its first 32 bytes.
+        let byte = unsafe { *name.add(at) } as u8;
+        if byte == 0 {
+            return Ok(String::from_utf8_lossy(&bytes).into_owned());
+        }
+        bytes.push(byte);
+    }
+    Err(Failure::invalid(format!(
+        "{what} must end with a NUL within 32 bytes (scope names are 1 to 31 bytes)"
+    )))
 }
 
 /// The read scopes as core's `Scope`s.
@@ -162,11 +181,8 @@ pub unsafe extern "C" fn otp_unlock_scope(
     guard(|| {
         // SAFETY: forwarded from the caller.
         let engine = unsafe { crate::engine(engine) }?;
-        if name.is_null() {
-            return Err(Failure::invalid("name must not be NULL"));
-        }
-        // SAFETY: a NUL-terminated string (the caller's promise).
-        let name = unsafe { CStr::from_ptr(name) }.to_string_lossy();
+        // SAFETY: forwarded from the caller.
+        let name = unsafe { short_name(name, "name") }?;
         // SAFETY: forwarded from the caller.
         let value = unsafe { bytes(value, value_len, "value", true, check_scope_value_length) }?;
         Ok(match engine.unlock_scope(&name, value)? {

@@ -679,9 +679,27 @@ impl RedisStore {
         let c = &self.counters;
         let names = self.keys.names(self.digester.key_id(key));
         match self.take_scopes(targets, Side::Issues)? {
-            Taking::Full => Err(self.full()),
+            Taking::Full => {
+                // The key's own refusal comes first, as in memory.
+                match self.peek(&names, true)? {
+                    (scripts::LOCKED, wait) => {
+                        AtomicCounters::bump(&c.locked);
+                        Err(Error::Locked {
+                            retry_after: Duration::from_millis(wait),
+                        })
+                    }
+                    (scripts::RATE_LIMITED, wait) => {
+                        AtomicCounters::bump(&c.rate_limited);
+                        Err(Error::RateLimited {
+                            retry_after: Duration::from_millis(wait),
+                            scope: None,
+                        })
+                    }
+                    _ => Err(self.full()),
+                }
+            }
             Taking::Refused(waits) => {
-                let (reply, key_wait) = self.peek(&names)?;
+                let (reply, key_wait) = self.peek(&names, true)?;
                 if reply == scripts::LOCKED {
                     AtomicCounters::bump(&c.locked);
                     return Err(Error::Locked {
@@ -753,7 +771,7 @@ impl RedisStore {
         match self.take_scopes(targets, Side::Failures)? {
             Taking::Full => Err(self.full()),
             Taking::Refused(waits) => {
-                let (reply, key_wait) = self.peek(names)?;
+                let (reply, key_wait) = self.peek(names, false)?;
                 let key_wait = if reply == scripts::LOCKED {
                     key_wait
                 } else {
@@ -807,7 +825,8 @@ impl RedisStore {
             let names = self.keys.names(t.id);
             let args = self.scope_args(t.limit, side);
             let args: Vec<&[u8]> = args.iter().map(String::as_bytes).collect();
-            let (reply, value) = match self.run(&self.scripts.scope_take, &names, &args) {
+            let issue = matches!(side, Side::Issues);
+            let (reply, value) = match self.run_as(&self.scripts.scope_take, &names, &args, issue) {
                 Ok(answer) => answer,
                 Err(e) => {
                     self.refund(&taken);
@@ -844,14 +863,16 @@ impl RedisStore {
             let mut args = self.scope_args(t.limit, t.side).to_vec();
             args.push(t.window_start.to_string());
             let args: Vec<&[u8]> = args.iter().map(String::as_bytes).collect();
-            let _ = self.run(&self.scripts.scope_refund, &t.names, &args);
+            let _ = self.run_uncounted(&self.scripts.scope_refund, &t.names, &args);
         }
     }
 
-    /// What the key's own limits answer an issue now, issuing nothing.
-    fn peek(&self, names: &keys::KeyNames) -> Result<(i64, u64), Error> {
+    /// What the key's own limits answer an issue now, issuing nothing; `issue`:
+    /// for an issue (a server out of memory is then `CapacityExceeded`).
+    fn peek(&self, names: &keys::KeyNames, issue: bool) -> Result<(i64, u64), Error> {
         let digest = [0u8; 8];
-        let (reply, value) = self.run(&self.scripts.issue, names, &[&digest, b"0", b"peek"])?;
+        let args: [&[u8]; 3] = [&digest, b"0", b"peek"];
+        let (reply, value) = self.run_as(&self.scripts.issue, names, &args, issue)?;
         Ok((reply, value.max(0) as u64))
     }
 
@@ -943,11 +964,35 @@ impl RedisStore {
         names: &keys::KeyNames,
         args: &[&[u8]],
     ) -> Result<(i64, i64), Error> {
-        let context = self.call_context();
         let is_issue = std::ptr::eq(script, &self.scripts.issue);
+        self.run_as(script, names, args, is_issue)
+    }
+
+    /// [`RedisStore::run`] for a script of a call that is an issue (`issue`:
+    /// a refusal for lack of memory is `CapacityExceeded`) or not, said by the
+    /// caller: the scope steps and the peek serve both kinds.
+    fn run_as(
+        &self,
+        script: &scripts::Op,
+        names: &keys::KeyNames,
+        args: &[&[u8]],
+        issue: bool,
+    ) -> Result<(i64, i64), Error> {
+        self.run_uncounted(script, names, args)
+            .map_err(|e| self.script_failure(e, issue))
+    }
+
+    /// One script, its failure returned as it is, counted nowhere (a refund,
+    /// whose call has answered already).
+    fn run_uncounted(
+        &self,
+        script: &scripts::Op,
+        names: &keys::KeyNames,
+        args: &[&[u8]],
+    ) -> Result<(i64, i64), Error> {
+        let context = self.call_context();
         self.link
             .run(|con| call(script, con, names, &context.as_context(), args))
-            .map_err(|e| self.script_failure(e, is_issue))
     }
 
     /// What every call passes besides its own arguments.
