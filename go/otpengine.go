@@ -24,8 +24,8 @@ package otpengine
 #cgo nocallback go_revoke
 #cgo noescape go_unlock
 #cgo nocallback go_unlock
-#cgo noescape otp_engine_stats
-#cgo nocallback otp_engine_stats
+#cgo noescape go_stats
+#cgo nocallback go_stats
 #include <stdlib.h>
 #include "otpengine.h"
 
@@ -54,27 +54,44 @@ static otp_status go_engine_new_redis(const otp_config *config, const char *url,
 	return s;
 }
 
-static otp_status go_ping(otp_engine *e, char **err) {
+// timeout_ms (every call that may wait on Redis takes one): this thread's
+// call timeout for the call alone, set and lifted in the same C call, so that
+// a context's deadline reaches the engine; 0: the engine's response timeout.
+static otp_status go_ping(uint64_t timeout_ms, otp_engine *e, char **err) {
+	if (timeout_ms) otp_set_call_timeout_ms(timeout_ms);
 	otp_status s = otp_ping(e);
+	if (timeout_ms) otp_set_call_timeout_ms(0);
 	if (s != OTP_OK) *err = go_last_error();
 	return s;
 }
 
-static otp_status go_revoke(otp_engine *e, const uint8_t *key, size_t key_len, char **err) {
+static otp_status go_revoke(uint64_t timeout_ms, otp_engine *e, const uint8_t *key, size_t key_len, char **err) {
+	if (timeout_ms) otp_set_call_timeout_ms(timeout_ms);
 	otp_status s = otp_revoke(e, key, key_len);
+	if (timeout_ms) otp_set_call_timeout_ms(0);
 	if (s != OTP_OK && s != OTP_NOT_FOUND) *err = go_last_error();
 	return s;
 }
 
-static otp_status go_unlock(otp_engine *e, const uint8_t *key, size_t key_len, char **err) {
+static otp_status go_unlock(uint64_t timeout_ms, otp_engine *e, const uint8_t *key, size_t key_len, char **err) {
+	if (timeout_ms) otp_set_call_timeout_ms(timeout_ms);
 	otp_status s = otp_unlock(e, key, key_len);
+	if (timeout_ms) otp_set_call_timeout_ms(0);
 	if (s != OTP_OK && s != OTP_NOT_FOUND) *err = go_last_error();
+	return s;
+}
+
+static otp_status go_stats(uint64_t timeout_ms, const otp_engine *e, otp_stats *out) {
+	if (timeout_ms) otp_set_call_timeout_ms(timeout_ms);
+	otp_status s = otp_engine_stats(e, out);
+	if (timeout_ms) otp_set_call_timeout_ms(0);
 	return s;
 }
 */
 import "C"
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"math"
@@ -394,7 +411,7 @@ func (e *Engine) IssueTTL(key, context []byte, ttl time.Duration) (string, time.
 }
 
 func (e *Engine) issue(key, context []byte, ttlMs uint64) (string, time.Duration, error) {
-	return e.issueIn(key, context, ttlMs, nil)
+	return e.issueIn(background, key, context, ttlMs, nil)
 }
 
 // Verify checks what a person typed for key with context (nil: none). Spaces and
@@ -402,49 +419,74 @@ func (e *Engine) issue(key, context []byte, ttlMs uint64) (string, time.Duration
 // engine or an unreachable Redis (ErrBackendUnavailable); every other outcome
 // is a Verdict.
 func (e *Engine) Verify(key []byte, code string, context []byte) (Verdict, error) {
-	return e.VerifyScoped(key, code, context)
+	return e.verifyIn(background, key, code, context, nil)
 }
 
 // Revoke drops the key's codes; true if one was pending. Limits stay. It fails
 // with ErrInvalidArgument, ErrBackendUnavailable or ErrClosed.
 func (e *Engine) Revoke(key []byte) (bool, error) {
-	return e.keyCall(key, func(p *C.otp_engine, k *C.uint8_t, n C.size_t, msg **C.char) C.otp_status {
-		return C.go_revoke(p, k, n, msg)
-	})
+	return e.RevokeContext(context.Background(), key)
 }
 
 // Unlock lifts the key's lockout and clears its failure count; true if there
 // was one. It fails like Revoke.
 func (e *Engine) Unlock(key []byte) (bool, error) {
-	return e.keyCall(key, func(p *C.otp_engine, k *C.uint8_t, n C.size_t, msg **C.char) C.otp_status {
-		return C.go_unlock(p, k, n, msg)
-	})
+	return e.UnlockContext(context.Background(), key)
 }
 
-func (e *Engine) keyCall(key []byte, call func(*C.otp_engine, *C.uint8_t, C.size_t, **C.char) C.otp_status) (bool, error) {
+func (e *Engine) keyCall(ctx context.Context, key []byte, call func(C.uint64_t, *C.otp_engine, *C.uint8_t, C.size_t, **C.char) C.otp_status) (bool, error) {
+	timeout, err := callTimeout(ctx)
+	if err != nil {
+		return false, err
+	}
 	e.mu.RLock()
 	defer e.mu.RUnlock()
 	if e.ptr == nil {
 		return false, ErrClosed
 	}
 	var msg *C.char
-	switch s := call(e.ptr, bytes(key), C.size_t(len(key)), &msg); s {
+	switch s := call(timeout, e.ptr, bytes(key), C.size_t(len(key)), &msg); s {
 	case C.OTP_OK:
 		return true, nil
 	case C.OTP_NOT_FOUND:
 		return false, nil
 	default:
-		return false, statusError(s, msg)
+		return false, ended(ctx, statusError(s, msg))
 	}
+}
+
+// The key calls, as keyCall takes them (a C function is seen only by the Go
+// file whose preamble defines it).
+func revokeCall(t C.uint64_t, e *C.otp_engine, k *C.uint8_t, n C.size_t, msg **C.char) C.otp_status {
+	return C.go_revoke(t, e, k, n, msg)
+}
+
+func unlockCall(t C.uint64_t, e *C.otp_engine, k *C.uint8_t, n C.size_t, msg **C.char) C.otp_status {
+	return C.go_unlock(t, e, k, n, msg)
 }
 
 // Stats returns the engine's counters (zero after Close).
 func (e *Engine) Stats() Stats {
+	s, _ := e.StatsContext(context.Background())
+	return s
+}
+
+// StatsContext is Stats under ctx; with RedisURL it reads the store's counts,
+// and fails with ErrBackendUnavailable (the counters are still returned) or
+// ctx's error.
+func (e *Engine) StatsContext(ctx context.Context) (Stats, error) {
+	timeout, err := callTimeout(ctx)
+	if err != nil {
+		return Stats{}, err
+	}
 	e.mu.RLock()
 	defer e.mu.RUnlock()
 	var s C.otp_stats
-	if e.ptr == nil || C.otp_engine_stats(e.ptr, &s) != C.OTP_OK {
-		return Stats{}
+	if e.ptr == nil {
+		return Stats{}, ErrClosed
+	}
+	if C.go_stats(timeout, e.ptr, &s) != C.OTP_OK {
+		return Stats{}, &Error{kind: KindInternal, msg: "otpengine: stats failed"}
 	}
 	return Stats{
 		Issued: uint64(s.issued), Verified: uint64(s.verified), Mismatched: uint64(s.mismatched),
@@ -452,7 +494,7 @@ func (e *Engine) Stats() Stats {
 		Revoked: uint64(s.revoked), Live: uint64(s.live), Unavailable: uint64(s.unavailable),
 		NotFound: uint64(s.not_found), CapacityExceeded: uint64(s.capacity_exceeded),
 		Held: uint64(s.held), Replayed: uint64(s.replayed),
-	}
+	}, nil
 }
 
 // Ping is a cheap health check for readiness probes: nil when the engine's
@@ -460,14 +502,23 @@ func (e *Engine) Stats() Stats {
 // primary of a cluster), else ErrBackendUnavailable naming the server and why,
 // or ErrClosed. It counts in no statistic.
 func (e *Engine) Ping() error {
+	return e.PingContext(context.Background())
+}
+
+// PingContext is Ping under ctx: its deadline bounds the wait.
+func (e *Engine) PingContext(ctx context.Context) error {
+	timeout, err := callTimeout(ctx)
+	if err != nil {
+		return err
+	}
 	e.mu.RLock()
 	defer e.mu.RUnlock()
 	if e.ptr == nil {
 		return ErrClosed
 	}
 	var msg *C.char
-	if s := C.go_ping(e.ptr, &msg); s != C.OTP_OK {
-		return statusError(s, msg)
+	if s := C.go_ping(timeout, e.ptr, &msg); s != C.OTP_OK {
+		return ended(ctx, statusError(s, msg))
 	}
 	return nil
 }

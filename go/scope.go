@@ -16,44 +16,52 @@ static char *go_scope_last_error(void) {
 	return msg;
 }
 
-static otp_status go_issue_scoped(const otp_engine *e, const uint8_t *key, size_t key_len,
+static otp_status go_issue_scoped(uint64_t timeout_ms, const otp_engine *e, const uint8_t *key, size_t key_len,
                                   const uint8_t *ctx, size_t ctx_len, uint64_t ttl_ms,
                                   const otp_scope *scopes, size_t scope_count, char *code,
                                   size_t code_len, otp_issued *issued, char **err) {
+	if (timeout_ms) otp_set_call_timeout_ms(timeout_ms);
 	otp_status s = otp_issue_scoped(e, key, key_len, ctx, ctx_len, ttl_ms, scopes, scope_count,
 	                                code, code_len, issued);
+	if (timeout_ms) otp_set_call_timeout_ms(0);
 	if (s != OTP_OK) *err = go_scope_last_error();
 	return s;
 }
 
-static otp_status go_verify_scoped(const otp_engine *e, const uint8_t *key, size_t key_len,
+static otp_status go_verify_scoped(uint64_t timeout_ms, const otp_engine *e, const uint8_t *key, size_t key_len,
                                    const char *code, size_t code_len, const uint8_t *ctx,
                                    size_t ctx_len, const otp_scope *scopes, size_t scope_count,
                                    otp_verdict *v, char **err) {
+	if (timeout_ms) otp_set_call_timeout_ms(timeout_ms);
 	otp_status s = otp_verify_scoped(e, key, key_len, code, code_len, ctx, ctx_len, scopes,
 	                                 scope_count, v);
+	if (timeout_ms) otp_set_call_timeout_ms(0);
 	if (s == OTP_INVALID_ARGUMENT || s == OTP_INTERNAL_ERROR || s == OTP_BACKEND_UNAVAILABLE ||
 	    s == OTP_CAPACITY_EXCEEDED)
 		*err = go_scope_last_error();
 	return s;
 }
 
-static otp_status go_verify_totp_scoped(const otp_engine *e, const uint8_t *key, size_t key_len,
+static otp_status go_verify_totp_scoped(uint64_t timeout_ms, const otp_engine *e, const uint8_t *key, size_t key_len,
                                         const uint8_t *secret, size_t secret_len,
                                         const char *code, size_t code_len,
                                         const otp_totp_params *p, uint64_t at,
                                         const otp_scope *scopes, size_t scope_count,
                                         otp_verdict *v, char **err) {
+	if (timeout_ms) otp_set_call_timeout_ms(timeout_ms);
 	otp_status s = otp_verify_totp_scoped(e, key, key_len, secret, secret_len, code, code_len, p,
 	                                      at, scopes, scope_count, v);
+	if (timeout_ms) otp_set_call_timeout_ms(0);
 	if (s != OTP_OK && s != OTP_MISMATCH && s != OTP_LOCKED && s != OTP_REPLAYED)
 		*err = go_scope_last_error();
 	return s;
 }
 
-static otp_status go_unlock_scope(const otp_engine *e, const char *name, const uint8_t *value,
-                                  size_t value_len, char **err) {
+static otp_status go_unlock_scope(uint64_t timeout_ms, const otp_engine *e, const char *name,
+                                  const uint8_t *value, size_t value_len, char **err) {
+	if (timeout_ms) otp_set_call_timeout_ms(timeout_ms);
 	otp_status s = otp_unlock_scope(e, name, value, value_len);
+	if (timeout_ms) otp_set_call_timeout_ms(0);
 	if (s != OTP_OK && s != OTP_NOT_FOUND) *err = go_scope_last_error();
 	return s;
 }
@@ -74,6 +82,7 @@ static otp_status go_ip_scope(const char *addr, char *out, size_t out_len, char 
 import "C"
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"time"
@@ -109,15 +118,16 @@ type Scope struct {
 // the key's own limits). A scope name with no configured limit, or named
 // twice, is ErrInvalidArgument and counts nothing.
 func (e *Engine) IssueScoped(key, context []byte, ttl time.Duration, scopes ...Scope) (string, time.Duration, error) {
-	if ttl < 0 {
-		return "", 0, fmt.Errorf("%w: ttl must not be negative (0: the engine's), got %v", ErrInvalidArgument, ttl)
-	}
-	return e.issueIn(key, context, ceilMillis(ttl), scopes)
+	return e.IssueScopedContext(background, key, context, ttl, scopes...)
 }
 
 // issueIn is every issue: ttlMs 0 is the engine's TTL, scopes may be none.
-func (e *Engine) issueIn(key, context []byte, ttlMs uint64, scopes []Scope) (string, time.Duration, error) {
+func (e *Engine) issueIn(ctx context.Context, key, data []byte, ttlMs uint64, scopes []Scope) (string, time.Duration, error) {
 	if err := scopeNamesFit(scopes); err != nil {
+		return "", 0, err
+	}
+	timeout, err := callTimeout(ctx)
+	if err != nil {
 		return "", 0, err
 	}
 	cs, count, release := cScopes(scopes)
@@ -130,7 +140,7 @@ func (e *Engine) issueIn(key, context []byte, ttlMs uint64, scopes []Scope) (str
 	var code [16]C.char
 	var issued C.otp_issued
 	var msg *C.char
-	s := C.go_issue_scoped(e.ptr, bytes(key), C.size_t(len(key)), bytes(context), C.size_t(len(context)),
+	s := C.go_issue_scoped(timeout, e.ptr, bytes(key), C.size_t(len(key)), bytes(data), C.size_t(len(data)),
 		C.uint64_t(ttlMs), cs, count, &code[0], C.size_t(len(code)), &issued, &msg)
 	switch s {
 	case C.OTP_OK:
@@ -142,7 +152,7 @@ func (e *Engine) issueIn(key, context []byte, ttlMs uint64, scopes []Scope) (str
 		C.free(unsafe.Pointer(msg))
 		return "", 0, &LockedError{RetryAfter: ms(issued.retry_after_ms)}
 	}
-	return "", 0, statusError(s, msg)
+	return "", 0, ended(ctx, statusError(s, msg))
 }
 
 // VerifyScoped is Verify for a call that belongs to scopes. A scope that has
@@ -150,7 +160,16 @@ func (e *Engine) issueIn(key, context []byte, ttlMs uint64, scopes []Scope) (str
 // being looked at; a counted mismatch counts on the key and on every scope
 // with a failure budget; Verified resets the key's count, not a scope's.
 func (e *Engine) VerifyScoped(key []byte, code string, context []byte, scopes ...Scope) (Verdict, error) {
+	return e.verifyIn(background, key, code, context, scopes)
+}
+
+// verifyIn is every verify of a sent code.
+func (e *Engine) verifyIn(ctx context.Context, key []byte, code string, data []byte, scopes []Scope) (Verdict, error) {
 	if err := scopeNamesFit(scopes); err != nil {
+		return Verdict{}, err
+	}
+	timeout, err := callTimeout(ctx)
+	if err != nil {
 		return Verdict{}, err
 	}
 	cs, count, release := cScopes(scopes)
@@ -162,14 +181,20 @@ func (e *Engine) VerifyScoped(key []byte, code string, context []byte, scopes ..
 	}
 	var v C.otp_verdict
 	var msg *C.char
-	s := C.go_verify_scoped(e.ptr, bytes(key), C.size_t(len(key)), codePointer(code), C.size_t(len(code)),
-		bytes(context), C.size_t(len(context)), cs, count, &v, &msg)
-	return verdictOf(s, v, msg)
+	s := C.go_verify_scoped(timeout, e.ptr, bytes(key), C.size_t(len(key)), codePointer(code), C.size_t(len(code)),
+		bytes(data), C.size_t(len(data)), cs, count, &v, &msg)
+	verdict, err := verdictOf(s, v, msg)
+	return verdict, ended(ctx, err)
 }
 
 // VerifyTOTPScoped is VerifyTOTP for a call that belongs to scopes, with the
 // scope rules of VerifyScoped.
 func (e *Engine) VerifyTOTPScoped(key, secret []byte, code string, p TOTPParams, at time.Time, scopes ...Scope) (Verdict, error) {
+	return e.VerifyTOTPScopedContext(background, key, secret, code, p, at, scopes...)
+}
+
+// VerifyTOTPScopedContext is VerifyTOTPScoped under ctx (see IssueContext).
+func (e *Engine) VerifyTOTPScopedContext(ctx context.Context, key, secret []byte, code string, p TOTPParams, at time.Time, scopes ...Scope) (Verdict, error) {
 	params, err := p.toC()
 	if err != nil {
 		return Verdict{}, err
@@ -181,6 +206,10 @@ func (e *Engine) VerifyTOTPScoped(key, secret []byte, code string, p TOTPParams,
 	if err := scopeNamesFit(scopes); err != nil {
 		return Verdict{}, err
 	}
+	timeout, err := callTimeout(ctx)
+	if err != nil {
+		return Verdict{}, err
+	}
 	cs, count, release := cScopes(scopes)
 	defer release()
 	e.mu.RLock()
@@ -190,16 +219,26 @@ func (e *Engine) VerifyTOTPScoped(key, secret []byte, code string, p TOTPParams,
 	}
 	var v C.otp_verdict
 	var msg *C.char
-	s := C.go_verify_totp_scoped(e.ptr, bytes(key), C.size_t(len(key)), bytes(secret), C.size_t(len(secret)),
+	s := C.go_verify_totp_scoped(timeout, e.ptr, bytes(key), C.size_t(len(key)), bytes(secret), C.size_t(len(secret)),
 		codePointer(code), C.size_t(len(code)), &params, unix, cs, count, &v, &msg)
-	return verdictOf(s, v, msg)
+	verdict, err := verdictOf(s, v, msg)
+	return verdict, ended(ctx, err)
 }
 
 // UnlockScope lifts the failure lockout of the scope name = value and clears
 // its counts (a support desk unblocking an office's shared address); true if
 // it had a count in a running window.
 func (e *Engine) UnlockScope(name string, value []byte) (bool, error) {
+	return e.UnlockScopeContext(background, name, value)
+}
+
+// UnlockScopeContext is UnlockScope under ctx (see IssueContext).
+func (e *Engine) UnlockScopeContext(ctx context.Context, name string, value []byte) (bool, error) {
 	if err := scopeNamesFit([]Scope{{Name: name}}); err != nil {
+		return false, err
+	}
+	timeout, err := callTimeout(ctx)
+	if err != nil {
 		return false, err
 	}
 	cName := C.CString(name)
@@ -210,13 +249,13 @@ func (e *Engine) UnlockScope(name string, value []byte) (bool, error) {
 		return false, ErrClosed
 	}
 	var msg *C.char
-	switch s := C.go_unlock_scope(e.ptr, cName, bytes(value), C.size_t(len(value)), &msg); s {
+	switch s := C.go_unlock_scope(timeout, e.ptr, cName, bytes(value), C.size_t(len(value)), &msg); s {
 	case C.OTP_OK:
 		return true, nil
 	case C.OTP_NOT_FOUND:
 		return false, nil
 	default:
-		return false, statusError(s, msg)
+		return false, ended(ctx, statusError(s, msg))
 	}
 }
 

@@ -26,8 +26,10 @@ static otp_status go_totp(const uint8_t *secret, size_t secret_len, uint64_t at,
 	return s;
 }
 
-static otp_status go_unlock_totp(otp_engine *e, const uint8_t *key, size_t key_len, char **err) {
+static otp_status go_unlock_totp(uint64_t timeout_ms, otp_engine *e, const uint8_t *key, size_t key_len, char **err) {
+	if (timeout_ms) otp_set_call_timeout_ms(timeout_ms);
 	otp_status s = otp_unlock_totp(e, key, key_len);
+	if (timeout_ms) otp_set_call_timeout_ms(0);
 	if (s != OTP_OK && s != OTP_NOT_FOUND) *err = go_totp_last_error();
 	return s;
 }
@@ -216,14 +218,16 @@ func QRSVG(text string) (string, error) {
 // from the key's random codes. Errors: ErrInvalidArgument, ErrCapacityExceeded,
 // ErrBackendUnavailable, ErrClosed.
 func (e *Engine) VerifyTOTP(key, secret []byte, code string, p TOTPParams, at time.Time) (Verdict, error) {
-	return e.VerifyTOTPScoped(key, secret, code, p, at)
+	return e.VerifyTOTPScopedContext(background, key, secret, code, p, at)
 }
 
 // UnlockTOTP lifts the lockout of key's TOTP state and clears its failure count
 // (Unlock is for its random codes); true if there was a count. The last
 // accepted step stays. Errors: ErrInvalidArgument, ErrBackendUnavailable, ErrClosed.
 func (e *Engine) UnlockTOTP(key []byte) (bool, error) {
-	return e.keyCall(key, func(ptr *C.otp_engine, k *C.uint8_t, n C.size_t, msg **C.char) C.otp_status {
-		return C.go_unlock_totp(ptr, k, n, msg)
-	})
+	return e.UnlockTOTPContext(background, key)
+}
+
+func unlockTOTPCall(t C.uint64_t, e *C.otp_engine, k *C.uint8_t, n C.size_t, msg **C.char) C.otp_status {
+	return C.go_unlock_totp(t, e, k, n, msg)
 }

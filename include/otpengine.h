@@ -435,6 +435,15 @@ enum otp_status otp_revoke(const struct otp_engine *engine, const uint8_t *key, 
 // `engine` is NULL or a live handle; `key` is NULL or valid for `key_len` bytes.
 enum otp_status otp_unlock(const struct otp_engine *engine, const uint8_t *key, size_t key_len);
 
+// Bounds how long this thread's later calls on any Redis engine wait for
+// Redis: `ms` when it is shorter than the engine's `redis_response_timeout_ms`
+// (a longer one changes nothing); 0 lifts the bound. It stays until changed.
+// A call past it returns `OTP_BACKEND_UNAVAILABLE`, as on any timeout (a
+// verify that timed out may still have run). For callers with a deadline of
+// their own: Go sets it from a `context.Context` in the same cgo call as the
+// call itself, and lifts it after.
+void otp_set_call_timeout_ms(uint64_t ms);
+
 // Writes the engine's stats in the Prometheus text format (every counter
 // `otpengine_<name>_total`, `otpengine_rate_limited_total` with a `scope`
 // label per refusing scope, the gauges) and a NUL to `text_out`, and the

@@ -35,6 +35,7 @@
 #![warn(missing_docs)]
 
 mod answer;
+pub mod call_timeout;
 mod clock;
 pub mod code;
 pub mod digest;

@@ -1218,3 +1218,49 @@ fn racing_instances_never_exceed_a_scopes_budget() {
         assert_eq!(looked_at, 10);
     });
 }
+
+/// This thread's call timeout bounds a call shorter than the engine's response
+/// timeout: with Redis paused, a verify answers Unavailable after about the
+/// call timeout; without it, the same verify waits the pause out.
+#[test]
+fn a_thread_call_timeout_bounds_the_wait_for_a_paused_server() {
+    let Some(url) = common::redis_url(STANDALONE) else {
+        return;
+    };
+    let clock = ManualClock::new();
+    let options = otpengine_core::RedisOptions {
+        response_timeout: 3 * S,
+        ..common::options(&url, "call-timeout")
+    };
+    let engine = Engine::new_redis(config(&clock, no_limits), options).unwrap();
+    let code = engine.issue("alice", "").unwrap().code.to_string();
+    let pause = |ms: u32| {
+        let _: () = ::redis::cmd("CLIENT")
+            .arg("PAUSE")
+            .arg(ms)
+            .arg("ALL")
+            .query(&mut connection(&url))
+            .unwrap();
+    };
+
+    pause(800);
+    otpengine_core::call_timeout::set_call_timeout(Some(Duration::from_millis(100)));
+    let started = std::time::Instant::now();
+    let answer = engine.verify("alice", &code, "");
+    let waited = started.elapsed();
+    otpengine_core::call_timeout::set_call_timeout(None);
+    match answer {
+        Err(Error::Unavailable { reason, .. }) => {
+            assert!(reason.contains("did not answer within 100ms"), "{reason}")
+        }
+        other => panic!("expected Unavailable, got {other:?}"),
+    }
+    assert!(waited < Duration::from_millis(600), "waited {waited:?}");
+
+    // Unbounded, the next call waits the rest of the pause out. (The bounded
+    // verify may have run once the pause ended: the code may be consumed.)
+    let started = std::time::Instant::now();
+    let verdict = engine.verify("alice", &code, "").unwrap();
+    assert!(matches!(verdict, Verdict::Verified | Verdict::NotFound), "{verdict:?}");
+    assert!(started.elapsed() + waited >= Duration::from_millis(600));
+}

@@ -886,6 +886,21 @@ unsafe fn key_call(
     })
 }
 
+/// Bounds how long this thread's later calls on any Redis engine wait for
+/// Redis: `ms` when it is shorter than the engine's `redis_response_timeout_ms`
+/// (a longer one changes nothing); 0 lifts the bound. It stays until changed.
+/// A call past it returns `OTP_BACKEND_UNAVAILABLE`, as on any timeout (a
+/// verify that timed out may still have run). For callers with a deadline of
+/// their own: Go sets it from a `context.Context` in the same cgo call as the
+/// call itself, and lifts it after.
+#[no_mangle]
+pub extern "C" fn otp_set_call_timeout_ms(ms: u64) {
+    guard(|| {
+        otpengine_core::call_timeout::set_call_timeout(Some(Duration::from_millis(ms)));
+        Ok(otp_status::OTP_OK)
+    });
+}
+
 /// Writes the engine's stats in the Prometheus text format (every counter
 /// `otpengine_<name>_total`, `otpengine_rate_limited_total` with a `scope`
 /// label per refusing scope, the gauges) and a NUL to `text_out`, and the

@@ -79,6 +79,20 @@ enum Conn {
 }
 
 impl Conn {
+    /// How long its reads and writes wait.
+    fn set_timeouts(&self, timeout: Duration) -> RedisResult<()> {
+        match self {
+            Conn::Standalone(c) => {
+                c.set_read_timeout(Some(timeout))?;
+                c.set_write_timeout(Some(timeout))
+            }
+            Conn::Cluster(c) => {
+                c.set_read_timeout(Some(timeout))?;
+                c.set_write_timeout(Some(timeout))
+            }
+        }
+    }
+
     fn as_dyn(&mut self) -> &mut dyn ConnectionLike {
         match self {
             Conn::Standalone(c) => c,
@@ -520,15 +534,25 @@ impl Link {
     ) -> Result<T, Error> {
         // No signal handler cuts the exchange short (see signals.rs).
         let _blocked = Blocked::new();
-        let deadline = Instant::now() + self.response_timeout;
+        // This thread's call timeout, when shorter, bounds the whole call
+        // (crate::call_timeout); its connection waits no longer either.
+        let timeout = crate::call_timeout::bounded(self.response_timeout);
+        let deadline = Instant::now() + timeout;
         let mut conn = self.checkout()?;
+        let bounded = timeout < self.response_timeout;
+        if bounded {
+            conn.set_timeouts(timeout).map_err(|e| self.unavailable(&e, false))?;
+        }
         let mut ask: Option<(String, u16)> = None;
         loop {
             let asked = ask.take();
             let result = call(&mut conn, asked.as_ref().map(|(h, p)| (h.as_str(), *p)));
             let e = match result {
                 Ok(value) => {
-                    self.checkin(conn);
+                    // Back to the engine's timeout before another call takes it.
+                    if !bounded || conn.set_timeouts(self.response_timeout).is_ok() {
+                        self.checkin(conn);
+                    }
                     return Ok(value);
                 }
                 Err(e) => e,
@@ -544,6 +568,9 @@ impl Link {
                     drop(conn);
                     self.idle.lock().conns.clear();
                     conn = self.checkout()?;
+                    if bounded {
+                        conn.set_timeouts(timeout).map_err(|e| self.unavailable(&e, false))?;
+                    }
                 }
                 Some(Redirect::Ask(host, port)) => ask = Some((host, port)),
                 Some(Redirect::Wait) => {
@@ -552,7 +579,8 @@ impl Link {
                 }
                 None => {
                     let answered = matches!(e.kind(), ErrorKind::Server(_) | ErrorKind::Extension);
-                    if answered && matches!(conn, Conn::Standalone(_)) {
+                    let restored = !bounded || conn.set_timeouts(self.response_timeout).is_ok();
+                    if answered && restored && matches!(conn, Conn::Standalone(_)) {
                         self.checkin(conn);
                     } else {
                         drop(conn);
@@ -609,7 +637,8 @@ impl Link {
                     human(self.connect_timeout)
                 )
             } else {
-                format!("did not answer within {}", human(self.response_timeout))
+                let waited = crate::call_timeout::bounded(self.response_timeout);
+                format!("did not answer within {}", human(waited))
             }
         } else if is_out_of_memory(e) {
             OUT_OF_MEMORY.to_string()

@@ -44,6 +44,13 @@ static void test_defaults_and_version(void) {
   otp_config_default(NULL); /* no-op, no crash */
   CHECK(strcmp(otp_version(), OTPENGINE_VERSION) == 0);
   CHECK(otp_abi_version() == OTPENGINE_ABI_VERSION);
+  /* A memory engine never waits: a call timeout changes nothing for it. */
+  otp_set_call_timeout_ms(1);
+  otp_engine *quick = manual_engine(NULL);
+  char quick_code[16];
+  CHECK(otp_issue(quick, (const uint8_t *)"k", 1, NULL, 0, 0, quick_code, sizeof quick_code, NULL) == OTP_OK);
+  otp_set_call_timeout_ms(0);
+  otp_engine_free(quick);
 }
 
 static void test_status_strings(void) {
