@@ -39,12 +39,6 @@ static char *go_last_error(void) {
 	return msg;
 }
 
-static otp_status go_engine_new(const otp_config *config, otp_engine **out, char **err) {
-	otp_status s = otp_engine_new(config, out);
-	if (s != OTP_OK) *err = go_last_error();
-	return s;
-}
-
 static otp_status go_engine_new_redis(const otp_config *config, const char *url,
                                       const uint8_t *secret, size_t secret_len,
                                       const otp_redis_options *options, otp_engine **out,
@@ -162,11 +156,12 @@ type Config struct {
 	// a standalone server only; Shards is unused.
 	RedisURL string
 	// Secret keys the digests of keys and codes: 16..1024 bytes, the same on
-	// every instance. Required with RedisURL, and used only with it.
+	// every instance. Required with RedisURL; without it, it keys an
+	// in-memory engine's digests (nil: a random one per engine).
 	Secret []byte
 	// RedisConnectTimeout and RedisResponseTimeout bound the wait for a
-	// connection and for an answer, 1ms..1m (1s each); past them a call fails
-	// with ErrBackendUnavailable.
+	// connection and for an answer, 1ms..1m (0: the engine's default, 1s);
+	// past them a call fails with ErrBackendUnavailable. With RedisURL only.
 	RedisConnectTimeout  time.Duration
 	RedisResponseTimeout time.Duration
 	// RedisNamespace prefixes every Redis key the engine writes, so that several
@@ -343,14 +338,14 @@ func New(cfg Config) (*Engine, error) {
 	var ptr *C.otp_engine
 	var msg *C.char
 	var s C.otp_status
-	if cfg.RedisURL == "" {
-		if len(cfg.Secret) > 0 {
-			return nil, fmt.Errorf("%w: Secret is used only with RedisURL", ErrInvalidArgument)
+	// Which settings go together (a secret or Redis options without a URL)
+	// is the engine's rule: everything given goes to it as given.
+	{
+		var url *C.char
+		if cfg.RedisURL != "" {
+			url = C.CString(cfg.RedisURL)
+			defer C.free(unsafe.Pointer(url))
 		}
-		s = C.go_engine_new(&c, &ptr, &msg)
-	} else {
-		url := C.CString(cfg.RedisURL)
-		defer C.free(unsafe.Pointer(url))
 		var o C.otp_redis_options
 		C.otp_redis_options_default(&o)
 		var cStrings []*C.char
@@ -379,7 +374,11 @@ func New(cfg Config) (*Engine, error) {
 				C.free(unsafe.Pointer(p))
 			}
 		}()
-		s = C.go_engine_new_redis(&c, url, bytes(cfg.Secret), C.size_t(len(cfg.Secret)), &o, &ptr, &msg)
+		var secret *C.uint8_t // NULL: none given
+		if len(cfg.Secret) > 0 {
+			secret = bytes(cfg.Secret)
+		}
+		s = C.go_engine_new_redis(&c, url, secret, C.size_t(len(cfg.Secret)), &o, &ptr, &msg)
 	}
 	if s != C.OTP_OK {
 		return nil, statusError(s, msg)

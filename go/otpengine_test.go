@@ -66,7 +66,7 @@ func TestDefaults(t *testing.T) {
 		c.ResendCooldown != 30*time.Second || c.MaxIssuesPerWindow != 5 || c.IssueWindow != 10*time.Minute ||
 		c.MaxFailuresPerKey != 100 || c.Lockout != time.Hour || c.CodesPerKey != 1 ||
 		c.Capacity != 10_000_000 || c.Shards != 0 || c.ManualClock ||
-		c.RedisURL != "" || c.Secret != nil || c.RedisConnectTimeout != time.Second || c.RedisResponseTimeout != time.Second {
+		c.RedisURL != "" || c.Secret != nil || c.RedisConnectTimeout != 0 || c.RedisResponseTimeout != 0 {
 		t.Fatalf("unexpected defaults: %+v", c)
 	}
 }

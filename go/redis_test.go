@@ -120,15 +120,23 @@ func TestRedisArguments(t *testing.T) {
 			t.Fatalf("%s: %v", url, err)
 		}
 	}
+	// Without a URL a secret keys an in-memory engine's digests (the engine's
+	// rule, as in every language); a Redis setting is refused by name.
 	cfg.RedisURL = ""
-	if _, err := New(cfg); !errors.Is(err, ErrInvalidArgument) || !strings.Contains(err.Error(), "Secret is used only with RedisURL") {
+	memory, err := New(cfg)
+	if err != nil {
 		t.Fatalf("secret without Redis: %v", err)
+	}
+	memory.Close()
+	cfg.RedisResponseTimeout = time.Second
+	if _, err := New(cfg); !errors.Is(err, ErrInvalidArgument) || !strings.Contains(err.Error(), "redis_response_timeout_ms must be left unset without a Redis URL") {
+		t.Fatalf("a timeout without Redis: %v", err)
 	}
 	cfg = DefaultConfig()
 	cfg.RedisURL = "redis://127.0.0.1:1/0" // nothing listens on port 1
 	cfg.Secret = testSecret
 	cfg.RedisConnectTimeout = 200 * time.Millisecond
-	_, err := New(cfg)
+	_, err = New(cfg)
 	if !errors.Is(err, ErrBackendUnavailable) || !strings.Contains(err.Error(), "redis at 127.0.0.1:1 unreachable") {
 		t.Fatalf("unreachable: %v", err)
 	}

@@ -148,11 +148,13 @@ typedef struct otp_config {
   uint32_t shards;
   // Non-zero: time moves only by `otp_clock_advance` (for tests).
   uint32_t manual_clock;
-  // `otp_engine_new_redis` only: how long to wait for a connection to Redis,
-  // 1..=60000 ms (default 1000).
+  // With a Redis URL only: how long to wait for a connection to Redis,
+  // 1..=60000 ms; 0 (what `otp_config_default` writes): the engine's default,
+  // 1000. Set without a URL it is refused.
   uint64_t redis_connect_timeout_ms;
-  // `otp_engine_new_redis` only: how long to wait for Redis to answer a call,
-  // 1..=60000 ms (default 1000); a call past it returns `OTP_BACKEND_UNAVAILABLE`.
+  // With a Redis URL only: how long to wait for Redis to answer a call,
+  // 1..=60000 ms; 0: the engine's default, 1000. A call past it returns
+  // `OTP_BACKEND_UNAVAILABLE`.
   uint64_t redis_response_timeout_ms;
   // Non-zero (default 1): escalating lockouts. Each time a key spends its
   // failure budget again before a success or an unlock, its lockout doubles,
@@ -616,7 +618,11 @@ enum otp_status otp_engine_new_redis(const struct otp_config *config,
                                      struct otp_engine **engine_out);
 
 // `otp_engine_new_redis` with `options` (NULL: none): the TLS files, the user
-// and password apart from the URL, the key namespace. A file that cannot be
+// and password apart from the URL, the key namespace. With `url` NULL it
+// builds an in-memory engine, keyed by `secret` if one is given (NULL with
+// length 0: none); a Redis option or timeout set without a URL is then
+// `OTP_INVALID_ARGUMENT` naming it. Which settings go together is the
+// engine's rule (`Engine::build`), the same in every language. A file that cannot be
 // read, or TLS files with a plain URL, is `OTP_INVALID_ARGUMENT` naming the
 // field; a certificate the server or client refuses, or a wrong password, is
 // `OTP_BACKEND_UNAVAILABLE` naming the cause.

@@ -44,7 +44,9 @@ mod tests {
     fn the_bound_is_per_thread_and_zero_lifts_it() {
         set_call_timeout(Some(Duration::from_millis(50)));
         assert_eq!(call_timeout(), Some(Duration::from_millis(50)));
-        std::thread::spawn(|| assert_eq!(call_timeout(), None)).join().unwrap();
+        std::thread::spawn(|| assert_eq!(call_timeout(), None))
+            .join()
+            .unwrap();
         set_call_timeout(Some(Duration::ZERO));
         assert_eq!(call_timeout(), None);
     }

@@ -56,16 +56,7 @@ impl Secret {
     /// Takes a secret the operator supplies (16 to 1024 bytes). Engines that must
     /// agree on digests (several instances over one Redis) share it.
     pub fn new(bytes: &[u8]) -> Result<Self, InvalidInput> {
-        if !(MIN_SECRET_LEN..=MAX_SECRET_LEN).contains(&bytes.len()) {
-            return Err(InvalidInput {
-                field: Field::Secret,
-                constraint: Constraint::Length {
-                    min: MIN_SECRET_LEN,
-                    max: MAX_SECRET_LEN,
-                },
-                got: Got::Bytes(bytes.len()),
-            });
-        }
+        check_secret_length(bytes.len())?;
         Ok(Secret(bytes.to_vec()))
     }
 
@@ -121,6 +112,22 @@ impl CodeDigest {
     pub fn ct_eq(self, other: CodeDigest) -> subtle::Choice {
         self.0.ct_eq(&other.0)
     }
+}
+
+/// Checks an engine secret's length (16..=1024 bytes), for front ends that must
+/// check it before they form the bytes (the C ABI).
+pub fn check_secret_length(len: usize) -> Result<(), InvalidInput> {
+    if (MIN_SECRET_LEN..=MAX_SECRET_LEN).contains(&len) {
+        return Ok(());
+    }
+    Err(InvalidInput {
+        field: Field::Secret,
+        constraint: Constraint::Length {
+            min: MIN_SECRET_LEN,
+            max: MAX_SECRET_LEN,
+        },
+        got: Got::Bytes(len),
+    })
 }
 
 /// Computes key ids and code digests under one engine secret.

@@ -65,6 +65,8 @@ pub enum Field {
     /// Whether a Redis engine may use a server that evicts keys
     /// (`RedisOptions::accept_eviction`).
     RedisAcceptEviction,
+    /// Whether a Redis engine keeps the store's key indexes (`RedisOptions::exact_counts`).
+    RedisExactCounts,
     /// How long a Redis engine waits for an answer (`RedisOptions::response_timeout`).
     RedisResponseTimeout,
     /// Digits of a TOTP or HOTP code ([`TotpParams::digits`](crate::totp::TotpParams::digits)).
@@ -153,6 +155,7 @@ impl Field {
             Field::RedisUsername => "redis_username",
             Field::RedisPassword => "redis_password",
             Field::RedisAcceptEviction => "redis_accept_eviction",
+            Field::RedisExactCounts => "redis_exact_counts",
             Field::RedisResponseTimeout => "redis_response_timeout",
             Field::TotpDigits => "digits",
             Field::TotpPeriod => "period",

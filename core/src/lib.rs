@@ -58,6 +58,7 @@ mod scope_shard;
 mod shard;
 mod sip;
 mod stats;
+mod store;
 mod table;
 pub mod totp;
 mod wheel;
@@ -77,6 +78,7 @@ pub use policy::{
 #[cfg(feature = "redis")]
 pub use redis::RedisOptions;
 pub use stats::{ScopeStats, Stats};
+pub use store::StoreOptions;
 /// A string wiped on drop, as [`RedisOptions::password`](crate::RedisOptions) holds it.
 pub use zeroize::Zeroizing;
 

@@ -1261,6 +1261,9 @@ fn a_thread_call_timeout_bounds_the_wait_for_a_paused_server() {
     // verify may have run once the pause ended: the code may be consumed.)
     let started = std::time::Instant::now();
     let verdict = engine.verify("alice", &code, "").unwrap();
-    assert!(matches!(verdict, Verdict::Verified | Verdict::NotFound), "{verdict:?}");
+    assert!(
+        matches!(verdict, Verdict::Verified | Verdict::NotFound),
+        "{verdict:?}"
+    );
     assert!(started.elapsed() + waited >= Duration::from_millis(600));
 }

@@ -43,14 +43,10 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::Duration;
 
 use otpengine_core::code::MAX_TYPED_LEN;
-use otpengine_core::digest::{MAX_SECRET_LEN, MIN_SECRET_LEN};
 use otpengine_core::{
-    check_context_length, check_key_length, Alphabet, Clock, Config, Constraint, DurationUnit,
-    Engine, Error, Field, Got, InvalidInput, ManualClock, Verdict,
+    check_context_length, check_key_length, Alphabet, Clock, Config, DurationUnit, Engine, Error,
+    Field, InvalidInput, ManualClock, StoreOptions, Verdict,
 };
-
-/// Default of both `redis_*_timeout_ms` fields.
-const DEFAULT_REDIS_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// The result of every call. Numbers are stable; a retired one is never reused.
 #[repr(C)]
@@ -170,11 +166,13 @@ pub struct otp_config {
     pub shards: u32,
     /// Non-zero: time moves only by `otp_clock_advance` (for tests).
     pub manual_clock: u32,
-    /// `otp_engine_new_redis` only: how long to wait for a connection to Redis,
-    /// 1..=60000 ms (default 1000).
+    /// With a Redis URL only: how long to wait for a connection to Redis,
+    /// 1..=60000 ms; 0 (what `otp_config_default` writes): the engine's default,
+    /// 1000. Set without a URL it is refused.
     pub redis_connect_timeout_ms: u64,
-    /// `otp_engine_new_redis` only: how long to wait for Redis to answer a call,
-    /// 1..=60000 ms (default 1000); a call past it returns `OTP_BACKEND_UNAVAILABLE`.
+    /// With a Redis URL only: how long to wait for Redis to answer a call,
+    /// 1..=60000 ms; 0: the engine's default, 1000. A call past it returns
+    /// `OTP_BACKEND_UNAVAILABLE`.
     pub redis_response_timeout_ms: u64,
     /// Non-zero (default 1): escalating lockouts. Each time a key spends its
     /// failure budget again before a success or an unlock, its lockout doubles,
@@ -291,6 +289,7 @@ fn c_name(field: Field) -> &'static str {
         Field::RedisUsername => "username",
         Field::RedisPassword => "password",
         Field::RedisAcceptEviction => "accept_eviction",
+        Field::RedisExactCounts => "exact_counts",
         Field::TotpPeriod => "period_s",
         Field::Template => "template_text",
         Field::ScopeLimits => "scope_limit_count",
@@ -431,6 +430,16 @@ pub(crate) fn ms(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
+/// The Redis timeouts of `otp_config`, as given (0: not given).
+pub(crate) fn store_timeouts(c: &otp_config) -> StoreOptions {
+    let given = |ms: u64| (ms != 0).then(|| Duration::from_millis(ms));
+    StoreOptions {
+        connect_timeout: given(c.redis_connect_timeout_ms),
+        response_timeout: given(c.redis_response_timeout_ms),
+        ..StoreOptions::default()
+    }
+}
+
 fn to_config(c: &otp_config) -> Result<Config, Failure> {
     let defaults = Config::default();
     Ok(Config {
@@ -486,8 +495,8 @@ pub unsafe extern "C" fn otp_config_default(config: *mut otp_config) {
                 capacity: d.capacity,
                 shards: 0,
                 manual_clock: 0,
-                redis_connect_timeout_ms: ms(DEFAULT_REDIS_TIMEOUT),
-                redis_response_timeout_ms: ms(DEFAULT_REDIS_TIMEOUT),
+                redis_connect_timeout_ms: 0,
+                redis_response_timeout_ms: 0,
                 escalate_lockouts: d.escalate_lockouts.into(),
                 max_lockout_ms: ms(d.max_lockout),
                 scope_limits: Default::default(),
@@ -522,24 +531,9 @@ pub unsafe extern "C" fn otp_engine_new(
             .ok_or_else(|| Failure::invalid("config must not be NULL"))?;
         // SAFETY: forwarded from the caller.
         let engine_out = unsafe { out(engine_out, "engine_out") }?;
-        let engine = Engine::new(to_config(config)?)?;
+        let engine = Engine::build(to_config(config)?, store_timeouts(config))?;
         *engine_out = Box::into_raw(Box::new(otp_engine { engine }));
         Ok(otp_status::OTP_OK)
-    })
-}
-
-/// A secret's length, checked before a slice is formed.
-fn check_secret_length(len: usize) -> Result<(), InvalidInput> {
-    if (MIN_SECRET_LEN..=MAX_SECRET_LEN).contains(&len) {
-        return Ok(());
-    }
-    Err(InvalidInput {
-        field: Field::Secret,
-        constraint: Constraint::Length {
-            min: MIN_SECRET_LEN,
-            max: MAX_SECRET_LEN,
-        },
-        got: Got::Bytes(len),
     })
 }
 

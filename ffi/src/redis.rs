@@ -4,12 +4,12 @@
 
 use std::ffi::{c_char, CStr};
 use std::path::PathBuf;
-use std::time::Duration;
 
-use otpengine_core::{Engine, RedisOptions, Secret, Zeroizing};
+use otpengine_core::digest::check_secret_length;
+use otpengine_core::{Engine, StoreOptions, Zeroizing};
 
 use crate::{
-    bytes, check_secret_length, guard, otp_config, otp_engine, otp_status, out, to_config, Failure,
+    bytes, guard, otp_config, otp_engine, otp_status, out, store_timeouts, to_config, Failure,
 };
 
 /// What `otp_engine_new_redis_opts` takes besides the URL and secret. Fill it
@@ -117,7 +117,11 @@ pub unsafe extern "C" fn otp_engine_new_redis(
 }
 
 /// `otp_engine_new_redis` with `options` (NULL: none): the TLS files, the user
-/// and password apart from the URL, the key namespace. A file that cannot be
+/// and password apart from the URL, the key namespace. With `url` NULL it
+/// builds an in-memory engine, keyed by `secret` if one is given (NULL with
+/// length 0: none); a Redis option or timeout set without a URL is then
+/// `OTP_INVALID_ARGUMENT` naming it. Which settings go together is the
+/// engine's rule (`Engine::build`), the same in every language. A file that cannot be
 /// read, or TLS files with a plain URL, is `OTP_INVALID_ARGUMENT` naming the
 /// field; a certificate the server or client refuses, or a wrong password, is
 /// `OTP_BACKEND_UNAVAILABLE` naming the cause.
@@ -139,37 +143,33 @@ pub unsafe extern "C" fn otp_engine_new_redis_opts(
         let config = unsafe { config.as_ref() }
             .ok_or_else(|| Failure::invalid("config must not be NULL"))?;
         // SAFETY: forwarded from the caller.
-        let url =
-            unsafe { text(url, "url") }?.ok_or_else(|| Failure::invalid("url must not be NULL"))?;
+        let url = unsafe { text(url, "url") }?;
         // SAFETY: forwarded from the caller.
         let secret = unsafe { bytes(secret, secret_len, "secret", true, check_secret_length) }?;
-        let secret = Secret::new(secret)?;
         // SAFETY: forwarded from the caller.
         let engine_out = unsafe { out(engine_out, "engine_out") }?;
-        let mut redis = RedisOptions {
-            connect_timeout: Duration::from_millis(config.redis_connect_timeout_ms),
-            response_timeout: Duration::from_millis(config.redis_response_timeout_ms),
-            ..RedisOptions::new(url, secret)
+        let mut store = StoreOptions {
+            redis_url: url.map(str::to_string),
+            secret: (!secret.is_empty()).then(|| Zeroizing::new(secret.to_vec())),
+            ..store_timeouts(config)
         };
         // SAFETY: forwarded from the caller.
         if let Some(options) = unsafe { options.as_ref() } {
             // SAFETY (each): the caller's promise that every string is NULL or
             // NUL-terminated.
             let path = |ptr, name| unsafe { text(ptr, name) }.map(|t| t.map(PathBuf::from));
-            if let Some(namespace) = unsafe { text(options.key_namespace, "key_namespace") }? {
-                redis.namespace = namespace.to_string();
-            }
-            redis.ca_file = path(options.ca_file, "ca_file")?;
-            redis.client_cert = path(options.client_cert, "client_cert")?;
-            redis.client_key = path(options.client_key, "client_key")?;
-            redis.username = unsafe { text(options.username, "username") }?.map(str::to_string);
-            redis.password = unsafe { text(options.password, "password") }?
+            store.namespace =
+                unsafe { text(options.key_namespace, "key_namespace") }?.map(str::to_string);
+            store.ca_file = path(options.ca_file, "ca_file")?;
+            store.client_cert = path(options.client_cert, "client_cert")?;
+            store.client_key = path(options.client_key, "client_key")?;
+            store.username = unsafe { text(options.username, "username") }?.map(str::to_string);
+            store.password = unsafe { text(options.password, "password") }?
                 .map(|p| Zeroizing::new(p.to_string()));
-            redis.accept_eviction = options.accept_eviction != 0;
-            redis.exact_counts = options.exact_counts != 0;
+            store.accept_eviction = options.accept_eviction != 0;
+            store.exact_counts = options.exact_counts != 0;
         }
-        let config = to_config(config)?;
-        let engine = Engine::new_redis(config, redis)?;
+        let engine = Engine::build(to_config(config)?, store)?;
         *engine_out = Box::into_raw(Box::new(otp_engine { engine }));
         Ok(otp_status::OTP_OK)
     })

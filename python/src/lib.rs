@@ -14,10 +14,10 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use otpengine_core::scope::Scope;
+use otpengine_core::StoreOptions;
 use otpengine_core::{
     check_context_length, check_key_length, constraint, format_duration, Alphabet, Clock, Config,
-    DurationUnit, Engine, Error, Field, Got, InvalidInput, ManualClock, RedisOptions, Secret,
-    Verdict, Zeroizing,
+    DurationUnit, Engine, Error, Field, Got, InvalidInput, ManualClock, Verdict, Zeroizing,
 };
 use pyo3::exceptions::{PyRuntimeWarning, PyTypeError, PyValueError};
 use pyo3::prelude::*;
@@ -366,66 +366,41 @@ impl PyEngine {
         }
         let secret = secret
             .map(|s| {
-                let bytes = s.cast::<PyBytes>().map_err(|_| {
-                    PyTypeError::new_err(format!(
-                        "secret must be bytes, got {}",
-                        s.get_type()
-                            .name()
-                            .map(|n| n.to_string())
-                            .unwrap_or_default()
-                    ))
-                })?;
-                Secret::new(bytes.as_bytes()).map_err(|e| value_error(&e))
+                s.cast::<PyBytes>()
+                    .map(|b| Zeroizing::new(b.as_bytes().to_vec()))
+                    .map_err(|_| {
+                        PyTypeError::new_err(format!(
+                            "secret must be bytes, got {}",
+                            s.get_type()
+                                .name()
+                                .map(|n| n.to_string())
+                                .unwrap_or_default()
+                        ))
+                    })
             })
             .transpose()?;
-        let engine = match redis_url {
-            None => {
-                let redis_only = [
-                    ("redis_connect_timeout", redis_connect_timeout.is_some()),
-                    ("redis_response_timeout", redis_response_timeout.is_some()),
-                    ("redis_namespace", redis_namespace.is_some()),
-                    ("redis_ca_file", redis_ca_file.is_some()),
-                    ("redis_client_cert", redis_client_cert.is_some()),
-                    ("redis_client_key", redis_client_key.is_some()),
-                    ("redis_username", redis_username.is_some()),
-                    ("redis_password", redis_password.is_some()),
-                    ("redis_accept_eviction", redis_accept_eviction),
-                    ("redis_exact_counts", redis_exact_counts),
-                ];
-                if let Some((name, _)) = redis_only.iter().find(|(_, given)| *given) {
-                    return Err(PyValueError::new_err(format!(
-                        "{name} is used only with redis_url"
-                    )));
-                }
-                c.secret = secret;
-                Engine::new(c)
-            }
-            Some(url) => {
-                let secret = secret.ok_or_else(|| {
-                    PyValueError::new_err(
-                        "secret is required with redis_url: 16 to 1024 bytes, the same on every instance",
-                    )
-                })?;
-                let mut options = RedisOptions::new(url, secret);
-                if let Some(v) = redis_connect_timeout {
-                    options.connect_timeout = seconds_arg(Field::RedisConnectTimeout, v)?;
-                }
-                if let Some(v) = redis_response_timeout {
-                    options.response_timeout = seconds_arg(Field::RedisResponseTimeout, v)?;
-                }
-                if let Some(namespace) = redis_namespace {
-                    options.namespace = namespace;
-                }
-                options.ca_file = redis_ca_file;
-                options.client_cert = redis_client_cert;
-                options.client_key = redis_client_key;
-                options.username = redis_username;
-                options.password = redis_password.map(Zeroizing::new);
-                options.accept_eviction = redis_accept_eviction;
-                options.exact_counts = redis_exact_counts;
-                // Connecting and loading the scripts takes a round trip or two.
-                py.detach(|| Engine::new_redis(c, options))
-            }
+        let seconds =
+            |field, v: Option<&Bound<'_, PyAny>>| v.map(|v| seconds_arg(field, v)).transpose();
+        // What was given, as given: which settings go together is core's rule
+        // (Engine::build), the same in every language.
+        let store = StoreOptions {
+            redis_url: redis_url.map(str::to_string),
+            secret,
+            namespace: redis_namespace,
+            connect_timeout: seconds(Field::RedisConnectTimeout, redis_connect_timeout)?,
+            response_timeout: seconds(Field::RedisResponseTimeout, redis_response_timeout)?,
+            ca_file: redis_ca_file,
+            client_cert: redis_client_cert,
+            client_key: redis_client_key,
+            username: redis_username,
+            password: redis_password.map(Zeroizing::new),
+            accept_eviction: redis_accept_eviction,
+            exact_counts: redis_exact_counts,
+        };
+        // Connecting and loading the scripts takes a round trip or two.
+        let engine = match store.redis_url {
+            Some(_) => py.detach(|| Engine::build(c, store)),
+            None => Engine::build(c, store),
         };
         Ok(PyEngine {
             engine: engine.map_err(|e| to_py_err(py, e))?,

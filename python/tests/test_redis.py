@@ -122,7 +122,7 @@ def test_key_counts_need_exact_counts() -> None:
 
 
 def test_redis_arguments_are_checked() -> None:
-    with pytest.raises(ValueError, match="secret is required with redis_url"):
+    with pytest.raises(ValueError, match="secret must be given with a Redis URL: 16 to 1024 bytes"):
         otpengine.Engine(redis_url="redis://127.0.0.1:1/0")
     with pytest.raises(ValueError, match="secret must be between 16 and 1024 bytes long, got 5 bytes"):
         otpengine.Engine(redis_url="redis://127.0.0.1:1/0", secret=b"short")
@@ -132,7 +132,7 @@ def test_redis_arguments_are_checked() -> None:
         otpengine.Engine(redis_url="http://example.com", secret=SECRET)
     with pytest.raises(ValueError, match="redis_response_timeout must be between 0.001 and 60.0 seconds, got 0.0"):
         otpengine.Engine(redis_url="redis://127.0.0.1:1/0", secret=SECRET, redis_response_timeout=0.0)
-    with pytest.raises(ValueError, match="used only with redis_url"):
+    with pytest.raises(ValueError, match="redis_connect_timeout must be left unset without a Redis URL"):
         otpengine.Engine(redis_connect_timeout=1.0)
     # A secret alone is the in-memory engine's digest secret.
     assert otpengine.Engine(secret=SECRET, manual_clock=True).issue("alice")
@@ -161,7 +161,7 @@ def test_over_mutual_tls_and_as_an_acl_user() -> None:
     with pytest.raises(otpengine.BackendUnavailable, match="authentication failed") as raised:
         otpengine.Engine(redis_url=auth, redis_username=user, redis_password="wrong-hunter2", **common)  # type: ignore[arg-type]
     assert "hunter2" not in str(raised.value)
-    with pytest.raises(ValueError, match="^redis_password is used only with redis_url$"):
+    with pytest.raises(ValueError, match="^redis_password must be left unset without a Redis URL, got a value$"):
         otpengine.Engine(redis_password="hunter2")
 
 

@@ -541,7 +541,8 @@ impl Link {
         let mut conn = self.checkout()?;
         let bounded = timeout < self.response_timeout;
         if bounded {
-            conn.set_timeouts(timeout).map_err(|e| self.unavailable(&e, false))?;
+            conn.set_timeouts(timeout)
+                .map_err(|e| self.unavailable(&e, false))?;
         }
         let mut ask: Option<(String, u16)> = None;
         loop {
@@ -569,7 +570,8 @@ impl Link {
                     self.idle.lock().conns.clear();
                     conn = self.checkout()?;
                     if bounded {
-                        conn.set_timeouts(timeout).map_err(|e| self.unavailable(&e, false))?;
+                        conn.set_timeouts(timeout)
+                            .map_err(|e| self.unavailable(&e, false))?;
                     }
                 }
                 Some(Redirect::Ask(host, port)) => ask = Some((host, port)),
