@@ -411,14 +411,14 @@ impl PyEngine {
     /// valid for ``ttl`` seconds (``None``: the engine's ttl). Raises
     /// ``RateLimited``, ``KeyLocked`` or ``CapacityExceeded``; nothing changes then.
     #[pyo3(signature = (key, context=None, ttl=None, *, scopes=None))]
-    fn issue(
+    fn issue<'py>(
         &self,
-        py: Python<'_>,
-        key: &Bound<'_, PyAny>,
-        context: Option<&Bound<'_, PyAny>>,
-        ttl: Option<&Bound<'_, PyAny>>,
-        scopes: Option<&Bound<'_, PyAny>>,
-    ) -> PyResult<String> {
+        py: Python<'py>,
+        key: &Bound<'py, PyAny>,
+        context: Option<&Bound<'py, PyAny>>,
+        ttl: Option<&Bound<'py, PyAny>>,
+        scopes: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyString>> {
         let key = key_arg(key)?;
         let context = context_arg(context)?;
         let ttl = ttl
@@ -436,8 +436,9 @@ impl PyEngine {
             let scopes: Vec<Scope> = scopes.iter().map(|(n, v)| Scope::new(n, &**v)).collect();
             engine.issue_scoped(&key, &context, ttl, &scopes)
         })?;
+        // The code straight into a Python string: no Rust copy of it.
         issued
-            .map(|i| i.code.to_string())
+            .map(|i| PyString::new(py, i.code.as_str()))
             .map_err(|e| to_py_err(py, e))
     }
 
@@ -733,27 +734,26 @@ impl PyEngine {
 /// The answer to ``Engine.verify``: true only when verified.
 #[pyclass(module = "otpengine", name = "Verdict", frozen)]
 struct PyVerdict {
-    index: usize,
-    /// Wrong guesses left (on a mismatch), else 0.
-    #[pyo3(get)]
-    attempts_left: u32,
-    /// Seconds until a lockout ends (for a locked-out key), else 0.0.
-    #[pyo3(get)]
-    retry_after: f64,
+    /// Core's verdict itself; its `Status` was checked known when it was made.
+    verdict: Verdict,
 }
 
 impl PyVerdict {
-    fn new(py: Python<'_>, v: Verdict) -> PyResult<Self> {
-        let (attempts_left, retry_after) = match v {
-            Verdict::Mismatch { attempts_left } => (attempts_left, 0.0),
-            Verdict::Locked { retry_after } => (0, retry_after.as_secs_f64()),
-            _ => (0, 0.0),
-        };
-        Ok(PyVerdict {
-            index: status_index(py, &v)?,
-            attempts_left,
-            retry_after,
-        })
+    fn new(py: Python<'_>, verdict: Verdict) -> PyResult<Self> {
+        status_index(py, &verdict)?;
+        Ok(PyVerdict { verdict })
+    }
+
+    fn index(&self) -> usize {
+        // Known since `new` checked it.
+        match self.verdict {
+            Verdict::Verified => 0,
+            Verdict::Mismatch { .. } => 1,
+            Verdict::Locked { .. } => 2,
+            Verdict::Expired => 3,
+            Verdict::NotFound => 4,
+            _ => 5,
+        }
     }
 }
 
@@ -762,42 +762,55 @@ impl PyVerdict {
     /// The outcome, an ``otpengine.Status``.
     #[getter]
     fn status(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
-        Ok(types(py)?.status[self.index].clone_ref(py))
+        Ok(types(py)?.status[self.index()].clone_ref(py))
+    }
+
+    /// Wrong guesses left, on ``MISMATCH``; else 0.
+    #[getter]
+    fn attempts_left(&self) -> u32 {
+        match self.verdict {
+            Verdict::Mismatch { attempts_left } => attempts_left,
+            _ => 0,
+        }
+    }
+
+    /// Seconds until the lockout ends, on ``LOCKED`` (0.0 for a burned code,
+    /// which a new issue replaces); else 0.0.
+    #[getter]
+    fn retry_after(&self) -> f64 {
+        match self.verdict {
+            Verdict::Locked { retry_after } => retry_after.as_secs_f64(),
+            _ => 0.0,
+        }
     }
 
     fn __bool__(&self) -> bool {
-        self.index == 0
+        self.verdict.is_verified()
     }
 
     fn __eq__(&self, py: Python<'_>, other: &Bound<'_, PyAny>) -> Py<PyAny> {
         match other.cast::<PyVerdict>() {
-            Ok(o) => {
-                let o = o.get();
-                let same = (o.index, o.attempts_left, o.retry_after)
-                    == (self.index, self.attempts_left, self.retry_after);
-                PyBool::new(py, same).to_owned().into_any().unbind()
-            }
+            Ok(o) => PyBool::new(py, o.get().verdict == self.verdict)
+                .to_owned()
+                .into_any()
+                .unbind(),
             Err(_) => py.NotImplemented(),
         }
     }
 
     fn __hash__(&self) -> u64 {
-        (self.index as u64) << 32 | u64::from(self.attempts_left)
+        (self.index() as u64) << 32 | u64::from(self.attempts_left())
     }
 
     fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
         let status = self.status(py)?.bind(py).str()?.to_string();
-        Ok(match self.index {
-            1 => format!(
-                "Verdict(status={status}, attempts_left={})",
-                self.attempts_left
-            ),
-            2 if self.retry_after > 0.0 => format!(
+        Ok(match self.verdict {
+            Verdict::Mismatch { attempts_left } => {
+                format!("Verdict(status={status}, attempts_left={attempts_left})")
+            }
+            Verdict::Locked { retry_after } if !retry_after.is_zero() => format!(
                 "Verdict(status={status}, retry_after={})",
-                format_duration(
-                    Duration::from_secs_f64(self.retry_after),
-                    DurationUnit::Seconds
-                )
+                format_duration(retry_after, DurationUnit::Seconds)
             ),
             _ => format!("Verdict(status={status})"),
         })
