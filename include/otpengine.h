@@ -100,6 +100,38 @@ typedef enum otp_sms_encoding {
 // An engine. Opaque; safe to share between threads; freed once with `otp_engine_free`.
 typedef struct otp_engine otp_engine;
 
+// What `otp_engine_new_redis_opts` takes besides the URL and secret. Fill it
+// with `otp_redis_options_default` (every field NULL: not given), then set
+// what you need. Strings are NUL-terminated UTF-8 and are copied: they need
+// to live only during the call.
+typedef struct otp_redis_options {
+  // Prefix of every Redis key the engine writes (1..=64 printable ASCII
+  // characters without `{`, `}` or spaces); NULL: `otpengine`.
+  const char *key_namespace;
+  // PEM file of the CA that signs the server's certificate (a `rediss://`
+  // URL only); NULL: the system's roots.
+  const char *ca_file;
+  // PEM files of a client certificate and its key, for servers that require
+  // mutual TLS; both or neither.
+  const char *client_cert;
+  // The key of `client_cert`.
+  const char *client_key;
+  // ACL user; overrides the URL's. NULL: the URL's, if any.
+  const char *username;
+  // Password; overrides the URL's; never shown in an error. NULL: the URL's,
+  // if any.
+  const char *password;
+  // Non-zero: start even on a server whose `maxmemory-policy` evicts keys
+  // (an evicted key is a lost lockout or replay guard). 0 (default): such a
+  // server is refused with `OTP_INVALID_ARGUMENT` naming `accept_eviction`.
+  uint32_t accept_eviction;
+  // Non-zero: keep the store's key indexes, so that `live` in `otp_stats`
+  // counts and a standalone server enforces `capacity` (they cost more
+  // than half of each key's memory). 0 (default): `live` reads 0 and
+  // `maxmemory` bounds the store.
+  uint32_t exact_counts;
+} otp_redis_options;
+
 // One scope's budgets in `otp_config.scope_limits`: the `name` a call gives in
 // `otp_scope.name` (1..=31 bytes of `[a-z0-9_-]`, NUL-terminated), issues per
 // `issue_window_ms` and failed verifies per `failure_window_ms` for each of its
@@ -172,16 +204,31 @@ typedef struct otp_config {
   uint32_t scope_limit_count;
 } otp_config;
 
-// What `otp_issue` reports besides the code.
-typedef struct otp_issued {
-  // On `OTP_OK`: how long the code is valid.
-  uint64_t expires_in_ms;
-  // On `OTP_RATE_LIMITED` or `OTP_LOCKED`: how long until an issue would be allowed.
+// TOTP parameters; fill them with `otp_totp_params_default`, then change fields.
+// A NULL `otp_totp_params *` means the defaults wherever one is taken.
+typedef struct otp_totp_params {
+  // Digits per code, 6..=8 (default 6).
+  uint32_t digits;
+  // The time step in seconds, 10..=300 (default 30).
+  uint32_t period_s;
+  // `OTP_HASH_SHA1` (default), `OTP_HASH_SHA256` or `OTP_HASH_SHA512`.
+  uint32_t algorithm;
+  // Steps before the current one a verify accepts, 0..=10 (default 1).
+  uint32_t skew_back;
+  // Steps after the current one a verify accepts, 0..=10 (default 1).
+  uint32_t skew_ahead;
+} otp_totp_params;
+
+// A whole verdict: what `otp_verify` cannot say (`retry_after_ms` on
+// `OTP_LOCKED`). Written by `otp_verify_totp` on every verdict.
+typedef struct otp_verdict {
+  // The same status the call returned.
+  enum otp_status status;
+  // On `OTP_MISMATCH`: failures left before the key locks; 0 otherwise.
+  uint32_t attempts_left;
+  // On `OTP_LOCKED`: milliseconds until the lockout ends; 0 otherwise.
   uint64_t retry_after_ms;
-  // On `OTP_RATE_LIMITED`: the name of the scope whose limit gave the wait,
-  // NUL-terminated; empty when it was the key's own cooldown or window.
-  char scope[32];
-} otp_issued;
+} otp_verdict;
 
 // A scope a call belongs to: the `name` of a configured `otp_scope_limit`
 // (NUL-terminated) and this call's value of it, `value_len` bytes (0..=1024;
@@ -195,16 +242,16 @@ typedef struct otp_scope {
   size_t value_len;
 } otp_scope;
 
-// A whole verdict: what `otp_verify` cannot say (`retry_after_ms` on
-// `OTP_LOCKED`). Written by `otp_verify_totp` on every verdict.
-typedef struct otp_verdict {
-  // The same status the call returned.
-  enum otp_status status;
-  // On `OTP_MISMATCH`: failures left before the key locks; 0 otherwise.
-  uint32_t attempts_left;
-  // On `OTP_LOCKED`: milliseconds until the lockout ends; 0 otherwise.
+// What `otp_issue` reports besides the code.
+typedef struct otp_issued {
+  // On `OTP_OK`: how long the code is valid.
+  uint64_t expires_in_ms;
+  // On `OTP_RATE_LIMITED` or `OTP_LOCKED`: how long until an issue would be allowed.
   uint64_t retry_after_ms;
-} otp_verdict;
+  // On `OTP_RATE_LIMITED`: the name of the scope whose limit gave the wait,
+  // NUL-terminated; empty when it was the key's own cooldown or window.
+  char scope[32];
+} otp_issued;
 
 // Counters of answers since the engine was built, and the keys with a pending code now.
 typedef struct otp_stats {
@@ -237,268 +284,9 @@ typedef struct otp_stats {
   uint64_t replayed;
 } otp_stats;
 
-// What `otp_engine_new_redis_opts` takes besides the URL and secret. Fill it
-// with `otp_redis_options_default` (every field NULL: not given), then set
-// what you need. Strings are NUL-terminated UTF-8 and are copied: they need
-// to live only during the call.
-typedef struct otp_redis_options {
-  // Prefix of every Redis key the engine writes (1..=64 printable ASCII
-  // characters without `{`, `}` or spaces); NULL: `otpengine`.
-  const char *key_namespace;
-  // PEM file of the CA that signs the server's certificate (a `rediss://`
-  // URL only); NULL: the system's roots.
-  const char *ca_file;
-  // PEM files of a client certificate and its key, for servers that require
-  // mutual TLS; both or neither.
-  const char *client_cert;
-  // The key of `client_cert`.
-  const char *client_key;
-  // ACL user; overrides the URL's. NULL: the URL's, if any.
-  const char *username;
-  // Password; overrides the URL's; never shown in an error. NULL: the URL's,
-  // if any.
-  const char *password;
-  // Non-zero: start even on a server whose `maxmemory-policy` evicts keys
-  // (an evicted key is a lost lockout or replay guard). 0 (default): such a
-  // server is refused with `OTP_INVALID_ARGUMENT` naming `accept_eviction`.
-  uint32_t accept_eviction;
-  // Non-zero: keep the store's key indexes, so that `live` in `otp_stats`
-  // counts and a standalone server enforces `capacity` (they cost more
-  // than half of each key's memory). 0 (default): `live` reads 0 and
-  // `maxmemory` bounds the store.
-  uint32_t exact_counts;
-} otp_redis_options;
-
-// TOTP parameters; fill them with `otp_totp_params_default`, then change fields.
-// A NULL `otp_totp_params *` means the defaults wherever one is taken.
-typedef struct otp_totp_params {
-  // Digits per code, 6..=8 (default 6).
-  uint32_t digits;
-  // The time step in seconds, 10..=300 (default 30).
-  uint32_t period_s;
-  // `OTP_HASH_SHA1` (default), `OTP_HASH_SHA256` or `OTP_HASH_SHA512`.
-  uint32_t algorithm;
-  // Steps before the current one a verify accepts, 0..=10 (default 1).
-  uint32_t skew_back;
-  // Steps after the current one a verify accepts, 0..=10 (default 1).
-  uint32_t skew_ahead;
-} otp_totp_params;
-
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
-
-// Fills `config` with the defaults (6 digits, 5 min, 5 attempts, 30 s cooldown,
-// 5 issues per 10 min, 100 failures per key then a 1 h lockout doubling up to
-// 30 days, 1 code per key,
-// capacity 10,000,000, default shards, system clock, Redis timeouts of 1 s).
-// NULL: does nothing.
-//
-// # Safety
-// `config` is NULL or valid for writes of an `otp_config`.
-void otp_config_default(struct otp_config *config);
-
-// Builds an engine from `config` and stores its handle in `*engine_out`.
-//
-// Returns `OTP_OK`, or `OTP_INVALID_ARGUMENT` for a NULL pointer or a value out
-// of bounds (`otp_last_error` names the field as spelled in `otp_config`, its
-// bounds and the value), in which case `*engine_out` is untouched.
-//
-// The engine belongs to the process that uses it: in a child forked after it was
-// built (a pre-fork server's workers), its copy starts empty on its first call
-// there, so codes issued in one process never verify in another. Processes that
-// must share codes use `otp_engine_new_redis`.
-//
-// # Safety
-// `config` is NULL or a valid `otp_config`; `engine_out` is NULL or valid for writes.
-enum otp_status otp_engine_new(const struct otp_config *config, struct otp_engine **engine_out);
-
-// Frees an engine and everything it holds (for a Redis engine: its connections;
-// the store keeps its state). NULL: does nothing. The handle must not be used
-// again, by any thread.
-//
-// # Safety
-// `engine` is NULL or a handle from `otp_engine_new` or `otp_engine_new_redis`
-// not yet freed, with no call on it still running.
-void otp_engine_free(struct otp_engine *engine);
-
-// Issues a code for `key` (1..=1024 bytes), bound to `context` (0..=1024 bytes;
-// NULL only with length 0, which means no context), valid for `ttl_ms`
-// (0: the engine's ttl; else 1000..=86400000). The code and a NUL are written to
-// `code_out`, which must hold `code_length + 1` bytes.
-//
-// Returns `OTP_OK`; `OTP_RATE_LIMITED` or `OTP_LOCKED` with `retry_after_ms` in
-// `*issued_out`; `OTP_CAPACITY_EXCEEDED`; `OTP_BUFFER_TOO_SMALL` (checked first:
-// nothing was issued); or `OTP_INVALID_ARGUMENT`. `issued_out` may be NULL.
-//
-// # Safety
-// Pointers are NULL or valid for their lengths (`code_out` for writes of
-// `code_out_len` bytes, `issued_out` for a write of an `otp_issued`).
-enum otp_status otp_issue(const struct otp_engine *engine,
-                          const uint8_t *key,
-                          size_t key_len,
-                          const uint8_t *context,
-                          size_t context_len,
-                          uint64_t ttl_ms,
-                          char *code_out,
-                          size_t code_out_len,
-                          struct otp_issued *issued_out);
-
-// `otp_issue` for a key that belongs to `scopes` (`scope_count` of them,
-// 0..=8; NULL only with 0): allowed only when the key's own limits and every
-// named scope's allow it, then counted on each. `OTP_RATE_LIMITED` gives the
-// longest wait among the limits that refuse in `retry_after_ms`, and the
-// scope that gives it in `issued_out->scope` (empty: the key's own). A name
-// with no configured limit, or named twice, is `OTP_INVALID_ARGUMENT` and
-// counts nothing.
-//
-// # Safety
-// As `otp_issue`; `scopes` is NULL or valid for `scope_count` `otp_scope`s.
-enum otp_status otp_issue_scoped(const struct otp_engine *engine,
-                                 const uint8_t *key,
-                                 size_t key_len,
-                                 const uint8_t *context,
-                                 size_t context_len,
-                                 uint64_t ttl_ms,
-                                 const struct otp_scope *scopes,
-                                 size_t scope_count,
-                                 char *code_out,
-                                 size_t code_out_len,
-                                 struct otp_issued *issued_out);
-
-// Checks `code` (`code_len` bytes, no NUL needed) for `key` with `context`.
-//
-// Returns `OTP_OK` (right code, now consumed), `OTP_MISMATCH`, `OTP_LOCKED`,
-// `OTP_EXPIRED`, `OTP_NOT_FOUND`, or `OTP_INVALID_ARGUMENT` (NULL key or code,
-// bad length). Anything typed that is not a code is a counted `OTP_MISMATCH`.
-// `*attempts_left_out` (may be NULL) gets the wrong guesses left on
-// `OTP_MISMATCH`, and 0 on the other verdicts.
-//
-// # Safety
-// Pointers are NULL or valid for their lengths; `attempts_left_out` is NULL or
-// valid for a write of a `uint32_t`.
-enum otp_status otp_verify(const struct otp_engine *engine,
-                           const uint8_t *key,
-                           size_t key_len,
-                           const char *code,
-                           size_t code_len,
-                           const uint8_t *context,
-                           size_t context_len,
-                           uint32_t *attempts_left_out);
-
-// `otp_verify` answering in a whole `otp_verdict` (may be NULL): the status it
-// returns, the attempts left on `OTP_MISMATCH`, and on `OTP_LOCKED` how long
-// until the lockout ends (`retry_after_ms`; 0 for a burned code, which a new
-// issue replaces).
-//
-// # Safety
-// As `otp_verify`; `verdict_out` is NULL or valid for a write of an `otp_verdict`.
-enum otp_status otp_verify_ex(const struct otp_engine *engine,
-                              const uint8_t *key,
-                              size_t key_len,
-                              const char *code,
-                              size_t code_len,
-                              const uint8_t *context,
-                              size_t context_len,
-                              struct otp_verdict *verdict_out);
-
-// `otp_verify` for a call that belongs to `scopes` (as in `otp_issue_scoped`),
-// answering in `*verdict_out` (may be NULL; the returned status is its
-// `status`). A scope that has spent its failure budget answers `OTP_LOCKED`
-// with `retry_after_ms` without the code being looked at; a counted mismatch
-// counts on the key and on every scope with a failure budget; a success
-// resets the key's count, not a scope's.
-//
-// # Safety
-// As `otp_verify`; `scopes` as in `otp_issue_scoped`; `verdict_out` is NULL or
-// valid for a write of an `otp_verdict`.
-enum otp_status otp_verify_scoped(const struct otp_engine *engine,
-                                  const uint8_t *key,
-                                  size_t key_len,
-                                  const char *code,
-                                  size_t code_len,
-                                  const uint8_t *context,
-                                  size_t context_len,
-                                  const struct otp_scope *scopes,
-                                  size_t scope_count,
-                                  struct otp_verdict *verdict_out);
-
-// Drops the key's codes. Returns `OTP_OK` if one was pending, `OTP_NOT_FOUND` if
-// not, or `OTP_INVALID_ARGUMENT`. Rate limits and failure counts stay.
-//
-// # Safety
-// `engine` is NULL or a live handle; `key` is NULL or valid for `key_len` bytes.
-enum otp_status otp_revoke(const struct otp_engine *engine, const uint8_t *key, size_t key_len);
-
-// Lifts the key's lockout and clears its failure count. Returns `OTP_OK` if there
-// was one, `OTP_NOT_FOUND` if not, or `OTP_INVALID_ARGUMENT`.
-//
-// # Safety
-// `engine` is NULL or a live handle; `key` is NULL or valid for `key_len` bytes.
-enum otp_status otp_unlock(const struct otp_engine *engine, const uint8_t *key, size_t key_len);
-
-// Bounds how long this thread's later calls on any Redis engine wait for
-// Redis: `ms` when it is shorter than the engine's `redis_response_timeout_ms`
-// (a longer one changes nothing); 0 lifts the bound. It stays until changed.
-// A call past it returns `OTP_BACKEND_UNAVAILABLE`, as on any timeout (a
-// verify that timed out may still have run). For callers with a deadline of
-// their own: Go sets it from a `context.Context` in the same cgo call as the
-// call itself, and lifts it after.
-void otp_set_call_timeout_ms(uint64_t ms);
-
-// Writes the engine's stats in the Prometheus text format (every counter
-// `otpengine_<name>_total`, `otpengine_rate_limited_total` with a `scope`
-// label per refusing scope, the gauges) and a NUL to `text_out`, and the
-// length with the NUL to `*text_len_out` (may be NULL), also on
-// `OTP_BUFFER_TOO_SMALL`, so a caller can size its buffer from a first call.
-//
-// # Safety
-// `engine` is NULL or a live handle; `text_out` is NULL or valid for writes of
-// `text_out_len` bytes; `text_len_out` is NULL or valid for a write.
-enum otp_status otp_prometheus(const struct otp_engine *engine,
-                               char *text_out,
-                               size_t text_out_len,
-                               size_t *text_len_out);
-
-// Writes the engine's counters to `*stats_out`. Returns `OTP_OK` or
-// `OTP_INVALID_ARGUMENT` (NULL pointer).
-//
-// # Safety
-// `engine` is NULL or a live handle; `stats_out` is NULL or valid for writes.
-enum otp_status otp_engine_stats(const struct otp_engine *engine, struct otp_stats *stats_out);
-
-// A cheap health check for readiness probes: `OTP_OK` when the engine's store
-// answers now (always, in memory; one `PING` of the server, or of every
-// primary of a cluster), `OTP_BACKEND_UNAVAILABLE` when it does not
-// (`otp_last_error` names the server and why), `OTP_INVALID_ARGUMENT` for a
-// NULL engine. Counts in no statistic.
-//
-// # Safety
-// `engine` is NULL or a live handle.
-enum otp_status otp_ping(const struct otp_engine *engine);
-
-// Moves a manual clock forward by `ms`. Returns `OTP_OK`, or
-// `OTP_INVALID_ARGUMENT` for a NULL engine or one built without `manual_clock`.
-//
-// # Safety
-// `engine` is NULL or a live handle.
-enum otp_status otp_clock_advance(const struct otp_engine *engine, uint64_t ms);
-
-// A static, NUL-terminated description of `status`, never NULL; "unknown status"
-// for a number that is not an `otp_status`.
-const char *otp_status_str(otp_status status);
-
-// Copies this thread's last error message into `buf`: at most `buf_len - 1`
-// bytes and a NUL (truncating, like `snprintf`). Returns the message's full
-// length without the NUL, 0 if the last call on this thread did not fail.
-// `buf` may be NULL only with `buf_len` 0 (to ask for the length).
-//
-// # Safety
-// `buf` is NULL or valid for writes of `buf_len` bytes.
-size_t otp_last_error(char *buf, size_t buf_len);
-
-// The library's version, e.g. "0.1.0" (static, never NULL).
-const char *otp_version(void);
 
 // The ABI version the library was built with; a program linked statically (or
 // loading the library by hand) compares it with `OTPENGINE_ABI_VERSION` from
@@ -796,6 +584,218 @@ enum otp_status otp_verify_totp_scoped(const struct otp_engine *engine,
 enum otp_status otp_unlock_totp(const struct otp_engine *engine,
                                 const uint8_t *key,
                                 size_t key_len);
+
+// Copies this thread's last error message into `buf`: at most `buf_len - 1`
+// bytes and a NUL (truncating, like `snprintf`). Returns the message's full
+// length without the NUL, 0 if the last call on this thread did not fail.
+// `buf` may be NULL only with `buf_len` 0 (to ask for the length).
+//
+// # Safety
+// `buf` is NULL or valid for writes of `buf_len` bytes.
+size_t otp_last_error(char *buf, size_t buf_len);
+
+// The library's version, e.g. "0.1.0" (static, never NULL).
+const char *otp_version(void);
+
+// Issues a code for `key` (1..=1024 bytes), bound to `context` (0..=1024 bytes;
+// NULL only with length 0, which means no context), valid for `ttl_ms`
+// (0: the engine's ttl; else 1000..=86400000). The code and a NUL are written to
+// `code_out`, which must hold `code_length + 1` bytes.
+//
+// Returns `OTP_OK`; `OTP_RATE_LIMITED` or `OTP_LOCKED` with `retry_after_ms` in
+// `*issued_out`; `OTP_CAPACITY_EXCEEDED`; `OTP_BUFFER_TOO_SMALL` (checked first:
+// nothing was issued); or `OTP_INVALID_ARGUMENT`. `issued_out` may be NULL.
+//
+// # Safety
+// Pointers are NULL or valid for their lengths (`code_out` for writes of
+// `code_out_len` bytes, `issued_out` for a write of an `otp_issued`).
+enum otp_status otp_issue(const struct otp_engine *engine,
+                          const uint8_t *key,
+                          size_t key_len,
+                          const uint8_t *context,
+                          size_t context_len,
+                          uint64_t ttl_ms,
+                          char *code_out,
+                          size_t code_out_len,
+                          struct otp_issued *issued_out);
+
+// `otp_issue` for a key that belongs to `scopes` (`scope_count` of them,
+// 0..=8; NULL only with 0): allowed only when the key's own limits and every
+// named scope's allow it, then counted on each. `OTP_RATE_LIMITED` gives the
+// longest wait among the limits that refuse in `retry_after_ms`, and the
+// scope that gives it in `issued_out->scope` (empty: the key's own). A name
+// with no configured limit, or named twice, is `OTP_INVALID_ARGUMENT` and
+// counts nothing.
+//
+// # Safety
+// As `otp_issue`; `scopes` is NULL or valid for `scope_count` `otp_scope`s.
+enum otp_status otp_issue_scoped(const struct otp_engine *engine,
+                                 const uint8_t *key,
+                                 size_t key_len,
+                                 const uint8_t *context,
+                                 size_t context_len,
+                                 uint64_t ttl_ms,
+                                 const struct otp_scope *scopes,
+                                 size_t scope_count,
+                                 char *code_out,
+                                 size_t code_out_len,
+                                 struct otp_issued *issued_out);
+
+// Checks `code` (`code_len` bytes, no NUL needed) for `key` with `context`.
+//
+// Returns `OTP_OK` (right code, now consumed), `OTP_MISMATCH`, `OTP_LOCKED`,
+// `OTP_EXPIRED`, `OTP_NOT_FOUND`, or `OTP_INVALID_ARGUMENT` (NULL key or code,
+// bad length). Anything typed that is not a code is a counted `OTP_MISMATCH`.
+// `*attempts_left_out` (may be NULL) gets the wrong guesses left on
+// `OTP_MISMATCH`, and 0 on the other verdicts.
+//
+// # Safety
+// Pointers are NULL or valid for their lengths; `attempts_left_out` is NULL or
+// valid for a write of a `uint32_t`.
+enum otp_status otp_verify(const struct otp_engine *engine,
+                           const uint8_t *key,
+                           size_t key_len,
+                           const char *code,
+                           size_t code_len,
+                           const uint8_t *context,
+                           size_t context_len,
+                           uint32_t *attempts_left_out);
+
+// `otp_verify` answering in a whole `otp_verdict` (may be NULL): the status it
+// returns, the attempts left on `OTP_MISMATCH`, and on `OTP_LOCKED` how long
+// until the lockout ends (`retry_after_ms`; 0 for a burned code, which a new
+// issue replaces).
+//
+// # Safety
+// As `otp_verify`; `verdict_out` is NULL or valid for a write of an `otp_verdict`.
+enum otp_status otp_verify_ex(const struct otp_engine *engine,
+                              const uint8_t *key,
+                              size_t key_len,
+                              const char *code,
+                              size_t code_len,
+                              const uint8_t *context,
+                              size_t context_len,
+                              struct otp_verdict *verdict_out);
+
+// `otp_verify` for a call that belongs to `scopes` (as in `otp_issue_scoped`),
+// answering in `*verdict_out` (may be NULL; the returned status is its
+// `status`). A scope that has spent its failure budget answers `OTP_LOCKED`
+// with `retry_after_ms` without the code being looked at; a counted mismatch
+// counts on the key and on every scope with a failure budget; a success
+// resets the key's count, not a scope's.
+//
+// # Safety
+// As `otp_verify`; `scopes` as in `otp_issue_scoped`; `verdict_out` is NULL or
+// valid for a write of an `otp_verdict`.
+enum otp_status otp_verify_scoped(const struct otp_engine *engine,
+                                  const uint8_t *key,
+                                  size_t key_len,
+                                  const char *code,
+                                  size_t code_len,
+                                  const uint8_t *context,
+                                  size_t context_len,
+                                  const struct otp_scope *scopes,
+                                  size_t scope_count,
+                                  struct otp_verdict *verdict_out);
+
+// Drops the key's codes. Returns `OTP_OK` if one was pending, `OTP_NOT_FOUND` if
+// not, or `OTP_INVALID_ARGUMENT`. Rate limits and failure counts stay.
+//
+// # Safety
+// `engine` is NULL or a live handle; `key` is NULL or valid for `key_len` bytes.
+enum otp_status otp_revoke(const struct otp_engine *engine, const uint8_t *key, size_t key_len);
+
+// Lifts the key's lockout and clears its failure count. Returns `OTP_OK` if there
+// was one, `OTP_NOT_FOUND` if not, or `OTP_INVALID_ARGUMENT`.
+//
+// # Safety
+// `engine` is NULL or a live handle; `key` is NULL or valid for `key_len` bytes.
+enum otp_status otp_unlock(const struct otp_engine *engine, const uint8_t *key, size_t key_len);
+
+// Bounds how long this thread's later calls on any Redis engine wait for
+// Redis: `ms` when it is shorter than the engine's `redis_response_timeout_ms`
+// (a longer one changes nothing); 0 lifts the bound. It stays until changed.
+// A call past it returns `OTP_BACKEND_UNAVAILABLE`, as on any timeout (a
+// verify that timed out may still have run). For callers with a deadline of
+// their own: Go sets it from a `context.Context` in the same cgo call as the
+// call itself, and lifts it after.
+void otp_set_call_timeout_ms(uint64_t ms);
+
+// Writes the engine's stats in the Prometheus text format (every counter
+// `otpengine_<name>_total`, `otpengine_rate_limited_total` with a `scope`
+// label per refusing scope, the gauges) and a NUL to `text_out`, and the
+// length with the NUL to `*text_len_out` (may be NULL), also on
+// `OTP_BUFFER_TOO_SMALL`, so a caller can size its buffer from a first call.
+//
+// # Safety
+// `engine` is NULL or a live handle; `text_out` is NULL or valid for writes of
+// `text_out_len` bytes; `text_len_out` is NULL or valid for a write.
+enum otp_status otp_prometheus(const struct otp_engine *engine,
+                               char *text_out,
+                               size_t text_out_len,
+                               size_t *text_len_out);
+
+// Writes the engine's counters to `*stats_out`. Returns `OTP_OK` or
+// `OTP_INVALID_ARGUMENT` (NULL pointer).
+//
+// # Safety
+// `engine` is NULL or a live handle; `stats_out` is NULL or valid for writes.
+enum otp_status otp_engine_stats(const struct otp_engine *engine, struct otp_stats *stats_out);
+
+// A cheap health check for readiness probes: `OTP_OK` when the engine's store
+// answers now (always, in memory; one `PING` of the server, or of every
+// primary of a cluster), `OTP_BACKEND_UNAVAILABLE` when it does not
+// (`otp_last_error` names the server and why), `OTP_INVALID_ARGUMENT` for a
+// NULL engine. Counts in no statistic.
+//
+// # Safety
+// `engine` is NULL or a live handle.
+enum otp_status otp_ping(const struct otp_engine *engine);
+
+// Moves a manual clock forward by `ms`. Returns `OTP_OK`, or
+// `OTP_INVALID_ARGUMENT` for a NULL engine or one built without `manual_clock`.
+//
+// # Safety
+// `engine` is NULL or a live handle.
+enum otp_status otp_clock_advance(const struct otp_engine *engine, uint64_t ms);
+
+// Fills `config` with the defaults (6 digits, 5 min, 5 attempts, 30 s cooldown,
+// 5 issues per 10 min, 100 failures per key then a 1 h lockout doubling up to
+// 30 days, 1 code per key,
+// capacity 10,000,000, default shards, system clock, Redis timeouts of 1 s).
+// NULL: does nothing.
+//
+// # Safety
+// `config` is NULL or valid for writes of an `otp_config`.
+void otp_config_default(struct otp_config *config);
+
+// Builds an engine from `config` and stores its handle in `*engine_out`.
+//
+// Returns `OTP_OK`, or `OTP_INVALID_ARGUMENT` for a NULL pointer or a value out
+// of bounds (`otp_last_error` names the field as spelled in `otp_config`, its
+// bounds and the value), in which case `*engine_out` is untouched.
+//
+// The engine belongs to the process that uses it: in a child forked after it was
+// built (a pre-fork server's workers), its copy starts empty on its first call
+// there, so codes issued in one process never verify in another. Processes that
+// must share codes use `otp_engine_new_redis`.
+//
+// # Safety
+// `config` is NULL or a valid `otp_config`; `engine_out` is NULL or valid for writes.
+enum otp_status otp_engine_new(const struct otp_config *config, struct otp_engine **engine_out);
+
+// Frees an engine and everything it holds (for a Redis engine: its connections;
+// the store keeps its state). NULL: does nothing. The handle must not be used
+// again, by any thread.
+//
+// # Safety
+// `engine` is NULL or a handle from `otp_engine_new` or `otp_engine_new_redis`
+// not yet freed, with no call on it still running.
+void otp_engine_free(struct otp_engine *engine);
+
+// A static, NUL-terminated description of `status`, never NULL; "unknown status"
+// for a number that is not an `otp_status`.
+const char *otp_status_str(otp_status status);
 
 #ifdef __cplusplus
 }  // extern "C"
