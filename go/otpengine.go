@@ -29,11 +29,14 @@ package otpengine
 #include <stdlib.h>
 #include "otpengine.h"
 
-// Each wrapper makes the call and, on failure, copies the thread's last error
-// into a malloc'd string in the same C call (a goroutine may change OS threads
-// between two cgo calls). Success costs no allocation; Go frees the message.
+// Each wrapper makes the call and copies the thread's last error, when there is
+// one, into a malloc'd string in the same C call (a goroutine may change OS
+// threads between two cgo calls): one rule for every call, whatever its
+// statuses. A success or a verdict leaves no message and costs no allocation;
+// Go frees every message it gets.
 static char *go_last_error(void) {
 	size_t len = otp_last_error(NULL, 0);
+	if (len == 0) return NULL; // no message: the call succeeded or answered a verdict
 	char *msg = malloc(len + 1);
 	if (msg != NULL) otp_last_error(msg, len + 1);
 	return msg;
@@ -44,7 +47,7 @@ static otp_status go_engine_new_redis(const otp_config *config, const char *url,
                                       const otp_redis_options *options, otp_engine **out,
                                       char **err) {
 	otp_status s = otp_engine_new_redis_opts(config, url, secret, secret_len, options, out);
-	if (s != OTP_OK) *err = go_last_error();
+	*err = go_last_error();
 	return s;
 }
 
@@ -55,7 +58,7 @@ static otp_status go_ping(uint64_t timeout_ms, otp_engine *e, char **err) {
 	if (timeout_ms) otp_set_call_timeout_ms(timeout_ms);
 	otp_status s = otp_ping(e);
 	if (timeout_ms) otp_set_call_timeout_ms(0);
-	if (s != OTP_OK) *err = go_last_error();
+	*err = go_last_error();
 	return s;
 }
 
@@ -63,7 +66,7 @@ static otp_status go_revoke(uint64_t timeout_ms, otp_engine *e, const uint8_t *k
 	if (timeout_ms) otp_set_call_timeout_ms(timeout_ms);
 	otp_status s = otp_revoke(e, key, key_len);
 	if (timeout_ms) otp_set_call_timeout_ms(0);
-	if (s != OTP_OK && s != OTP_NOT_FOUND) *err = go_last_error();
+	*err = go_last_error();
 	return s;
 }
 
@@ -71,7 +74,7 @@ static otp_status go_unlock(uint64_t timeout_ms, otp_engine *e, const uint8_t *k
 	if (timeout_ms) otp_set_call_timeout_ms(timeout_ms);
 	otp_status s = otp_unlock(e, key, key_len);
 	if (timeout_ms) otp_set_call_timeout_ms(0);
-	if (s != OTP_OK && s != OTP_NOT_FOUND) *err = go_last_error();
+	*err = go_last_error();
 	return s;
 }
 

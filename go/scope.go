@@ -11,6 +11,7 @@ package otpengine
 
 static char *go_scope_last_error(void) {
 	size_t len = otp_last_error(NULL, 0);
+	if (len == 0) return NULL; // no message: the call succeeded or answered a verdict
 	char *msg = malloc(len + 1);
 	if (msg != NULL) otp_last_error(msg, len + 1);
 	return msg;
@@ -24,7 +25,7 @@ static otp_status go_issue_scoped(uint64_t timeout_ms, const otp_engine *e, cons
 	otp_status s = otp_issue_scoped(e, key, key_len, ctx, ctx_len, ttl_ms, scopes, scope_count,
 	                                code, code_len, issued);
 	if (timeout_ms) otp_set_call_timeout_ms(0);
-	if (s != OTP_OK) *err = go_scope_last_error();
+	*err = go_scope_last_error();
 	return s;
 }
 
@@ -36,9 +37,7 @@ static otp_status go_verify_scoped(uint64_t timeout_ms, const otp_engine *e, con
 	otp_status s = otp_verify_scoped(e, key, key_len, code, code_len, ctx, ctx_len, scopes,
 	                                 scope_count, v);
 	if (timeout_ms) otp_set_call_timeout_ms(0);
-	if (s == OTP_INVALID_ARGUMENT || s == OTP_INTERNAL_ERROR || s == OTP_BACKEND_UNAVAILABLE ||
-	    s == OTP_CAPACITY_EXCEEDED)
-		*err = go_scope_last_error();
+	*err = go_scope_last_error();
 	return s;
 }
 
@@ -52,8 +51,7 @@ static otp_status go_verify_totp_scoped(uint64_t timeout_ms, const otp_engine *e
 	otp_status s = otp_verify_totp_scoped(e, key, key_len, secret, secret_len, code, code_len, p,
 	                                      at, scopes, scope_count, v);
 	if (timeout_ms) otp_set_call_timeout_ms(0);
-	if (s != OTP_OK && s != OTP_MISMATCH && s != OTP_LOCKED && s != OTP_REPLAYED)
-		*err = go_scope_last_error();
+	*err = go_scope_last_error();
 	return s;
 }
 
@@ -62,20 +60,20 @@ static otp_status go_unlock_scope(uint64_t timeout_ms, const otp_engine *e, cons
 	if (timeout_ms) otp_set_call_timeout_ms(timeout_ms);
 	otp_status s = otp_unlock_scope(e, name, value, value_len);
 	if (timeout_ms) otp_set_call_timeout_ms(0);
-	if (s != OTP_OK && s != OTP_NOT_FOUND) *err = go_scope_last_error();
+	*err = go_scope_last_error();
 	return s;
 }
 
 static otp_status go_prometheus(const otp_engine *e, char *out, size_t out_len, size_t *needed,
                                 char **err) {
 	otp_status s = otp_prometheus(e, out, out_len, needed);
-	if (s != OTP_OK && s != OTP_BUFFER_TOO_SMALL) *err = go_scope_last_error();
+	*err = go_scope_last_error();
 	return s;
 }
 
 static otp_status go_ip_scope(const char *addr, char *out, size_t out_len, char **err) {
 	otp_status s = otp_ip_scope(addr, out, out_len);
-	if (s != OTP_OK) *err = go_scope_last_error();
+	*err = go_scope_last_error();
 	return s;
 }
 */
@@ -277,6 +275,7 @@ func (e *Engine) Prometheus() (string, error) {
 		case C.OTP_OK:
 			return C.GoString(&buf[0]), nil
 		case C.OTP_BUFFER_TOO_SMALL:
+			C.free(unsafe.Pointer(msg))
 			buf = make([]C.char, needed)
 		default:
 			return "", statusError(s, msg)

@@ -6,6 +6,7 @@ package otpengine
 
 static char *go_totp_last_error(void) {
 	size_t len = otp_last_error(NULL, 0);
+	if (len == 0) return NULL; // no message: the call succeeded or answered a verdict
 	char *msg = malloc(len + 1);
 	if (msg != NULL) otp_last_error(msg, len + 1);
 	return msg;
@@ -15,14 +16,14 @@ static otp_status go_hotp(const uint8_t *secret, size_t secret_len, uint64_t cou
                           uint32_t digits, uint32_t algorithm, char *code, size_t code_len,
                           char **err) {
 	otp_status s = otp_hotp(secret, secret_len, counter, digits, algorithm, code, code_len);
-	if (s != OTP_OK) *err = go_totp_last_error();
+	*err = go_totp_last_error();
 	return s;
 }
 
 static otp_status go_totp(const uint8_t *secret, size_t secret_len, uint64_t at,
                           const otp_totp_params *p, char *code, size_t code_len, char **err) {
 	otp_status s = otp_totp(secret, secret_len, at, p, code, code_len);
-	if (s != OTP_OK) *err = go_totp_last_error();
+	*err = go_totp_last_error();
 	return s;
 }
 
@@ -30,7 +31,7 @@ static otp_status go_unlock_totp(uint64_t timeout_ms, otp_engine *e, const uint8
 	if (timeout_ms) otp_set_call_timeout_ms(timeout_ms);
 	otp_status s = otp_unlock_totp(e, key, key_len);
 	if (timeout_ms) otp_set_call_timeout_ms(0);
-	if (s != OTP_OK && s != OTP_NOT_FOUND) *err = go_totp_last_error();
+	*err = go_totp_last_error();
 	return s;
 }
 
@@ -38,14 +39,14 @@ static otp_status go_totp_uri(const uint8_t *secret, size_t secret_len, const ch
                               const char *account, const otp_totp_params *p, char *uri,
                               size_t uri_len, size_t *needed, char **err) {
 	otp_status s = otp_totp_uri(secret, secret_len, issuer, account, p, uri, uri_len, needed);
-	if (s != OTP_OK && s != OTP_BUFFER_TOO_SMALL) *err = go_totp_last_error();
+	*err = go_totp_last_error();
 	return s;
 }
 
 static otp_status go_qr_svg(const uint8_t *text, size_t text_len, char *svg, size_t svg_len,
                             size_t *needed, char **err) {
 	otp_status s = otp_qr_svg(text, text_len, svg, svg_len, needed);
-	if (s != OTP_OK && s != OTP_BUFFER_TOO_SMALL) *err = go_totp_last_error();
+	*err = go_totp_last_error();
 	return s;
 }
 */
@@ -191,6 +192,7 @@ func grownText(first int, call func(buf *C.char, n C.size_t, needed *C.size_t, m
 		case C.OTP_OK:
 			return C.GoString(&buf[0]), nil
 		case C.OTP_BUFFER_TOO_SMALL:
+			C.free(unsafe.Pointer(msg))
 			buf = make([]C.char, needed)
 		default:
 			return "", statusError(s, msg)
