@@ -41,8 +41,16 @@ func callTimeout(ctx context.Context) (C.uint64_t, error) {
 // ended adds ctx's error to a call's, when ctx ended while the call ran (the
 // engine's timeout was then most likely the deadline's).
 func ended(ctx context.Context, err error) error {
-	if err != nil && ctx.Err() != nil {
-		return fmt.Errorf("%w (%w)", err, ctx.Err())
+	if err == nil {
+		return nil
+	}
+	cause := ctx.Err()
+	if deadline, ok := ctx.Deadline(); cause == nil && ok && !time.Now().Before(deadline) {
+		// Past the deadline, though the context's timer may not have fired yet.
+		cause = context.DeadlineExceeded
+	}
+	if cause != nil {
+		return fmt.Errorf("%w (%w)", err, cause)
 	}
 	return err
 }

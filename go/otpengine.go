@@ -57,24 +57,24 @@ static otp_status go_engine_new_redis(const otp_config *config, const char *url,
 static otp_status go_ping(uint64_t timeout_ms, otp_engine *e, char **err) {
 	if (timeout_ms) otp_set_call_timeout_ms(timeout_ms);
 	otp_status s = otp_ping(e);
-	if (timeout_ms) otp_set_call_timeout_ms(0);
 	*err = go_last_error();
+	if (timeout_ms) otp_set_call_timeout_ms(0);
 	return s;
 }
 
 static otp_status go_revoke(uint64_t timeout_ms, otp_engine *e, const uint8_t *key, size_t key_len, char **err) {
 	if (timeout_ms) otp_set_call_timeout_ms(timeout_ms);
 	otp_status s = otp_revoke(e, key, key_len);
-	if (timeout_ms) otp_set_call_timeout_ms(0);
 	*err = go_last_error();
+	if (timeout_ms) otp_set_call_timeout_ms(0);
 	return s;
 }
 
 static otp_status go_unlock(uint64_t timeout_ms, otp_engine *e, const uint8_t *key, size_t key_len, char **err) {
 	if (timeout_ms) otp_set_call_timeout_ms(timeout_ms);
 	otp_status s = otp_unlock(e, key, key_len);
-	if (timeout_ms) otp_set_call_timeout_ms(0);
 	*err = go_last_error();
+	if (timeout_ms) otp_set_call_timeout_ms(0);
 	return s;
 }
 

@@ -24,8 +24,8 @@ static otp_status go_issue_scoped(uint64_t timeout_ms, const otp_engine *e, cons
 	if (timeout_ms) otp_set_call_timeout_ms(timeout_ms);
 	otp_status s = otp_issue_scoped(e, key, key_len, ctx, ctx_len, ttl_ms, scopes, scope_count,
 	                                code, code_len, issued);
-	if (timeout_ms) otp_set_call_timeout_ms(0);
 	*err = go_scope_last_error();
+	if (timeout_ms) otp_set_call_timeout_ms(0);
 	return s;
 }
 
@@ -36,8 +36,8 @@ static otp_status go_verify_scoped(uint64_t timeout_ms, const otp_engine *e, con
 	if (timeout_ms) otp_set_call_timeout_ms(timeout_ms);
 	otp_status s = otp_verify_scoped(e, key, key_len, code, code_len, ctx, ctx_len, scopes,
 	                                 scope_count, v);
-	if (timeout_ms) otp_set_call_timeout_ms(0);
 	*err = go_scope_last_error();
+	if (timeout_ms) otp_set_call_timeout_ms(0);
 	return s;
 }
 
@@ -50,8 +50,8 @@ static otp_status go_verify_totp_scoped(uint64_t timeout_ms, const otp_engine *e
 	if (timeout_ms) otp_set_call_timeout_ms(timeout_ms);
 	otp_status s = otp_verify_totp_scoped(e, key, key_len, secret, secret_len, code, code_len, p,
 	                                      at, scopes, scope_count, v);
-	if (timeout_ms) otp_set_call_timeout_ms(0);
 	*err = go_scope_last_error();
+	if (timeout_ms) otp_set_call_timeout_ms(0);
 	return s;
 }
 
@@ -59,8 +59,8 @@ static otp_status go_unlock_scope(uint64_t timeout_ms, const otp_engine *e, cons
                                   const uint8_t *value, size_t value_len, char **err) {
 	if (timeout_ms) otp_set_call_timeout_ms(timeout_ms);
 	otp_status s = otp_unlock_scope(e, name, value, value_len);
-	if (timeout_ms) otp_set_call_timeout_ms(0);
 	*err = go_scope_last_error();
+	if (timeout_ms) otp_set_call_timeout_ms(0);
 	return s;
 }
 

@@ -30,8 +30,8 @@ static otp_status go_totp(const uint8_t *secret, size_t secret_len, uint64_t at,
 static otp_status go_unlock_totp(uint64_t timeout_ms, otp_engine *e, const uint8_t *key, size_t key_len, char **err) {
 	if (timeout_ms) otp_set_call_timeout_ms(timeout_ms);
 	otp_status s = otp_unlock_totp(e, key, key_len);
-	if (timeout_ms) otp_set_call_timeout_ms(0);
 	*err = go_totp_last_error();
+	if (timeout_ms) otp_set_call_timeout_ms(0);
 	return s;
 }
 

@@ -718,7 +718,7 @@ enum otp_status otp_unlock(const struct otp_engine *engine, const uint8_t *key, 
 // A call past it returns `OTP_BACKEND_UNAVAILABLE`, as on any timeout (a
 // verify that timed out may still have run). For callers with a deadline of
 // their own: Go sets it from a `context.Context` in the same cgo call as the
-// call itself, and lifts it after.
+// call itself, and lifts it after. It leaves `otp_last_error` as it was.
 void otp_set_call_timeout_ms(uint64_t ms);
 
 // Writes the engine's stats in the Prometheus text format (every counter

@@ -1224,9 +1224,11 @@ fn racing_instances_never_exceed_a_scopes_budget() {
 /// call timeout; without it, the same verify waits the pause out.
 #[test]
 fn a_thread_call_timeout_bounds_the_wait_for_a_paused_server() {
-    let Some(url) = common::redis_url(STANDALONE) else {
+    // A server of its own: pausing the shared one would stall the other tests.
+    let Some(server) = common::OwnServer::start() else {
         return;
     };
+    let url = server.url();
     let clock = ManualClock::new();
     let options = otpengine_core::RedisOptions {
         response_timeout: 3 * S,

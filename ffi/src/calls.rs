@@ -378,12 +378,13 @@ pub(crate) unsafe fn key_call(
 /// A call past it returns `OTP_BACKEND_UNAVAILABLE`, as on any timeout (a
 /// verify that timed out may still have run). For callers with a deadline of
 /// their own: Go sets it from a `context.Context` in the same cgo call as the
-/// call itself, and lifts it after.
+/// call itself, and lifts it after. It leaves `otp_last_error` as it was.
 #[no_mangle]
 pub extern "C" fn otp_set_call_timeout_ms(ms: u64) {
-    guard(|| {
+    // Not through `guard`: this call cannot fail, and must leave the thread's
+    // last error as it was (a wrapper lifts the bound before it reads it).
+    let _ = std::panic::catch_unwind(|| {
         otpengine_core::call_timeout::set_call_timeout(Some(Duration::from_millis(ms)));
-        Ok(otp_status::OTP_OK)
     });
 }
 
