@@ -115,3 +115,18 @@ def test_verdicts_compare_by_value_and_not_with_other_types() -> None:
     assert engine.verify("nobody", "1") == engine.verify("nobody", "2")
     assert alice.__eq__("mismatch") is NotImplemented
     assert (alice == "mismatch") is False
+
+
+def test_every_public_item_of_the_stubs_has_a_docstring() -> None:
+    """The stubs are the Python API's documentation: every class, method,
+    property and function in them says what it does."""
+    import ast
+    from pathlib import Path
+
+    stubs = Path(otpengine.__file__).with_name("_native.pyi")
+    missing = []
+    for node in ast.walk(ast.parse(stubs.read_text())):
+        if isinstance(node, (ast.FunctionDef, ast.ClassDef)) and not node.name.startswith("_"):
+            if ast.get_docstring(node) is None:
+                missing.append(node.name)
+    assert missing == []
