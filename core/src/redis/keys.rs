@@ -35,23 +35,28 @@ pub(crate) const SLOTS: u16 = 16_384;
 pub(crate) struct KeySpace {
     namespace: String,
     cluster: bool,
+    /// The indexes are kept (`RedisOptions::exact_counts`): only then do the
+    /// calls name them, so only then are their names made.
+    indexed: bool,
 }
 
 /// The Redis keys a call touches.
 pub(crate) struct KeyNames {
     /// The key's state (one packed string), `{ns}:{<key id>}`.
     pub(crate) state: Vec<u8>,
-    /// The sorted set of key ids with state, by forget time.
+    /// The sorted set of key ids with state, by forget time (empty: no indexes).
     pub(crate) held: String,
-    /// The sorted set of key ids with a pending code, by last pending expiry.
+    /// The sorted set of key ids with a pending code, by last pending expiry
+    /// (empty: no indexes).
     pub(crate) live: String,
 }
 
 impl KeySpace {
-    pub(crate) fn new(namespace: &str, cluster: bool) -> Self {
+    pub(crate) fn new(namespace: &str, cluster: bool, indexed: bool) -> Self {
         KeySpace {
             namespace: namespace.to_string(),
             cluster,
+            indexed,
         }
     }
 
@@ -63,7 +68,10 @@ impl KeySpace {
         state.extend_from_slice(&key_id.0[0].to_be_bytes());
         state.extend_from_slice(&key_id.0[1].to_be_bytes());
         state.push(b'}');
-        let (held, live) = if self.cluster {
+        let (held, live) = if !self.indexed {
+            // Not sent: no index names to format on every call.
+            (String::new(), String::new())
+        } else if self.cluster {
             let tag = slot_tag(key_slot(&state));
             (
                 format!("{ns}:{{{tag}}}:held"),
@@ -182,7 +190,7 @@ mod tests {
     #[test]
     fn a_key_and_its_cluster_indexes_share_a_slot() {
         let id = KeyId([0x0102_0304_0506_0708, 0x090a_0b0c_0d0e_0f10]);
-        let names = KeySpace::new("otp", true).names(id);
+        let names = KeySpace::new("otp", true, true).names(id);
         let mut want = b"otp:{".to_vec();
         want.extend_from_slice(&(1..=16).collect::<Vec<u8>>());
         want.push(b'}');
@@ -192,10 +200,10 @@ mod tests {
         // A key id holding a `}` (here first, so the tag is empty and the whole
         // name is hashed): the indexes still land in the state's slot.
         let brace = KeyId([u64::from(b'}') << 56, 7]);
-        let names = KeySpace::new("otp", true).names(brace);
+        let names = KeySpace::new("otp", true, true).names(brace);
         assert_eq!(key_slot(names.held.as_bytes()), key_slot(&names.state));
         assert_eq!(key_slot(&names.state), slot(&names.state));
-        let standalone = KeySpace::new("otp", false).names(id);
+        let standalone = KeySpace::new("otp", false, true).names(id);
         assert_eq!(
             (standalone.held.as_str(), standalone.live.as_str()),
             ("otp:held", "otp:live")

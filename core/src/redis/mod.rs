@@ -380,7 +380,7 @@ impl RedisStore {
             },
         )?;
         fork::register();
-        let keys = KeySpace::new(&options.namespace, link.is_cluster());
+        let keys = KeySpace::new(&options.namespace, link.is_cluster(), options.exact_counts);
         // On a cluster no script sees every key, so the capacity cannot be held;
         // without the indexes nothing counts the keys.
         let capacity = if link.is_cluster() || !options.exact_counts {
