@@ -388,19 +388,10 @@ impl Engine {
         })?;
         crate::totp::check_unix_time(since_1970.as_secs())?;
         let unix_ms = since_1970.as_millis() as u64; // at most 2.6e14 after the check
-        let typed = code.as_bytes();
-        if scopes.is_empty() {
-            return match &self.backend {
-                Backend::Memory(m) => m.verify_totp(key, secret, typed, params, unix_ms),
-                #[cfg(feature = "redis")]
-                Backend::Redis(r) => r.verify_totp(key, secret, typed, params, unix_ms, &[]),
-            };
-        }
         let targets = self.targets(scopes)?;
+        let typed = code.as_bytes();
         match &self.backend {
-            Backend::Memory(m) => {
-                m.verify_totp_scoped(key, secret, typed, params, unix_ms, &targets)
-            }
+            Backend::Memory(m) => m.verify_totp(key, secret, typed, params, unix_ms, &targets),
             #[cfg(feature = "redis")]
             Backend::Redis(r) => r.verify_totp(key, secret, typed, params, unix_ms, &targets),
         }

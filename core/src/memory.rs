@@ -316,42 +316,6 @@ impl Memory {
         }
     }
 
-    /// See [`Engine::verify_totp`](crate::Engine::verify_totp); the arguments are
-    /// checked. The codes of the allowed steps are computed and compared before
-    /// the lock is taken.
-    pub(crate) fn verify_totp(
-        &self,
-        key: &[u8],
-        secret: &[u8],
-        typed: &[u8],
-        params: &TotpParams,
-        unix_ms: u64,
-    ) -> Result<Verdict, Error> {
-        let inner = &*self.inner;
-        inner.reset_if_forked();
-        let hash = inner.digester.totp_key_id(key).table_hash();
-        let check = TotpCheck::new(secret, typed, params, unix_ms);
-        let shard = inner.shard(hash);
-        shard.prefetch(hash);
-        let now = inner.time.now();
-        let mut result = shard
-            .lock()
-            .verify_totp(&inner.shared, hash, &check, now, false);
-        if result == Err(Refusal::Full) {
-            inner.reclaim_all(now);
-            result = shard
-                .lock()
-                .verify_totp(&inner.shared, hash, &check, now, true);
-        }
-        match result {
-            Ok(outcome) => Ok(Self::verdict(outcome)),
-            Err(_) => Err(Error::CapacityExceeded {
-                capacity: inner.shared.policy.capacity,
-                out_of_memory: None,
-            }),
-        }
-    }
-
     /// See [`Engine::issue_scoped`](crate::Engine::issue_scoped); the scopes are
     /// resolved. The key's shard and its scopes' shards are held together, so
     /// the key's limits and every scope's are checked, and the issue counted on
@@ -462,8 +426,12 @@ impl Memory {
         })
     }
 
-    /// [`Memory::verify_totp`] with scopes, as [`Memory::verify_scoped`].
-    pub(crate) fn verify_totp_scoped(
+    /// See [`Engine::verify_totp_scoped`](crate::Engine::verify_totp_scoped);
+    /// the arguments are checked and the scopes (perhaps none) resolved. The
+    /// codes of the allowed steps are computed and compared before any lock is
+    /// taken; the key's row and the scopes' are then handled as in
+    /// [`Memory::verify_scoped`].
+    pub(crate) fn verify_totp(
         &self,
         key: &[u8],
         secret: &[u8],
@@ -491,6 +459,7 @@ impl Memory {
         mut run: impl FnMut(&mut Shard, &Shared, Millis, bool) -> Result<Outcome, Refusal>,
     ) -> Result<Verdict, Error> {
         let inner = &*self.inner;
+        inner.shard(hash).prefetch(hash);
         for count_full in [false, true] {
             let shared = &inner.shared;
             let scopes_policy = &shared.policy.scopes;
