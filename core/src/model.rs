@@ -921,12 +921,23 @@ fn usable(scopes: &[(u8, u8)], configured: usize) -> Vec<(u8, u8)> {
     out
 }
 
-/// The names and values of a call's scopes.
-fn scope_args(scopes: &[(u8, u8)]) -> (Vec<String>, Vec<Vec<u8>>) {
-    scopes
-        .iter()
-        .map(|&(limit, value)| (scope_name(limit), scope_value(value)))
-        .unzip()
+/// The names and values of a call's scopes, owned for the call.
+struct ScopeArgs(Vec<(String, Vec<u8>)>);
+
+impl ScopeArgs {
+    fn of(scopes: &[(u8, u8)]) -> Self {
+        ScopeArgs(
+            scopes
+                .iter()
+                .map(|&(limit, value)| (scope_name(limit), scope_value(value)))
+                .collect(),
+        )
+    }
+
+    /// The call's scopes, as the engine takes them.
+    fn scopes(&self) -> Vec<Scope<'_>> {
+        self.0.iter().map(|(n, v)| Scope::new(n, v)).collect()
+    }
 }
 
 /// `stats_every_step` reads the stats (which runs every due timer) after each op;
@@ -1051,12 +1062,8 @@ pub fn run(c: ModelConfig, ops: Vec<Op>, stats_every_step: bool) -> Result<(), S
                 ref scopes,
             } => {
                 let scopes = usable(scopes, c.scopes.len());
-                let (names, values) = scope_args(&scopes);
-                let call: Vec<Scope> = names
-                    .iter()
-                    .zip(&values)
-                    .map(|(n, v)| Scope::new(n, v))
-                    .collect();
+                let owned = ScopeArgs::of(&scopes);
+                let call = owned.scopes();
                 let unix_ms = TOTP_EPOCH_SECS * 1000 + model.now;
                 let typed_str = totp_typed(guess, unix_ms);
                 let at = std::time::UNIX_EPOCH + Duration::from_millis(unix_ms);
@@ -1095,12 +1102,8 @@ pub fn run(c: ModelConfig, ops: Vec<Op>, stats_every_step: bool) -> Result<(), S
                 ref scopes,
             } => {
                 let scopes = usable(scopes, c.scopes.len());
-                let (names, values) = scope_args(&scopes);
-                let call: Vec<Scope> = names
-                    .iter()
-                    .zip(&values)
-                    .map(|(n, v)| Scope::new(n, v))
-                    .collect();
+                let owned = ScopeArgs::of(&scopes);
+                let call = owned.scopes();
                 let got = engine.issue_scoped(name(key), context(ctx), None, &call);
                 let code = got.as_ref().ok().map(|i| i.code.to_string());
                 let want = model.issue_scoped(key, context(ctx), &scopes, code.as_deref());
@@ -1121,12 +1124,8 @@ pub fn run(c: ModelConfig, ops: Vec<Op>, stats_every_step: bool) -> Result<(), S
                 ref scopes,
             } => {
                 let scopes = usable(scopes, c.scopes.len());
-                let (names, values) = scope_args(&scopes);
-                let call: Vec<Scope> = names
-                    .iter()
-                    .zip(&values)
-                    .map(|(n, v)| Scope::new(n, v))
-                    .collect();
+                let owned = ScopeArgs::of(&scopes);
+                let call = owned.scopes();
                 let codes = issued.get(&key).map(Vec::as_slice).unwrap_or(&[]);
                 let typed = typed(guess, codes, c.alphabet);
                 let got = engine.verify_scoped(name(key), &typed, context(ctx), &call);
