@@ -163,26 +163,10 @@ func (e *Engine) VerifyScoped(key []byte, code string, context []byte, scopes ..
 
 // verifyIn is every verify of a sent code.
 func (e *Engine) verifyIn(ctx context.Context, key []byte, code string, data []byte, scopes []Scope) (Verdict, error) {
-	if err := scopeNamesFit(scopes); err != nil {
-		return Verdict{}, err
-	}
-	timeout, err := callTimeout(ctx)
-	if err != nil {
-		return Verdict{}, err
-	}
-	cs, count, release := cScopes(scopes)
-	defer release()
-	e.mu.RLock()
-	defer e.mu.RUnlock()
-	if e.ptr == nil {
-		return Verdict{}, ErrClosed
-	}
-	var v C.otp_verdict
-	var msg *C.char
-	s := C.go_verify_scoped(timeout, e.ptr, bytes(key), C.size_t(len(key)), codePointer(code), C.size_t(len(code)),
-		bytes(data), C.size_t(len(data)), cs, count, &v, &msg)
-	verdict, err := verdictOf(s, v, msg)
-	return verdict, ended(ctx, err)
+	return e.verifyWith(ctx, scopes, func(timeout C.uint64_t, cs *C.otp_scope, count C.size_t, v *C.otp_verdict, msg **C.char) C.otp_status {
+		return C.go_verify_scoped(timeout, e.ptr, bytes(key), C.size_t(len(key)), codePointer(code), C.size_t(len(code)),
+			bytes(data), C.size_t(len(data)), cs, count, v, msg)
+	})
 }
 
 // VerifyTOTPScoped is VerifyTOTP for a call that belongs to scopes, with the
@@ -201,6 +185,16 @@ func (e *Engine) VerifyTOTPScopedContext(ctx context.Context, key, secret []byte
 	if err != nil {
 		return Verdict{}, err
 	}
+	return e.verifyWith(ctx, scopes, func(timeout C.uint64_t, cs *C.otp_scope, count C.size_t, v *C.otp_verdict, msg **C.char) C.otp_status {
+		return C.go_verify_totp_scoped(timeout, e.ptr, bytes(key), C.size_t(len(key)), bytes(secret), C.size_t(len(secret)),
+			codePointer(code), C.size_t(len(code)), &params, unix, cs, count, v, msg)
+	})
+}
+
+// verifyWith is what every verify does around its own C call: the scopes
+// checked and copied into C memory, ctx's timeout, the engine held open, the
+// verdict (or error) read back.
+func (e *Engine) verifyWith(ctx context.Context, scopes []Scope, call func(C.uint64_t, *C.otp_scope, C.size_t, *C.otp_verdict, **C.char) C.otp_status) (Verdict, error) {
 	if err := scopeNamesFit(scopes); err != nil {
 		return Verdict{}, err
 	}
@@ -217,8 +211,7 @@ func (e *Engine) VerifyTOTPScopedContext(ctx context.Context, key, secret []byte
 	}
 	var v C.otp_verdict
 	var msg *C.char
-	s := C.go_verify_totp_scoped(timeout, e.ptr, bytes(key), C.size_t(len(key)), bytes(secret), C.size_t(len(secret)),
-		codePointer(code), C.size_t(len(code)), &params, unix, cs, count, &v, &msg)
+	s := call(timeout, cs, count, &v, &msg)
 	verdict, err := verdictOf(s, v, msg)
 	return verdict, ended(ctx, err)
 }
