@@ -1258,6 +1258,9 @@ fn a_thread_call_timeout_bounds_the_wait_for_a_paused_server() {
         other => panic!("expected Unavailable, got {other:?}"),
     }
     assert!(waited < Duration::from_millis(600), "waited {waited:?}");
+    // Nor does it end before the deadline: a Go ctx reads a timeout that
+    // ends early as the server's, not its own.
+    assert!(waited >= Duration::from_millis(100), "waited {waited:?}");
 
     // Unbounded, the next call waits the rest of the pause out. (The bounded
     // verify may have run once the pause ended: the code may be consumed.)

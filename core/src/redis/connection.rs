@@ -580,6 +580,13 @@ impl Link {
                     std::thread::sleep(left.min(REDIRECT_PAUSE));
                 }
                 None => {
+                    if e.is_timeout() {
+                        // The kernel counts socket timeouts in scheduler ticks and
+                        // can end one up to a tick early; the deadline is a promise
+                        // about time (a Go ctx checks it), so wait out the rest.
+                        let left = deadline.saturating_duration_since(Instant::now());
+                        std::thread::sleep(left.min(TICK_SLACK));
+                    }
                     let answered = matches!(e.kind(), ErrorKind::Server(_) | ErrorKind::Extension);
                     let restored = !bounded || conn.set_timeouts(self.response_timeout).is_ok();
                     if answered && restored && matches!(conn, Conn::Standalone(_)) {
@@ -706,6 +713,10 @@ fn send_pipeline(
 
 /// How long to wait before trying again after a `TRYAGAIN` or `CLUSTERDOWN`.
 const REDIRECT_PAUSE: Duration = Duration::from_millis(10);
+
+/// How early a socket timeout may end before the call's deadline: one
+/// scheduler tick at the slowest common rate (100 Hz), and some.
+const TICK_SLACK: Duration = Duration::from_millis(20);
 
 /// A cluster's answer that the command did not run here, so running it
 /// elsewhere or again is safe: unlike a lost reply, it cannot have counted.
