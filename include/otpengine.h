@@ -39,6 +39,8 @@
 // - 1: the layout before scopes.
 // - 2: `otp_config` gained `scope_limits` and `scope_limit_count`, `otp_issued`
 //   gained `scope`; `otp_issue` and `otp_verify` take a `const otp_engine *`.
+// - 3: `otp_stats` gained `not_found`, `capacity_exceeded`, `held` and
+//   `replayed`; every call but `otp_engine_free` takes a `const otp_engine *`.
 #define OTPENGINE_ABI_VERSION 3
 
 // `otp_config.alphabet`: the digits 0-9.
@@ -99,6 +101,51 @@ typedef enum otp_sms_encoding {
 
 // An engine. Opaque; safe to share between threads; freed once with `otp_engine_free`.
 typedef struct otp_engine otp_engine;
+
+// One key of an `otp_issue_many` batch.
+typedef struct otp_batch_key {
+  // The key's bytes (1..=1024 of them); NULL is that key's `OTP_INVALID_ARGUMENT`.
+  const uint8_t *key;
+  // The number of bytes at `key`.
+  size_t key_len;
+} otp_batch_key;
+
+// What `otp_issue_many` answers for one key.
+typedef struct otp_issue_answer {
+  // What `otp_issue` would have returned for this key.
+  enum otp_status status;
+  // On `OTP_OK`: how long the code is valid.
+  uint64_t expires_in_ms;
+  // On `OTP_RATE_LIMITED` or `OTP_LOCKED`: how long until an issue would be allowed.
+  uint64_t retry_after_ms;
+} otp_issue_answer;
+
+// One item of an `otp_verify_many` batch: what `otp_verify` takes.
+typedef struct otp_verify_item {
+  // The key (1..=1024 bytes).
+  const uint8_t *key;
+  // The number of bytes at `key`.
+  size_t key_len;
+  // What was typed, `code_len` bytes (no NUL needed).
+  const char *code;
+  // The number of bytes at `code`.
+  size_t code_len;
+  // The context (0..=1024 bytes; NULL only with length 0: none).
+  const uint8_t *context;
+  // The number of bytes at `context`.
+  size_t context_len;
+} otp_verify_item;
+
+// A whole verdict: what `otp_verify` cannot say (`retry_after_ms` on
+// `OTP_LOCKED`). Written by `otp_verify_totp` on every verdict.
+typedef struct otp_verdict {
+  // The same status the call returned.
+  enum otp_status status;
+  // On `OTP_MISMATCH`: failures left before the key locks; 0 otherwise.
+  uint32_t attempts_left;
+  // On `OTP_LOCKED`: milliseconds until the lockout ends; 0 otherwise.
+  uint64_t retry_after_ms;
+} otp_verdict;
 
 // What `otp_engine_new_redis_opts` takes besides the URL and secret. Fill it
 // with `otp_redis_options_default` (every field NULL: not given), then set
@@ -219,17 +266,6 @@ typedef struct otp_totp_params {
   uint32_t skew_ahead;
 } otp_totp_params;
 
-// A whole verdict: what `otp_verify` cannot say (`retry_after_ms` on
-// `OTP_LOCKED`). Written by `otp_verify_totp` on every verdict.
-typedef struct otp_verdict {
-  // The same status the call returned.
-  enum otp_status status;
-  // On `OTP_MISMATCH`: failures left before the key locks; 0 otherwise.
-  uint32_t attempts_left;
-  // On `OTP_LOCKED`: milliseconds until the lockout ends; 0 otherwise.
-  uint64_t retry_after_ms;
-} otp_verdict;
-
 // A scope a call belongs to: the `name` of a configured `otp_scope_limit`
 // (NUL-terminated) and this call's value of it, `value_len` bytes (0..=1024;
 // `value` may be NULL only when `value_len` is 0).
@@ -292,6 +328,68 @@ extern "C" {
 // loading the library by hand) compares it with `OTPENGINE_ABI_VERSION` from
 // the header it was compiled against.
 uint32_t otp_abi_version(void);
+
+// Issues a code for each of `keys` (`key_count` of them), all bound to
+// `context` (as in `otp_issue`), valid for the engine's ttl, in order: each
+// key answers in `answers_out[i]` exactly what `otp_issue` would have
+// answered for it in turn (a key given twice is issued twice, the second time
+// inside its own cooldown). Key `i`'s code and a NUL go to `codes_out` at
+// `i * code_stride` (an empty string for a key not issued); `code_stride` is
+// at least `code_length + 1`.
+//
+// Returns `OTP_OK` when the batch ran, whatever each key's answer; else why
+// it did not (nothing was issued): `OTP_INVALID_ARGUMENT` (NULL engine, keys
+// or out-pointers with `key_count` > 0, a bad context) or
+// `OTP_BUFFER_TOO_SMALL` (`code_stride`). On a standalone Redis the batch is
+// one round trip: if its reply is lost, every key answers
+// `OTP_BACKEND_UNAVAILABLE` (each may or may not have been issued); on a
+// cluster the keys after the first that finds Redis unavailable answer the
+// same, untried. `otp_batch_error(i)` gives key `i`'s message.
+//
+// # Safety
+// `keys` is NULL or valid for `key_count` `otp_batch_key`s, each key NULL or
+// valid for its length; `context` as in `otp_issue`; `codes_out` is NULL or
+// valid for writes of `key_count * code_stride` bytes; `answers_out` is NULL
+// or valid for writes of `key_count` `otp_issue_answer`s.
+enum otp_status otp_issue_many(const struct otp_engine *engine,
+                               const struct otp_batch_key *keys,
+                               size_t key_count,
+                               const uint8_t *context,
+                               size_t context_len,
+                               char *codes_out,
+                               size_t code_stride,
+                               struct otp_issue_answer *answers_out);
+
+// Verifies each of `items` (`item_count` of them) in order: item `i` answers
+// in `verdicts_out[i]` exactly what `otp_verify_ex` would have for it in
+// turn (a bad item `OTP_INVALID_ARGUMENT`, an outage
+// `OTP_BACKEND_UNAVAILABLE`, as a status of its verdict).
+//
+// Returns `OTP_OK` when the batch ran, whatever each item's answer; else
+// `OTP_INVALID_ARGUMENT` (NULL engine, items or `verdicts_out` with
+// `item_count` > 0) and nothing was verified. On Redis, a batch's reply that
+// is lost and a cluster's first outage answer as in `otp_issue_many`.
+// `otp_batch_error(i)` gives item `i`'s message.
+//
+// # Safety
+// `items` is NULL or valid for `item_count` `otp_verify_item`s, each pointer
+// in them NULL or valid for its length; `verdicts_out` is NULL or valid for
+// writes of `item_count` `otp_verdict`s.
+enum otp_status otp_verify_many(const struct otp_engine *engine,
+                                const struct otp_verify_item *items,
+                                size_t item_count,
+                                struct otp_verdict *verdicts_out);
+
+// Copies the message of item `index` of this thread's last `otp_issue_many`
+// or `otp_verify_many` into `buf`, as `otp_last_error` does (at most
+// `buf_len - 1` bytes and a NUL). Returns the message's full length without
+// the NUL: 0 for an item that was issued or answered a verdict, for an index
+// past the batch, and after a batch that did not run. The messages stay until
+// the thread's next batch call.
+//
+// # Safety
+// `buf` is NULL or valid for writes of `buf_len` bytes.
+size_t otp_batch_error(size_t index, char *buf, size_t buf_len);
 
 // Writes the SMS that carries `code` for `brand`, valid for `ttl_ms`
 // (1000..=86400000), and a NUL, to `text_out`: "Acme: your code is 123456.

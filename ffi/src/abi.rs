@@ -16,6 +16,8 @@
 /// - 1: the layout before scopes.
 /// - 2: `otp_config` gained `scope_limits` and `scope_limit_count`, `otp_issued`
 ///   gained `scope`; `otp_issue` and `otp_verify` take a `const otp_engine *`.
+/// - 3: `otp_stats` gained `not_found`, `capacity_exceeded`, `held` and
+///   `replayed`; every call but `otp_engine_free` takes a `const otp_engine *`.
 pub const OTPENGINE_ABI_VERSION: u32 = 3;
 
 /// The ABI version the library was built with; a program linked statically (or

@@ -234,21 +234,30 @@ pub(crate) unsafe fn typed<'a>(code: *const c_char, len: usize) -> Result<&'a [u
 pub unsafe extern "C" fn otp_last_error(buf: *mut c_char, buf_len: usize) -> usize {
     // Not run through `guard`, which would clear the message it is asked for.
     catch_unwind(|| {
-        let copied = LAST_ERROR.try_with(|m| {
-            let message = m.borrow();
-            if buf.is_null() || buf_len == 0 {
-                return message.len();
-            }
-            let n = message.len().min(buf_len - 1);
-            // SAFETY: buf is non-NULL and valid for buf_len > n bytes (the caller's promise).
-            let out = unsafe { std::slice::from_raw_parts_mut(buf.cast::<u8>(), n + 1) };
-            out[..n].copy_from_slice(&message.as_bytes()[..n]);
-            out[n] = 0;
-            message.len()
-        });
-        copied.unwrap_or(0)
+        LAST_ERROR
+            // SAFETY: forwarded from the caller.
+            .try_with(|m| unsafe { copy_message(&m.borrow(), buf, buf_len) })
+            .unwrap_or(0)
     })
     .unwrap_or(0)
+}
+
+/// Copies `message` into `buf` as `otp_last_error` promises: at most
+/// `buf_len - 1` bytes and a NUL, nothing when `buf` is NULL or `buf_len` 0.
+/// Returns the message's full length.
+///
+/// # Safety
+/// `buf` is NULL or valid for writes of `buf_len` bytes.
+pub(crate) unsafe fn copy_message(message: &str, buf: *mut c_char, buf_len: usize) -> usize {
+    if buf.is_null() || buf_len == 0 {
+        return message.len();
+    }
+    let n = message.len().min(buf_len - 1);
+    // SAFETY: buf is non-NULL and valid for buf_len > n bytes (the caller's promise).
+    let out = unsafe { std::slice::from_raw_parts_mut(buf.cast::<u8>(), n + 1) };
+    out[..n].copy_from_slice(&message.as_bytes()[..n]);
+    out[n] = 0;
+    message.len()
 }
 
 /// The library's version, e.g. "0.1.0" (static, never NULL).

@@ -18,6 +18,7 @@
 //! last error, failures as statuses, pointer and length checks), `status.rs`
 //! (`otp_status`), `config.rs` (`otp_config`, the in-memory constructor),
 //! `calls.rs` (issue, verify, revoke, unlock, stats, the call timeout),
+//! `batch.rs` (issue and verify many),
 //! `redis.rs` (the Redis constructors), `totp.rs`, `scope.rs`, `message.rs`,
 //! `constants.rs` (the numbers of core's enums) and `abi.rs` (the ABI version).
 
@@ -26,6 +27,7 @@
 #![warn(missing_docs)]
 
 mod abi;
+mod batch;
 mod constants;
 mod message;
 mod redis;
@@ -33,6 +35,10 @@ mod scope;
 mod totp;
 
 pub use abi::{otp_abi_version, OTPENGINE_ABI_VERSION};
+pub use batch::{
+    otp_batch_error, otp_batch_key, otp_issue_answer, otp_issue_many, otp_verify_item,
+    otp_verify_many,
+};
 pub use constants::*;
 pub use redis::{
     otp_engine_new_redis, otp_engine_new_redis_opts, otp_redis_options, otp_redis_options_default,

@@ -382,7 +382,7 @@ pub unsafe extern "C" fn otp_verify_totp_scoped(
 }
 
 impl otp_verdict {
-    fn of(status: otp_status) -> Self {
+    pub(crate) fn of(status: otp_status) -> Self {
         otp_verdict {
             status,
             attempts_left: 0,

@@ -14,11 +14,12 @@ use std::ptr;
 use libfuzzer_sys::arbitrary::{Result, Unstructured};
 use libfuzzer_sys::fuzz_target;
 use otpengine::{
-    otp_clock_advance, otp_config, otp_config_default, otp_engine, otp_engine_free, otp_engine_new,
-    otp_engine_stats, otp_hotp, otp_ip_scope, otp_issue, otp_issue_scoped, otp_issued,
-    otp_last_error, otp_revoke, otp_scope, otp_stats, otp_status, otp_status_str, otp_totp,
-    otp_totp_params, otp_totp_uri, otp_unlock, otp_unlock_scope, otp_unlock_totp, otp_verdict,
-    otp_verify, otp_verify_scoped, otp_verify_totp,
+    otp_batch_key, otp_clock_advance, otp_config, otp_config_default, otp_engine, otp_engine_free,
+    otp_engine_new, otp_engine_stats, otp_hotp, otp_ip_scope, otp_issue, otp_issue_answer,
+    otp_issue_many, otp_issue_scoped, otp_issued, otp_last_error, otp_revoke, otp_scope, otp_stats,
+    otp_status, otp_status_str, otp_totp, otp_totp_params, otp_totp_uri, otp_unlock,
+    otp_unlock_scope, otp_unlock_totp, otp_verdict, otp_verify, otp_verify_item, otp_verify_many,
+    otp_verify_scoped, otp_verify_totp,
 };
 
 /// Scope names the calls use: configured by `perturb` (sometimes), or not.
@@ -57,7 +58,7 @@ fn exercise(u: &mut Unstructured) -> Result<()> {
 fn calls(u: &mut Unstructured, engine: *mut otp_engine) -> Result<()> {
     let mut last_code: Vec<u8> = Vec::new();
     while !u.is_empty() {
-        match u.int_in_range(0..=10u8)? {
+        match u.int_in_range(0..=11u8)? {
             0 | 1 => {
                 let key = bytes(u)?;
                 let context = bytes(u)?;
@@ -173,6 +174,100 @@ fn calls(u: &mut Unstructured, engine: *mut otp_engine) -> Result<()> {
                 // SAFETY: `engine` is a live handle.
                 let status = unsafe { otp_clock_advance(engine, ms) };
                 expect(status, &[otp_status::OTP_OK], "clock_advance");
+            }
+            5 => {
+                // A batch of up to 4 keys, then a verify of the same keys with
+                // the last code or anything, strides and counts of every size.
+                let count = u.int_in_range(0..=4usize)?;
+                let inputs = (0..count).map(|_| bytes(u)).collect::<Result<Vec<_>>>()?;
+                let keys: Vec<otp_batch_key> = inputs
+                    .iter()
+                    .map(|k| otp_batch_key {
+                        key: k.ptr(),
+                        key_len: k.len,
+                    })
+                    .collect();
+                let context = bytes(u)?;
+                let stride = u.int_in_range(0..=16usize)?;
+                let mut codes = vec![CANARY; count * stride + 8];
+                let mut answers = vec![
+                    otp_issue_answer {
+                        status: otp_status::OTP_INTERNAL_ERROR,
+                        expires_in_ms: 0,
+                        retry_after_ms: 0,
+                    };
+                    count
+                ];
+                // SAFETY: every pointer is NULL or valid for the length passed with it.
+                let status = unsafe {
+                    otp_issue_many(
+                        engine,
+                        keys.as_ptr(),
+                        count,
+                        context.ptr(),
+                        context.len,
+                        codes.as_mut_ptr().cast::<c_char>(),
+                        stride,
+                        answers.as_mut_ptr(),
+                    )
+                };
+                use otp_status::*;
+                expect(
+                    status,
+                    &[OTP_OK, OTP_BUFFER_TOO_SMALL, OTP_INVALID_ARGUMENT],
+                    "issue_many",
+                );
+                assert!(
+                    codes[count * stride..].iter().all(|&b| b == CANARY),
+                    "otp_issue_many wrote past key_count * code_stride"
+                );
+                if status == OTP_OK {
+                    for answer in &answers {
+                        expect(
+                            answer.status,
+                            &[
+                                OTP_OK,
+                                OTP_RATE_LIMITED,
+                                OTP_LOCKED,
+                                OTP_CAPACITY_EXCEEDED,
+                                OTP_INVALID_ARGUMENT,
+                            ],
+                            "issue_many's answer",
+                        );
+                    }
+                }
+                let typed = Input::from(last_code.clone());
+                let items: Vec<otp_verify_item> = inputs
+                    .iter()
+                    .map(|k| otp_verify_item {
+                        key: k.ptr(),
+                        key_len: k.len,
+                        code: typed.ptr().cast::<c_char>(),
+                        code_len: typed.len,
+                        context: context.ptr(),
+                        context_len: context.len,
+                    })
+                    .collect();
+                let mut verdicts = vec![otp_verdict_of_nothing(); count];
+                // SAFETY: as above.
+                let status = unsafe {
+                    otp_verify_many(engine, items.as_ptr(), count, verdicts.as_mut_ptr())
+                };
+                expect(status, &[OTP_OK], "verify_many");
+                for verdict in &verdicts {
+                    expect(
+                        verdict.status,
+                        &[
+                            OTP_OK,
+                            OTP_MISMATCH,
+                            OTP_LOCKED,
+                            OTP_EXPIRED,
+                            OTP_NOT_FOUND,
+                            OTP_INVALID_ARGUMENT,
+                        ],
+                        "verify_many's verdict",
+                    );
+                }
             }
             6 => {
                 let key = bytes(u)?;
@@ -444,6 +539,15 @@ fn calls(u: &mut Unstructured, engine: *mut otp_engine) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// A verdict no call answers, to see that each is written.
+fn otp_verdict_of_nothing() -> otp_verdict {
+    otp_verdict {
+        status: otp_status::OTP_INTERNAL_ERROR,
+        attempts_left: u32::MAX,
+        retry_after_ms: u64::MAX,
+    }
 }
 
 /// TOTP parameters: NULL (the defaults), valid ones, or any integers.

@@ -723,6 +723,68 @@ static void test_scopes(void) {
   otp_engine_free(engine);
 }
 
+/* A batch answers each key as the single call would, in order; a bad key
+ * fails alone, with its message from otp_batch_error; a bad batch argument
+ * fails the call and issues nothing. */
+static void test_batches(void) {
+  otp_engine *e = manual_engine(NULL); /* default limits: 30 s cooldown */
+  otp_batch_key keys[4] = {{KEY("alice")}, {NULL, 3}, {KEY("bob")}, {KEY("alice")}};
+  char codes[4][16];
+  otp_issue_answer answers[4];
+  CHECK_STATUS(otp_issue_many(e, keys, 4, KEY("EUR 10"), &codes[0][0], 16, answers), OTP_OK);
+  CHECK(answers[0].status == OTP_OK && answers[0].expires_in_ms == 300000 && strlen(codes[0]) == 6);
+  CHECK(answers[1].status == OTP_INVALID_ARGUMENT && codes[1][0] == 0);
+  CHECK(answers[2].status == OTP_OK && strlen(codes[2]) == 6);
+  /* The same key again is inside its own cooldown. */
+  CHECK(answers[3].status == OTP_RATE_LIMITED && answers[3].retry_after_ms == 30000 && codes[3][0] == 0);
+  char message[128];
+  CHECK(otp_batch_error(0, message, sizeof message) == 0);
+  CHECK(otp_batch_error(1, message, sizeof message) > 0 && strstr(message, "key must not be NULL") != NULL);
+  CHECK(otp_batch_error(3, message, sizeof message) > 0 && strstr(message, "rate limited") != NULL);
+  CHECK(otp_batch_error(4, message, sizeof message) == 0); /* past the batch */
+
+  char wrong[16];
+  wrong_code(codes[2], wrong);
+  otp_verify_item items[4] = {
+      {KEY("alice"), codes[0], 6, KEY("EUR 10")},
+      {KEY("bob"), wrong, 6, KEY("EUR 10")},
+      {KEY("bob"), codes[2], 6, KEY("EUR 11")}, /* another context: a mismatch */
+      {KEY("carol"), NULL, 6, NULL, 0},
+  };
+  otp_verdict verdicts[4];
+  CHECK_STATUS(otp_verify_many(e, items, 4, verdicts), OTP_OK);
+  CHECK(verdicts[0].status == OTP_OK);
+  CHECK(verdicts[1].status == OTP_MISMATCH && verdicts[1].attempts_left == 4);
+  CHECK(verdicts[2].status == OTP_MISMATCH && verdicts[2].attempts_left == 3);
+  CHECK(verdicts[3].status == OTP_INVALID_ARGUMENT);
+  CHECK(otp_batch_error(3, message, sizeof message) > 0 && strstr(message, "code must not be NULL") != NULL);
+  CHECK(otp_batch_error(1, message, sizeof message) == 0);
+  /* A consumed code is gone for the batch as for the single call. */
+  CHECK_STATUS(otp_verify_many(e, items, 1, verdicts), OTP_OK);
+  CHECK(verdicts[0].status == OTP_NOT_FOUND);
+
+  /* Bad batch arguments: the call fails, nothing is issued, no item message. */
+  otp_batch_key dave[1] = {{KEY("dave")}};
+  CHECK_STATUS(otp_issue_many(e, dave, 1, NULL, 0, &codes[0][0], 6, answers), OTP_BUFFER_TOO_SMALL);
+  CHECK(last_error_contains("code_stride must be at least 7 (code_length + 1), got 6"));
+  CHECK_STATUS(otp_issue_many(e, dave, 1, NULL, 0, &codes[0][0], 16, NULL), OTP_INVALID_ARGUMENT);
+  CHECK(last_error_contains("answers_out must not be NULL with a count of 1"));
+  CHECK_STATUS(otp_issue_many(e, dave, 1, NULL, 5, &codes[0][0], 16, answers), OTP_INVALID_ARGUMENT);
+  CHECK(last_error_contains("context may be NULL only with context_len 0"));
+  CHECK_STATUS(otp_verify_many(e, NULL, 2, verdicts), OTP_INVALID_ARGUMENT);
+  CHECK(last_error_contains("items must not be NULL with a count of 2"));
+  CHECK(otp_batch_error(0, message, sizeof message) == 0);
+  CHECK_STATUS(otp_issue_many(NULL, dave, 1, NULL, 0, &codes[0][0], 16, answers), OTP_INVALID_ARGUMENT);
+  CHECK_STATUS(otp_issue(e, KEY("dave"), NULL, 0, 0, &codes[0][0], 16, NULL), OTP_OK); /* no cooldown: never issued */
+  /* An empty batch runs and answers nothing. */
+  CHECK_STATUS(otp_issue_many(e, NULL, 0, NULL, 0, NULL, 16, NULL), OTP_OK);
+  CHECK_STATUS(otp_verify_many(e, NULL, 0, NULL), OTP_OK);
+  otp_stats s;
+  CHECK_STATUS(otp_engine_stats(e, &s), OTP_OK);
+  CHECK(s.issued == 3 && s.verified == 1 && s.mismatched == 2 && s.rate_limited == 1 && s.not_found == 1);
+  otp_engine_free(e);
+}
+
 int main(void) {
   freed_at_exit = manual_engine(NULL);
   atexit(free_at_exit);
@@ -745,5 +807,6 @@ int main(void) {
   test_verify_totp();
   test_messages();
   test_scopes();
+  test_batches();
   DONE();
 }

@@ -215,6 +215,36 @@ static void test_tls_and_credentials(void) {
   CHECK(last_error_contains("authentication failed"));
 }
 
+/* A batch on Redis answers as in memory (one pipeline on a standalone server,
+ * one call after the other on a cluster); what one instance issued in a batch
+ * another verifies in one. */
+static void test_batches_across_instances(const char *url) {
+  otp_engine *a = redis_engine(url), *b = redis_engine(url);
+  char k0[64], k1[64], codes[3][16], wrong[16];
+  snprintf(k0, sizeof k0, "c-batch-%ld-%d", (long)time(NULL), rand());
+  snprintf(k1, sizeof k1, "c-batch-%ld-%d", (long)time(NULL), rand());
+  otp_batch_key keys[3] = {{KEY(k0)}, {KEY(k1)}, {(const uint8_t *)"", 0}};
+  otp_issue_answer answers[3];
+  CHECK_STATUS(otp_issue_many(a, keys, 3, NULL, 0, &codes[0][0], 16, answers), OTP_OK);
+  CHECK(answers[0].status == OTP_OK && answers[1].status == OTP_OK && strlen(codes[1]) == 6);
+  CHECK(answers[2].status == OTP_INVALID_ARGUMENT);
+  char message[128];
+  CHECK(otp_batch_error(2, message, sizeof message) > 0 && strstr(message, "key") != NULL);
+  wrong_code(codes[1], wrong);
+  otp_verify_item items[3] = {
+      {KEY(k0), codes[0], 6, NULL, 0},
+      {KEY(k1), wrong, 6, NULL, 0},
+      {KEY(k0), codes[0], 6, NULL, 0},
+  };
+  otp_verdict verdicts[3];
+  CHECK_STATUS(otp_verify_many(b, items, 3, verdicts), OTP_OK);
+  CHECK(verdicts[0].status == OTP_OK);
+  CHECK(verdicts[1].status == OTP_MISMATCH && verdicts[1].attempts_left == 4);
+  CHECK(verdicts[2].status == OTP_NOT_FOUND); /* consumed by the item before */
+  otp_engine_free(a);
+  otp_engine_free(b);
+}
+
 int main(void) {
   srand((unsigned)time(NULL));
   test_an_unreachable_server_is_backend_unavailable();
@@ -223,11 +253,13 @@ int main(void) {
     test_arguments_are_checked(url);
     test_two_instances_share_one_store(url);
     test_totp_across_instances(url);
+    test_batches_across_instances(url);
   }
   const char *cluster = server("OTPENGINE_REDIS_CLUSTER");
   if (cluster != NULL) {
     test_two_instances_share_one_store(cluster);
     test_totp_across_instances(cluster);
+    test_batches_across_instances(cluster);
   }
   test_tls_and_credentials();
   DONE();
