@@ -87,4 +87,25 @@ func TestADeadlineBoundsACallOnAPausedRedis(t *testing.T) {
 	if _, err := e.Verify(key, code, nil); err != nil {
 		t.Fatalf("Verify after the pause: %v", err)
 	}
+
+	// A batch under a deadline is bounded the same way: each key answers the
+	// outage, wrapped with the deadline's error.
+	if out, err := exec.Command("redis-cli", "-u", url, "CLIENT", "PAUSE", "800", "ALL").CombinedOutput(); err != nil {
+		t.Fatalf("redis-cli: %v %s", err, out)
+	}
+	batchCtx, cancelBatch := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancelBatch()
+	started = time.Now()
+	answers, err := e.IssueManyContext(batchCtx, [][]byte{key, append(key, 'b')}, nil)
+	if err != nil || len(answers) != 2 {
+		t.Fatalf("IssueManyContext under a paused Redis: %v %v", answers, err)
+	}
+	for _, a := range answers {
+		if !errors.Is(a.Err, ErrBackendUnavailable) || !errors.Is(a.Err, context.DeadlineExceeded) {
+			t.Fatalf("IssueManyContext under a paused Redis: %+v", a)
+		}
+	}
+	if took := time.Since(started); took > 600*time.Millisecond {
+		t.Fatalf("the deadline did not bound the batch: %v", took)
+	}
 }

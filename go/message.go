@@ -2,15 +2,7 @@ package otpengine
 
 /*
 #include <stdlib.h>
-#include "otpengine.h"
-
-static char *go_message_last_error(void) {
-	size_t len = otp_last_error(NULL, 0);
-	if (len == 0) return NULL; // no message: the call succeeded or answered a verdict
-	char *msg = malloc(len + 1);
-	if (msg != NULL) otp_last_error(msg, len + 1);
-	return msg;
-}
+#include "otpengine_go.h"
 
 static otp_status go_sms_text(const char *code, const char *brand, uint64_t ttl_ms,
                               const char *template_text, const char *webotp_domain,
@@ -18,21 +10,21 @@ static otp_status go_sms_text(const char *code, const char *brand, uint64_t ttl_
                               size_t out_len, size_t *needed, char **err) {
 	otp_status s = otp_sms_text(code, brand, ttl_ms, template_text, webotp_domain, app_hash,
 	                            allow_multipart, out, out_len, needed);
-	*err = go_message_last_error();
+	*err = go_last_error();
 	return s;
 }
 
 static otp_status go_voice_text(const char *code, const char *brand, char *out, size_t out_len,
                                 size_t *needed, char **err) {
 	otp_status s = otp_voice_text(code, brand, out, out_len, needed);
-	*err = go_message_last_error();
+	*err = go_last_error();
 	return s;
 }
 
 static otp_status go_android_app_hash(const char *package_name, const uint8_t *cert,
                                       size_t cert_len, char *out, size_t out_len, char **err) {
 	otp_status s = otp_android_app_hash(package_name, cert, cert_len, out, out_len);
-	*err = go_message_last_error();
+	*err = go_last_error();
 	return s;
 }
 
@@ -41,7 +33,7 @@ static otp_status go_sms_segments(const uint8_t *text, size_t text_len, uint32_t
 	otp_sms_encoding encoding = OTP_SMS_GSM7;
 	otp_status s = otp_sms_segments(text, text_len, &encoding, segments);
 	*ucs2 = encoding == OTP_SMS_UCS2;
-	*err = go_message_last_error();
+	*err = go_last_error();
 	return s;
 }
 */

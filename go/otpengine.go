@@ -27,20 +27,7 @@ package otpengine
 #cgo noescape go_stats
 #cgo nocallback go_stats
 #include <stdlib.h>
-#include "otpengine.h"
-
-// Each wrapper makes the call and copies the thread's last error, when there is
-// one, into a malloc'd string in the same C call (a goroutine may change OS
-// threads between two cgo calls): one rule for every call, whatever its
-// statuses. A success or a verdict leaves no message and costs no allocation;
-// Go frees every message it gets.
-static char *go_last_error(void) {
-	size_t len = otp_last_error(NULL, 0);
-	if (len == 0) return NULL; // no message: the call succeeded or answered a verdict
-	char *msg = malloc(len + 1);
-	if (msg != NULL) otp_last_error(msg, len + 1);
-	return msg;
-}
+#include "otpengine_go.h"
 
 static otp_status go_engine_new_redis(const otp_config *config, const char *url,
                                       const uint8_t *secret, size_t secret_len,

@@ -7,15 +7,7 @@ package otpengine
 #cgo nocallback go_verify_scoped
 #include <stdlib.h>
 #include <string.h>
-#include "otpengine.h"
-
-static char *go_scope_last_error(void) {
-	size_t len = otp_last_error(NULL, 0);
-	if (len == 0) return NULL; // no message: the call succeeded or answered a verdict
-	char *msg = malloc(len + 1);
-	if (msg != NULL) otp_last_error(msg, len + 1);
-	return msg;
-}
+#include "otpengine_go.h"
 
 static otp_status go_issue_scoped(uint64_t timeout_ms, const otp_engine *e, const uint8_t *key, size_t key_len,
                                   const uint8_t *ctx, size_t ctx_len, uint64_t ttl_ms,
@@ -24,7 +16,7 @@ static otp_status go_issue_scoped(uint64_t timeout_ms, const otp_engine *e, cons
 	if (timeout_ms) otp_set_call_timeout_ms(timeout_ms);
 	otp_status s = otp_issue_scoped(e, key, key_len, ctx, ctx_len, ttl_ms, scopes, scope_count,
 	                                code, code_len, issued);
-	*err = go_scope_last_error();
+	*err = go_last_error();
 	if (timeout_ms) otp_set_call_timeout_ms(0);
 	return s;
 }
@@ -36,7 +28,7 @@ static otp_status go_verify_scoped(uint64_t timeout_ms, const otp_engine *e, con
 	if (timeout_ms) otp_set_call_timeout_ms(timeout_ms);
 	otp_status s = otp_verify_scoped(e, key, key_len, code, code_len, ctx, ctx_len, scopes,
 	                                 scope_count, v);
-	*err = go_scope_last_error();
+	*err = go_last_error();
 	if (timeout_ms) otp_set_call_timeout_ms(0);
 	return s;
 }
@@ -50,7 +42,7 @@ static otp_status go_verify_totp_scoped(uint64_t timeout_ms, const otp_engine *e
 	if (timeout_ms) otp_set_call_timeout_ms(timeout_ms);
 	otp_status s = otp_verify_totp_scoped(e, key, key_len, secret, secret_len, code, code_len, p,
 	                                      at, scopes, scope_count, v);
-	*err = go_scope_last_error();
+	*err = go_last_error();
 	if (timeout_ms) otp_set_call_timeout_ms(0);
 	return s;
 }
@@ -59,7 +51,7 @@ static otp_status go_unlock_scope(uint64_t timeout_ms, const otp_engine *e, cons
                                   const uint8_t *value, size_t value_len, char **err) {
 	if (timeout_ms) otp_set_call_timeout_ms(timeout_ms);
 	otp_status s = otp_unlock_scope(e, name, value, value_len);
-	*err = go_scope_last_error();
+	*err = go_last_error();
 	if (timeout_ms) otp_set_call_timeout_ms(0);
 	return s;
 }
@@ -67,13 +59,13 @@ static otp_status go_unlock_scope(uint64_t timeout_ms, const otp_engine *e, cons
 static otp_status go_prometheus(const otp_engine *e, char *out, size_t out_len, size_t *needed,
                                 char **err) {
 	otp_status s = otp_prometheus(e, out, out_len, needed);
-	*err = go_scope_last_error();
+	*err = go_last_error();
 	return s;
 }
 
 static otp_status go_ip_scope(const char *addr, char *out, size_t out_len, char **err) {
 	otp_status s = otp_ip_scope(addr, out, out_len);
-	*err = go_scope_last_error();
+	*err = go_last_error();
 	return s;
 }
 */

@@ -2,35 +2,27 @@ package otpengine
 
 /*
 #include <stdlib.h>
-#include "otpengine.h"
-
-static char *go_totp_last_error(void) {
-	size_t len = otp_last_error(NULL, 0);
-	if (len == 0) return NULL; // no message: the call succeeded or answered a verdict
-	char *msg = malloc(len + 1);
-	if (msg != NULL) otp_last_error(msg, len + 1);
-	return msg;
-}
+#include "otpengine_go.h"
 
 static otp_status go_hotp(const uint8_t *secret, size_t secret_len, uint64_t counter,
                           uint32_t digits, uint32_t algorithm, char *code, size_t code_len,
                           char **err) {
 	otp_status s = otp_hotp(secret, secret_len, counter, digits, algorithm, code, code_len);
-	*err = go_totp_last_error();
+	*err = go_last_error();
 	return s;
 }
 
 static otp_status go_totp(const uint8_t *secret, size_t secret_len, uint64_t at,
                           const otp_totp_params *p, char *code, size_t code_len, char **err) {
 	otp_status s = otp_totp(secret, secret_len, at, p, code, code_len);
-	*err = go_totp_last_error();
+	*err = go_last_error();
 	return s;
 }
 
 static otp_status go_unlock_totp(uint64_t timeout_ms, otp_engine *e, const uint8_t *key, size_t key_len, char **err) {
 	if (timeout_ms) otp_set_call_timeout_ms(timeout_ms);
 	otp_status s = otp_unlock_totp(e, key, key_len);
-	*err = go_totp_last_error();
+	*err = go_last_error();
 	if (timeout_ms) otp_set_call_timeout_ms(0);
 	return s;
 }
@@ -39,14 +31,14 @@ static otp_status go_totp_uri(const uint8_t *secret, size_t secret_len, const ch
                               const char *account, const otp_totp_params *p, char *uri,
                               size_t uri_len, size_t *needed, char **err) {
 	otp_status s = otp_totp_uri(secret, secret_len, issuer, account, p, uri, uri_len, needed);
-	*err = go_totp_last_error();
+	*err = go_last_error();
 	return s;
 }
 
 static otp_status go_qr_svg(const uint8_t *text, size_t text_len, char *svg, size_t svg_len,
                             size_t *needed, char **err) {
 	otp_status s = otp_qr_svg(text, text_len, svg, svg_len, needed);
-	*err = go_totp_last_error();
+	*err = go_last_error();
 	return s;
 }
 */
