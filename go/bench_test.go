@@ -45,3 +45,35 @@ func BenchmarkIssueVerify(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkIssueVerifyMany: the same pairs in batches of 100 keys (IssueMany
+// then VerifyMany), two cgo calls per 100 pairs; ns/op is per pair.
+func BenchmarkIssueVerifyMany(b *testing.B) {
+	e, keys := benchEngine(b), benchKeys()
+	const batch = 100
+	items := make([]VerifyItem, batch)
+	b.ResetTimer()
+	for done := 0; done < b.N; done += batch {
+		start := done % len(keys)
+		part := keys[start : start+batch]
+		answers, err := e.IssueMany(part, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		for i, a := range answers {
+			if a.Err != nil {
+				b.Fatal(a.Err)
+			}
+			items[i] = VerifyItem{Key: part[i], Code: a.Code}
+		}
+		checked, err := e.VerifyMany(items)
+		if err != nil {
+			b.Fatal(err)
+		}
+		for _, c := range checked {
+			if c.Status != Verified {
+				b.Fatal(c)
+			}
+		}
+	}
+}
