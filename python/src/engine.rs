@@ -279,7 +279,7 @@ impl PyEngine {
         code: &Bound<'_, PyAny>,
         context: Option<&Bound<'_, PyAny>>,
         scopes: Option<&Bound<'_, PyAny>>,
-    ) -> PyResult<PyVerdict> {
+    ) -> PyResult<Py<PyVerdict>> {
         let key = key_arg(key)?;
         let code = byte_arg(code, "code")?;
         let context = context_arg(context)?;
@@ -309,7 +309,7 @@ impl PyEngine {
         skew_ahead: Option<&Bound<'_, PyAny>>,
         at: Option<&Bound<'_, PyAny>>,
         scopes: Option<&Bound<'_, PyAny>>,
-    ) -> PyResult<PyVerdict> {
+    ) -> PyResult<Py<PyVerdict>> {
         let scopes = scope::scopes_arg(scopes)?;
         let key = key_arg(key)?;
         let secret = totp::secret_arg(secret)?;

@@ -2,6 +2,7 @@
 
 use otpengine_core::{format_duration, DurationUnit, Verdict};
 use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
 use pyo3::types::PyBool;
 
 use crate::errors::{status_index, types};
@@ -13,10 +14,33 @@ pub(crate) struct PyVerdict {
     verdict: Verdict,
 }
 
+/// The verdicts that carry nothing but their status, made once: a verify that
+/// succeeds (or finds nothing) hands out a shared immutable object instead of
+/// allocating one, which is a tenth of such a call from Python.
+static PLAIN: PyOnceLock<[Py<PyVerdict>; 4]> = PyOnceLock::new();
+
 impl PyVerdict {
-    pub(crate) fn new(py: Python<'_>, verdict: Verdict) -> PyResult<Self> {
+    /// Core's verdict as a Python `Verdict`; an `OtpError` for a status this
+    /// version does not know.
+    pub(crate) fn new(py: Python<'_>, verdict: Verdict) -> PyResult<Py<PyVerdict>> {
         status_index(py, &verdict)?;
-        Ok(PyVerdict { verdict })
+        let plain = match verdict {
+            Verdict::Verified => 0,
+            Verdict::Expired => 1,
+            Verdict::NotFound => 2,
+            Verdict::Replayed => 3,
+            _ => return Py::new(py, PyVerdict { verdict }),
+        };
+        let made = PLAIN.get_or_try_init(py, || -> PyResult<_> {
+            let make = |verdict| Py::new(py, PyVerdict { verdict });
+            Ok([
+                make(Verdict::Verified)?,
+                make(Verdict::Expired)?,
+                make(Verdict::NotFound)?,
+                make(Verdict::Replayed)?,
+            ])
+        })?;
+        Ok(made[plain].clone_ref(py))
     }
 
     fn index(&self) -> usize {
