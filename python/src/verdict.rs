@@ -16,7 +16,8 @@ pub(crate) struct PyVerdict {
 
 /// The verdicts that carry nothing but their status, made once: a verify that
 /// succeeds (or finds nothing) hands out a shared immutable object instead of
-/// allocating one, which is a tenth of such a call from Python.
+/// allocating one: about 400 instructions a call by callgrind, a twentieth of
+/// an issue+verify pair from Python.
 static PLAIN: PyOnceLock<[Py<PyVerdict>; 4]> = PyOnceLock::new();
 
 impl PyVerdict {
