@@ -21,8 +21,8 @@
 //! - Hash 0 marks an empty row; every key's hash is non-zero.
 //! - Robin Hood order: walking from any row to the next, the distance from home
 //!   grows by at most one, and the row after an empty row is at its home.
-//! - The table grows (by an eighth once it is big) past 9/10 full and halves
-//!   below 1/4 full.
+//! - The table grows past 9/10 full (doubling while small, by an eighth once
+//!   it is big) and halves below 1/4 full.
 
 use std::mem;
 
@@ -43,14 +43,18 @@ pub(crate) struct RowAt(usize);
 /// Fewest rows a non-empty table has.
 const MIN_ROWS: usize = 16;
 
-/// The next size up from `rows`: a quarter more while a shard's table is under
-/// 640 KiB of rows (16,384 rows of 40 bytes), where memory is cheap and a young
-/// engine grows fast, so it resizes half as often; an eighth more from there,
-/// so a big table is never under 4/5 full after growing (9/10 over 9/8). A
-/// rehash writes the new rows nearly in order (homes are monotone in the hash),
-/// so it costs a streaming copy, not a cache miss per row.
+/// The next size up from `rows`: double while a shard's table is under 640 KiB
+/// of rows (16,384 rows of 40 bytes), where memory is cheap and a young engine
+/// grows fast, so a fill from empty copies about half as many rows (3 a key,
+/// against 6 growing by a quarter: a tenth of a fresh engine's time from
+/// Python, see BENCHMARKS.md); an eighth more from there, so a big table is
+/// never under 4/5 full after growing (9/10 over 9/8). A small table is
+/// emptier for it (0.69 full on average, against 0.81), by at most 640 KiB a
+/// shard; a big one is as full either way (0.85). A rehash writes the new rows
+/// nearly in order (homes are monotone in the hash), so it costs a streaming
+/// copy, not a cache miss per row.
 fn grown(rows: usize) -> usize {
-    let step = if rows < 16_384 { rows / 4 } else { rows / 8 };
+    let step = if rows < 16_384 { rows } else { rows / 8 };
     (rows + step).max(MIN_ROWS)
 }
 
