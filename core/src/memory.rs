@@ -467,6 +467,8 @@ impl Memory {
         let inner = &*self.inner;
         inner.reset_if_forked();
         let hash = inner.digester.totp_key_id(key).table_hash();
+        // As for the random codes: the row loads while the HMACs are computed.
+        inner.shard(hash).prefetch(hash);
         let check = TotpCheck::new(secret, typed, params, unix_ms);
         self.verify_with_scopes(hash, targets, |shard, shared, now, count_full| {
             shard.verify_totp(shared, hash, &check, now, count_full)
@@ -475,7 +477,8 @@ impl Memory {
 
     /// The scoped verify of either kind: `run` is the key's own verify. Full
     /// (no room to count a failure on a scope): reclaim and try once more, then
-    /// refuse without looking at the code, as a full TOTP verify does.
+    /// refuse without looking at the code, as a full TOTP verify does. The key's
+    /// row was prefetched by the caller as it hashed the key.
     fn verify_with_scopes(
         &self,
         hash: u64,
@@ -483,7 +486,6 @@ impl Memory {
         mut run: impl FnMut(&mut Shard, &Shared, Millis, bool) -> Result<Outcome, Refusal>,
     ) -> Result<Verdict, Error> {
         let inner = &*self.inner;
-        inner.shard(hash).prefetch(hash);
         for count_full in [false, true] {
             let shared = &inner.shared;
             let scopes_policy = &shared.policy.scopes;

@@ -14,34 +14,35 @@ pub(crate) struct PyVerdict {
     verdict: Verdict,
 }
 
-/// The verdicts that carry nothing but their status, made once: a verify that
-/// succeeds (or finds nothing) hands out a shared immutable object instead of
-/// allocating one: about 400 instructions a call by callgrind, a twentieth of
-/// an issue+verify pair from Python.
-static PLAIN: PyOnceLock<[Py<PyVerdict>; 4]> = PyOnceLock::new();
+/// The verdicts that carry nothing but their status. Each is made once, in
+/// [`SHARED`], and handed out to every verify that answers it: a success (or a
+/// miss) allocates nothing, about 400 instructions a call by callgrind, a
+/// twentieth of an issue+verify pair from Python.
+const PLAIN: [Verdict; 4] = [
+    Verdict::Verified,
+    Verdict::Expired,
+    Verdict::NotFound,
+    Verdict::Replayed,
+];
+
+/// The Python objects of [`PLAIN`], in its order.
+static SHARED: PyOnceLock<Vec<Py<PyVerdict>>> = PyOnceLock::new();
 
 impl PyVerdict {
     /// Core's verdict as a Python `Verdict`; an `OtpError` for a status this
     /// version does not know.
     pub(crate) fn new(py: Python<'_>, verdict: Verdict) -> PyResult<Py<PyVerdict>> {
         status_index(py, &verdict)?;
-        let plain = match verdict {
-            Verdict::Verified => 0,
-            Verdict::Expired => 1,
-            Verdict::NotFound => 2,
-            Verdict::Replayed => 3,
-            _ => return Py::new(py, PyVerdict { verdict }),
+        let Some(plain) = PLAIN.iter().position(|v| *v == verdict) else {
+            return Py::new(py, PyVerdict { verdict });
         };
-        let made = PLAIN.get_or_try_init(py, || -> PyResult<_> {
-            let make = |verdict| Py::new(py, PyVerdict { verdict });
-            Ok([
-                make(Verdict::Verified)?,
-                make(Verdict::Expired)?,
-                make(Verdict::NotFound)?,
-                make(Verdict::Replayed)?,
-            ])
+        let shared = SHARED.get_or_try_init(py, || {
+            PLAIN
+                .iter()
+                .map(|&verdict| Py::new(py, PyVerdict { verdict }))
+                .collect::<PyResult<Vec<_>>>()
         })?;
-        Ok(made[plain].clone_ref(py))
+        Ok(shared[plain].clone_ref(py))
     }
 
     fn index(&self) -> usize {
