@@ -73,7 +73,7 @@ impl Sip {
     }
 
     /// Absorbs `bytes`.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn write(&mut self, mut bytes: &[u8]) {
         self.len += bytes.len() as u64;
         if self.tail_len > 0 {
@@ -98,7 +98,7 @@ impl Sip {
     }
 
     /// Absorbs the 8 little-endian bytes of `word`.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn write_u64(&mut self, word: u64) {
         if self.tail_len == 0 {
             self.len += 8;
@@ -115,7 +115,7 @@ impl Sip {
     }
 
     /// The 64-bit output (of a computation started with `wide == false`).
-    #[inline]
+    #[inline(always)]
     pub(crate) fn finish64(mut self) -> u64 {
         self.last_block();
         self.v[2] ^= 0xff;
@@ -127,7 +127,7 @@ impl Sip {
 
     /// The 128-bit output as two words, first and second 8 bytes (of a
     /// computation started with `wide == true`).
-    #[inline]
+    #[inline(always)]
     pub(crate) fn finish128(mut self) -> [u64; 2] {
         self.last_block();
         self.v[2] ^= 0xee;
