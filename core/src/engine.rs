@@ -520,6 +520,7 @@ impl Engine {
     /// too, and returns `Some` to the one caller that found the engine inherited,
     /// for front ends that warn (Python's `RuntimeWarning`). Always `None` for a
     /// Redis engine, whose state is in Redis and shared across processes.
+    #[inline]
     pub fn reset_if_forked(&self) -> Option<ForkReset> {
         match &self.backend {
             Backend::Memory(m) => m.reset_if_forked(),

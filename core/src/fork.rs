@@ -30,6 +30,7 @@ pub(crate) fn register() {
 }
 
 /// Changes in a child process after each `fork()`.
+#[inline]
 pub(crate) fn generation() -> u64 {
     GENERATION.load(Ordering::Relaxed)
 }

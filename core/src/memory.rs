@@ -220,6 +220,7 @@ impl Memory {
     }
 
     /// See [`Engine::reset_if_forked`](crate::Engine::reset_if_forked).
+    #[inline]
     pub(crate) fn reset_if_forked(&self) -> Option<ForkReset> {
         self.inner.reset_if_forked()
     }
@@ -635,11 +636,20 @@ impl Memory {
 impl Inner {
     /// See [`Engine::reset_if_forked`](crate::Engine::reset_if_forked). The parent's reaper does not exist in the
     /// child (and is not restarted): the child's own calls reclaim its shards.
+    #[inline]
     fn reset_if_forked(&self) -> Option<ForkReset> {
         let generation = fork::generation();
         if self.fork_generation.load(Ordering::Acquire) == generation {
             return None;
         }
+        self.reset(generation)
+    }
+
+    /// Empties the shards of an engine inherited through `fork()`: out of line, as
+    /// it happens once per child, and every call checks for it.
+    #[cold]
+    #[inline(never)]
+    fn reset(&self, generation: u64) -> Option<ForkReset> {
         let _resetting = self.fork_reset.lock();
         if self.fork_generation.load(Ordering::Acquire) == generation {
             return None; // another thread of this child emptied it first
