@@ -5,9 +5,7 @@
 use std::borrow::Cow;
 use std::time::Duration;
 
-use otpengine_core::{
-    check_context_length, check_key_length, constraint, Field, Got, InvalidInput,
-};
+use otpengine_core::{constraint, Field, Got, InvalidInput};
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyBytes, PyFloat, PyInt, PyString};
@@ -31,19 +29,17 @@ pub(crate) fn byte_arg<'a>(obj: &'a Bound<'_, PyAny>, name: &str) -> PyResult<Co
     )))
 }
 
+/// A key's bytes; core checks its length (a `ValueError` through `to_py_err`).
 pub(crate) fn key_arg<'a>(obj: &'a Bound<'_, PyAny>) -> PyResult<Cow<'a, [u8]>> {
-    let key = byte_arg(obj, "key")?;
-    check_key_length(key.len()).map_err(|e| value_error(&e))?;
-    Ok(key)
+    byte_arg(obj, "key")
 }
 
+/// A context's bytes (`None`: no context); core checks its length.
 pub(crate) fn context_arg<'a>(obj: Option<&'a Bound<'_, PyAny>>) -> PyResult<Cow<'a, [u8]>> {
-    let Some(obj) = obj.filter(|o| !o.is_none()) else {
-        return Ok(Cow::Borrowed(&[]));
-    };
-    let context = byte_arg(obj, "context")?;
-    check_context_length(context.len()).map_err(|e| value_error(&e))?;
-    Ok(context)
+    match obj.filter(|o| !o.is_none()) {
+        Some(obj) => byte_arg(obj, "context"),
+        None => Ok(Cow::Borrowed(&[])),
+    }
 }
 
 /// A value refused before it can reach the core (negative, not finite), reported
