@@ -736,7 +736,9 @@ impl Shard {
     fn begin(&mut self, shared: &Shared, now: Millis) -> Millis {
         self.failed = false;
         let now = self.advance_to(now);
-        self.reclaim(shared, now, OP_BUDGET);
+        if !self.wheel.none_due(self.offset(now)) {
+            self.reclaim(shared, now, OP_BUDGET);
+        }
         now
     }
 

@@ -117,6 +117,15 @@ impl Wheel {
         self.occupied[level] |= 1 << slot;
     }
 
+    /// True when [`Wheel::pop_due`] would hand out nothing at `now` and change
+    /// nothing: no due timer, none before the earliest deadline, and timers
+    /// held (an empty wheel moves its time up to `now`). Inlined into every
+    /// call of a shard, which then skips the timer loop.
+    #[inline]
+    pub(crate) fn none_due(&self, now: u32) -> bool {
+        self.due.is_empty() && u64::from(now) < self.earliest && self.len > 0
+    }
+
     /// Hands out one timer whose deadline is at or before `now`, taking it out of
     /// the wheel, or `None` when there is none. Cascades higher levels as time passes.
     pub(crate) fn pop_due(&mut self, now: u32) -> Option<Timer> {
