@@ -13,6 +13,7 @@ use pyo3::types::{PyBool, PyBytes, PyFloat, PyInt, PyString};
 use crate::errors::value_error;
 
 /// A key, context or code: `str` (as UTF-8) or `bytes`, borrowed where possible.
+#[inline]
 pub(crate) fn byte_arg<'a>(obj: &'a Bound<'_, PyAny>, name: &str) -> PyResult<Cow<'a, [u8]>> {
     if let Ok(s) = obj.cast::<PyString>() {
         let text = s.to_str().map_err(|e| {
@@ -30,11 +31,13 @@ pub(crate) fn byte_arg<'a>(obj: &'a Bound<'_, PyAny>, name: &str) -> PyResult<Co
 }
 
 /// A key's bytes; core checks its length (a `ValueError` through `to_py_err`).
+#[inline]
 pub(crate) fn key_arg<'a>(obj: &'a Bound<'_, PyAny>) -> PyResult<Cow<'a, [u8]>> {
     byte_arg(obj, "key")
 }
 
 /// A context's bytes (`None`: no context); core checks its length.
+#[inline]
 pub(crate) fn context_arg<'a>(obj: Option<&'a Bound<'_, PyAny>>) -> PyResult<Cow<'a, [u8]>> {
     match obj.filter(|o| !o.is_none()) {
         Some(obj) => byte_arg(obj, "context"),

@@ -52,12 +52,18 @@ pub(crate) fn limits_arg(limits: &Bound<'_, PyAny>) -> PyResult<Vec<ScopeLimit>>
 
 /// A call's ``scopes`` mapping (name to ``str`` or ``bytes``) as (name, value)
 /// pairs; ``None`` is none.
+#[inline]
 pub(crate) fn scopes_arg<'a>(
     scopes: Option<&'a Bound<'_, PyAny>>,
 ) -> PyResult<Vec<(String, Cow<'a, [u8]>)>> {
-    let Some(scopes) = scopes.filter(|s| !s.is_none()) else {
-        return Ok(Vec::new());
-    };
+    match scopes.filter(|s| !s.is_none()) {
+        None => Ok(Vec::new()),
+        Some(scopes) => scope_items(scopes),
+    }
+}
+
+/// The items of a `scopes` mapping.
+fn scope_items<'a>(scopes: &Bound<'_, PyAny>) -> PyResult<Vec<(String, Cow<'a, [u8]>)>> {
     let mapping = scopes
         .cast::<PyMapping>()
         .map_err(|_| PyTypeError::new_err("scopes must be a mapping of scope name to value"))?;
