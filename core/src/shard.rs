@@ -933,6 +933,10 @@ impl Shard {
 
     #[inline]
     fn forget_old_failures(&mut self, p: &Policy, i: RowAt, now: Millis) {
+        let slot = self.slot(i);
+        if slot.packed.failures() == 0 && !slot.has_history() {
+            return; // no failures and no strikes (they live in the history): nothing to forget
+        }
         let mut limits = self.limits(i);
         let now_counts = rules::failures_now(p, &limits, now);
         if now_counts != (limits.failures, limits.strikes) {
@@ -1091,7 +1095,7 @@ impl Shard {
     }
 
     /// The key's codes, newest first; with one code per key, just the newest.
-    #[inline]
+    #[inline(always)]
     fn codes(&self, i: RowAt) -> impl Iterator<Item = CodeRecord> + '_ {
         let slot = self.slot(i);
         let older: &[CodeRecord] = if slot.has_older() {
