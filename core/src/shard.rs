@@ -827,6 +827,9 @@ impl Shard {
         }
         self.forget_old_failures(&shared.policy, i, now);
         self.expire_due_codes(i, now);
+        if self.newest_pending(&shared.policy, i, now) {
+            return Lookup::Held(i);
+        }
         if self.forget_at(&shared.policy, i) <= now {
             return match self.forget(shared, i, now) {
                 Some(spare) => Lookup::Spare(spare),
@@ -877,12 +880,18 @@ impl Shard {
     /// needs remembering any more. `i` may name another row afterwards.
     fn settle(&mut self, shared: &Shared, i: RowAt, now: Millis) {
         self.expire_due_codes(i, now);
-        let forget_at = self.forget_at(&shared.policy, i);
-        if forget_at <= now {
-            self.forget(shared, i, now);
-            return;
-        }
-        let when = self.next_event(i, forget_at).min(now + TIMER_HORIZON);
+        let next = if self.newest_pending(&shared.policy, i, now) {
+            // A pending code is the next event (no forgetting before it).
+            self.next_event(i, Millis::MAX)
+        } else {
+            let forget_at = self.forget_at(&shared.policy, i);
+            if forget_at <= now {
+                self.forget(shared, i, now);
+                return;
+            }
+            self.next_event(i, forget_at)
+        };
+        let when = next.min(now + TIMER_HORIZON);
         if self.slot(i).timer_at <= self.offset(when) {
             // Scheduled no later than needed: leave it. If it fires early, this
             // runs again then and moves it on; nearly every call (a new code, a
@@ -918,6 +927,17 @@ impl Shard {
             return rules::next_event(std::iter::once(slot.newest(self.epoch)), forget_at);
         }
         rules::next_event(self.codes(i), forget_at)
+    }
+
+    /// Whether row `i`'s newest code is pending (its expiry brought up to date):
+    /// then the key is not to be forgotten yet, as a code is remembered until a
+    /// ttl past its expiry, which is still to come. The shortcut that spares
+    /// the common calls [`Shard::forget_at`]; debug builds check that it agrees.
+    #[inline]
+    fn newest_pending(&self, p: &Policy, i: RowAt, now: Millis) -> bool {
+        let pending = self.slot(i).state() == CodeState::Pending;
+        debug_assert!(!pending || self.forget_at(p, i) > now);
+        pending
     }
 
     #[inline]
