@@ -199,18 +199,38 @@ impl Digester {
         }
     }
 
+    /// The digest of `code` for `key_id` and `context` in one pass: what
+    /// [`Digester::code_prefix`] and [`CodeDigestPrefix::finish`] give, without
+    /// keeping the prefix (for a verify, which has the code before it locks).
+    pub fn code_digest(&self, key_id: KeyId, context: &[u8], code: &[u8]) -> CodeDigest {
+        match self.algorithm {
+            DigestAlgorithm::SipHash24 => {
+                let mut h = self.code_sip(key_id, context);
+                h.write(code);
+                CodeDigest(h.finish64())
+            }
+            DigestAlgorithm::HmacSha256 => self.code_prefix(key_id, context).finish(code),
+        }
+    }
+
+    /// SipHash over `key_id ‖ len(context) ‖ context`, the code digest's prefix.
+    #[inline(always)]
+    fn code_sip(&self, key_id: KeyId, context: &[u8]) -> Sip {
+        let mut h = Sip::new(sip_key(&self.code_subkey), false);
+        h.write_u64(key_id.0[0]);
+        h.write_u64(key_id.0[1]);
+        h.write(&(context.len() as u32).to_le_bytes());
+        h.write(context);
+        h
+    }
+
     /// Starts a code digest for `key_id` and `context`; the code is added last by
     /// [`CodeDigestPrefix::finish`], so the context can be absorbed before a lock is taken.
     pub fn code_prefix(&self, key_id: KeyId, context: &[u8]) -> CodeDigestPrefix {
         let context_len = (context.len() as u32).to_le_bytes();
         match self.algorithm {
             DigestAlgorithm::SipHash24 => {
-                let mut h = Sip::new(sip_key(&self.code_subkey), false);
-                h.write_u64(key_id.0[0]);
-                h.write_u64(key_id.0[1]);
-                h.write(&context_len);
-                h.write(context);
-                CodeDigestPrefix(Prefix::Sip(h))
+                CodeDigestPrefix(Prefix::Sip(self.code_sip(key_id, context)))
             }
             DigestAlgorithm::HmacSha256 => {
                 let mut mac = hmac(&self.code_subkey);
@@ -304,6 +324,15 @@ mod tests {
             assert_ne!(alice, bob);
             assert_eq!(alice, d.key_id(b"alice"), "deterministic under one secret");
             let base = d.code_prefix(alice, b"pay 10 EUR").finish(b"123456");
+            assert_eq!(
+                base,
+                d.code_digest(alice, b"pay 10 EUR", b"123456"),
+                "one pass, same digest"
+            );
+            assert_eq!(
+                d.code_prefix(bob, b"").finish(b"0042917"),
+                d.code_digest(bob, b"", b"0042917")
+            );
             assert_eq!(base, d.code_prefix(alice, b"pay 10 EUR").finish(b"123456"));
             assert_ne!(base, d.code_prefix(bob, b"pay 10 EUR").finish(b"123456"));
             assert_ne!(base, d.code_prefix(alice, b"pay 11 EUR").finish(b"123456"));

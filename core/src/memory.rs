@@ -306,12 +306,8 @@ impl Memory {
     ) -> VerifyRequest {
         let inner = &*self.inner;
         let policy = &inner.shared.policy;
-        let guess = code::normalize(typed, policy.alphabet, policy.code_length).map(|code| {
-            inner
-                .digester
-                .code_prefix(key_id, context)
-                .finish(code.as_bytes())
-        });
+        let guess = code::normalize(typed, policy.alphabet, policy.code_length)
+            .map(|code| inner.digester.code_digest(key_id, context, code.as_bytes()));
         VerifyRequest {
             hash: key_id.table_hash(),
             guess,

@@ -461,10 +461,7 @@ impl RedisStore {
     ) -> (Code, keys::KeyNames, [Vec<u8>; 2]) {
         let key_id = self.digester.key_id(key);
         let code = self.draw();
-        let digest = self
-            .digester
-            .code_prefix(key_id, context)
-            .finish(code.as_bytes());
+        let digest = self.digester.code_digest(key_id, context, code.as_bytes());
         let names = self.keys.names(key_id);
         let args = [
             digest.0.to_be_bytes().to_vec(),
@@ -527,10 +524,7 @@ impl RedisStore {
         let key_id = self.digester.key_id(key);
         let guess = code::normalize(typed, p.alphabet, p.code_length)
             .map(|code| {
-                let digest = self
-                    .digester
-                    .code_prefix(key_id, context)
-                    .finish(code.as_bytes());
+                let digest = self.digester.code_digest(key_id, context, code.as_bytes());
                 digest.0.to_be_bytes().to_vec()
             })
             .unwrap_or_default();
